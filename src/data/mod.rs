@@ -1,0 +1,6 @@
+//! Data: SCAN "precomp" datasets on memory maps (spec §6), the vocabulary, the
+//! NLTK-identical tokenizer, batching and the synthetic generator.
+
+pub mod npy;
+pub mod tokenizer;
+pub mod vocab;

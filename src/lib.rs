@@ -1,0 +1,12 @@
+//! dbl — Deep Boosting Learning (Diao et al., IEEE TIP 2024) for image-text
+//! matching: train, evaluate and serve, in Rust.
+//!
+//! Module map:
+//! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical
+//!   tokenizer, batching, synthetic generator.
+//! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
+//! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
+
+pub mod cli;
+pub mod data;
+pub mod eval;

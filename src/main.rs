@@ -1,0 +1,41 @@
+//! `dbl` command line: parses arguments and dispatches to [`dbl::cli`].
+
+use clap::{Parser, Subcommand};
+use dbl::cli;
+
+/// Deep Boosting Learning for image-text matching.
+#[derive(Debug, Parser)]
+#[command(name = "dbl", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the deterministic synthetic dataset (SCAN precomp layout + vocabulary).
+    Synth(cli::synth::Args),
+    /// Build or inspect a vocabulary.
+    Vocab(cli::vocab::Args),
+    /// Tokenize captions from stdin (one per line) exactly as NLTK; prints JSON arrays.
+    Tokenize(cli::tokenize::Args),
+    /// Validate a dataset folder and print a summary.
+    Inspect(cli::inspect::Args),
+    /// Compute R@K / medr / meanr / rSum from similarity matrices.
+    Eval(cli::eval::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(a) => cli::synth::run(a),
+        Command::Vocab(a) => cli::vocab::run(a),
+        Command::Tokenize(a) => cli::tokenize::run(a),
+        Command::Inspect(a) => cli::inspect::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
