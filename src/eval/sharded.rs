@@ -1,0 +1,256 @@
+//! Sharded exact scoring (spec §8 step 3; the authors' `shard_attn_scores`,
+//! which fills the `(N, 5N)` matrix in 100 x 100 blocks): a [`BlockScorer`]
+//! fills one block of images x captions, and the drivers tile the matrix,
+//! either into one dense buffer ([`score_full`], rayon over all blocks) or
+//! band by band into a sink ([`score_bands`], rayon over the blocks of a band,
+//! memory of one band), e.g. an `NpyWriter` or a streaming ranker.
+//!
+//! Block sizes never change results as long as the scorer is block-invariant
+//! (every score depends only on its image and caption), which the property
+//! tests check for the dot-product scorer.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::error::EvalError;
+
+/// Something that scores blocks of the image x caption similarity matrix.
+///
+/// Implementations must fill every value of `out` and be deterministic: the
+/// same block always gives the same bits (sharded evaluation re-scores the
+/// blocks holding positives; [`crate::eval::streaming`] checks this).
+pub trait BlockScorer: Sync {
+    /// Number of images (rows of the full matrix).
+    fn n_images(&self) -> usize;
+    /// Number of captions (columns of the full matrix).
+    fn n_captions(&self) -> usize;
+    /// Scores images `images` against captions `captions`.
+    /// out: `[images.len(), captions.len()]`, row-major.
+    fn score_block(&self, images: Range<usize>, captions: Range<usize>, out: &mut [f32]);
+}
+
+/// Tile shape for sharded scoring. Default: 100 x 100, the authors'
+/// `shard_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSize {
+    /// Images per block (>= 1).
+    pub images: usize,
+    /// Captions per block (>= 1).
+    pub captions: usize,
+}
+
+impl Default for BlockSize {
+    fn default() -> Self {
+        Self {
+            images: 100,
+            captions: 100,
+        }
+    }
+}
+
+impl BlockSize {
+    /// Both sides must be at least 1.
+    pub fn validate(&self) -> Result<(), EvalError> {
+        if self.images == 0 || self.captions == 0 {
+            return Err(EvalError::BlockSize {
+                images: self.images,
+                captions: self.captions,
+            });
+        }
+        Ok(())
+    }
+
+    /// Image range of image block `b` of a matrix with `n_img` images.
+    pub fn image_range(&self, b: usize, n_img: usize) -> Range<usize> {
+        b * self.images..((b + 1) * self.images).min(n_img)
+    }
+
+    /// Caption range of caption block `b` of a matrix with `n_cap` captions.
+    pub fn caption_range(&self, b: usize, n_cap: usize) -> Range<usize> {
+        b * self.captions..((b + 1) * self.captions).min(n_cap)
+    }
+}
+
+/// Checks the block size and the scorer's shape; returns `(n_img, n_cap)`.
+fn check<S: BlockScorer + ?Sized>(
+    scorer: &S,
+    block: BlockSize,
+) -> Result<(usize, usize), EvalError> {
+    block.validate()?;
+    let (n_img, n_cap) = (scorer.n_images(), scorer.n_captions());
+    if n_img == 0 || n_cap == 0 {
+        return Err(EvalError::Empty { n_img, n_cap });
+    }
+    n_img
+        .checked_mul(n_cap)
+        .ok_or(EvalError::TooLarge { n_img, n_cap })?;
+    Ok((n_img, n_cap))
+}
+
+/// Scores one block into `scratch` (resized; pre-filled with NaN so a scorer
+/// that skips values is caught by the finiteness checks downstream).
+fn score_into<S: BlockScorer + ?Sized>(
+    scorer: &S,
+    images: Range<usize>,
+    captions: Range<usize>,
+    scratch: &mut Vec<f32>,
+) {
+    scratch.clear();
+    scratch.resize(images.len() * captions.len(), f32::NAN);
+    scorer.score_block(images, captions, scratch);
+}
+
+/// Scores the full matrix, rayon over all blocks. Returns `[n_img, n_cap]`,
+/// row-major, ready for [`SimMatrix::new`](super::matrix::SimMatrix::new).
+pub fn score_full<S: BlockScorer + ?Sized>(
+    scorer: &S,
+    block: BlockSize,
+) -> Result<Vec<f32>, EvalError> {
+    let (n_img, n_cap) = check(scorer, block)?;
+    let mut out = vec![0.0f32; n_img * n_cap];
+    let n_cb = n_cap.div_ceil(block.captions);
+    let n_ib = n_img.div_ceil(block.images);
+    // Hand each block the disjoint row pieces it owns.
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..n_ib * n_cb).map(|_| Vec::new()).collect();
+    for (i, row) in out.chunks_mut(n_cap).enumerate() {
+        let ib = i / block.images;
+        for (cb, piece) in row.chunks_mut(block.captions).enumerate() {
+            pieces[ib * n_cb + cb].push(piece);
+        }
+    }
+    pieces
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(Vec::new, |scratch, (b, rows)| {
+            let captions = block.caption_range(b % n_cb, n_cap);
+            let width = captions.len();
+            score_into(
+                scorer,
+                block.image_range(b / n_cb, n_img),
+                captions,
+                scratch,
+            );
+            for (dst, src) in rows.into_iter().zip(scratch.chunks(width)) {
+                dst.copy_from_slice(src);
+            }
+        });
+    Ok(out)
+}
+
+/// Scores the matrix one band of `block.images` images at a time (rayon over
+/// the band's caption blocks) and hands each band, in order, to `sink`
+/// together with its image range. band: `[range.len(), n_cap]`.
+///
+/// Peak memory is one band. Errors of the sink stop the scoring.
+pub fn score_bands<S, F, E>(scorer: &S, block: BlockSize, mut sink: F) -> Result<(), E>
+where
+    S: BlockScorer + ?Sized,
+    F: FnMut(Range<usize>, &[f32]) -> Result<(), E>,
+    E: From<EvalError>,
+{
+    let (n_img, n_cap) = check(scorer, block)?;
+    let n_cb = n_cap.div_ceil(block.captions);
+    let mut band = Vec::new();
+    for ib in 0..n_img.div_ceil(block.images) {
+        let images = block.image_range(ib, n_img);
+        band.clear();
+        band.resize(images.len() * n_cap, 0.0f32);
+        let mut pieces: Vec<Vec<&mut [f32]>> = (0..n_cb).map(|_| Vec::new()).collect();
+        for row in band.chunks_mut(n_cap) {
+            for (cb, piece) in row.chunks_mut(block.captions).enumerate() {
+                pieces[cb].push(piece);
+            }
+        }
+        pieces
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (cb, rows)| {
+                let captions = block.caption_range(cb, n_cap);
+                let width = captions.len();
+                score_into(scorer, images.clone(), captions, scratch);
+                for (dst, src) in rows.into_iter().zip(scratch.chunks(width)) {
+                    dst.copy_from_slice(src);
+                }
+            });
+        sink(images, &band)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// s(i, k) = 1000 i + k: every value says where it belongs.
+    struct Coords {
+        n_img: usize,
+        n_cap: usize,
+    }
+
+    impl BlockScorer for Coords {
+        fn n_images(&self) -> usize {
+            self.n_img
+        }
+        fn n_captions(&self) -> usize {
+            self.n_cap
+        }
+        fn score_block(&self, images: Range<usize>, captions: Range<usize>, out: &mut [f32]) {
+            let w = captions.len();
+            for (r, i) in images.enumerate() {
+                for (c, k) in captions.clone().enumerate() {
+                    out[r * w + c] = (1000 * i + k) as f32;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_value_lands_in_place() {
+        let s = Coords {
+            n_img: 7,
+            n_cap: 13,
+        };
+        let want: Vec<f32> = (0..7)
+            .flat_map(|i| (0..13).map(move |k| (1000 * i + k) as f32))
+            .collect();
+        for (bi, bc) in [(1, 1), (2, 5), (3, 13), (7, 4), (100, 100)] {
+            let block = BlockSize {
+                images: bi,
+                captions: bc,
+            };
+            assert_eq!(score_full(&s, block).unwrap(), want, "{bi}x{bc}");
+            let mut streamed = Vec::new();
+            let mut next = 0;
+            score_bands(&s, block, |rows, band| {
+                assert_eq!(rows.start, next);
+                next = rows.end;
+                streamed.extend_from_slice(band);
+                Ok::<(), EvalError>(())
+            })
+            .unwrap();
+            assert_eq!(streamed, want, "bands {bi}x{bc}");
+        }
+    }
+
+    #[test]
+    fn rejects_zero_blocks_and_empty_scorers() {
+        let s = Coords { n_img: 2, n_cap: 4 };
+        let zero = BlockSize {
+            images: 0,
+            captions: 3,
+        };
+        assert_eq!(
+            score_full(&s, zero).unwrap_err(),
+            EvalError::BlockSize {
+                images: 0,
+                captions: 3
+            }
+        );
+        let empty = Coords { n_img: 0, n_cap: 4 };
+        assert!(matches!(
+            score_full(&empty, BlockSize::default()),
+            Err(EvalError::Empty { .. })
+        ));
+    }
+}
