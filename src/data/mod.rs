@@ -2,5 +2,6 @@
 //! NLTK-identical tokenizer, batching and the synthetic generator.
 
 pub mod npy;
+pub mod synth;
 pub mod tokenizer;
 pub mod vocab;
