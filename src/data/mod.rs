@@ -1,7 +1,10 @@
 //! Data: SCAN "precomp" datasets on memory maps (spec §6), the vocabulary, the
 //! NLTK-identical tokenizer, batching and the synthetic generator.
 
+pub mod batch;
+pub mod inspect;
 pub mod npy;
+pub mod precomp;
 pub mod synth;
 pub mod tokenizer;
 pub mod vocab;

@@ -22,6 +22,10 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Headers larger than this are refused before allocating (NumPy itself caps
 /// at 10,000 bytes unless asked otherwise; we allow some slack).
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
+/// [`NpyF32::release_rows`] widens its range to multiples of this many file
+/// bytes: the largest page-cache folio a fault can map on x86-64/arm64 (a
+/// PMD, 2 MiB), which also covers the 64 KiB fault-around window.
+pub const RELEASE_ALIGN: usize = 2 << 20;
 /// Shapes with more dimensions than this are refused.
 const MAX_NDIM: usize = 8;
 
@@ -342,6 +346,46 @@ impl NpyF32 {
         &self.data()[i * n..(i + 1) * n]
     }
 
+    /// Drops this process's mapping of the pages under rows `rows` (first axis)
+    /// with `madvise(MADV_DONTNEED)`, so pages already read stop counting in
+    /// the resident set. The data stays valid: the next read faults the same
+    /// bytes back in from the page cache or the file.
+    ///
+    /// The range is widened to [`RELEASE_ALIGN`] boundaries of the file: one
+    /// page fault maps a whole page-cache folio (up to 2 MiB) plus the
+    /// fault-around window, i.e. neighbouring rows too, and those would stay
+    /// resident until their own rows were released. Dropping a neighbour's
+    /// pages early is harmless for the reason above. A hint: errors and
+    /// non-Unix targets are ignored; an out-of-range `rows` is a no-op.
+    pub fn release_rows(&self, rows: std::ops::Range<usize>) {
+        let row_bytes = self.row_len() * 4;
+        let first = self.shape().first().copied().unwrap_or(0);
+        if rows.start >= rows.end || rows.end > first || row_bytes == 0 {
+            return;
+        }
+        let lo = self.header.data_offset + rows.start * row_bytes;
+        let hi = self.header.data_offset + rows.end * row_bytes;
+        let offset = lo - lo % RELEASE_ALIGN;
+        let len = hi.next_multiple_of(RELEASE_ALIGN).min(self.mmap.len()) - offset;
+        #[cfg(unix)]
+        {
+            // SAFETY: `Mmap::map` made a read-only `MAP_SHARED` mapping of a
+            // regular file, and nothing writes through it. For such a mapping
+            // MADV_DONTNEED only removes page-table entries: later reads fault
+            // the unchanged file bytes back in, so every `&[f32]` handed out by
+            // `data()`/`row()` keeps observing the same values (the zero-fill
+            // behaviour that makes this advice unsafe applies to private or
+            // anonymous mappings only). `offset + len <= mmap.len()` by
+            // construction.
+            let _ = unsafe {
+                self.mmap
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = (offset, len);
+    }
+
     /// Hints the kernel that rows will be read in order (cheap; errors ignored).
     pub fn advise_sequential(&self) {
         #[cfg(unix)]
@@ -482,6 +526,40 @@ mod tests {
         let hdr = parse_header(Path::new("x.npy"), &h).unwrap();
         assert_eq!(hdr.shape, vec![2, 3]);
         assert_eq!(hdr.data_offset, 128);
+    }
+
+    #[test]
+    fn release_rows_keeps_data_and_shrinks_rss() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.npy");
+        // 64 rows of 64 KiB: 4 MiB, enough to see in the resident set.
+        let (rows, cols) = (64usize, 16384usize);
+        let data: Vec<f32> = (0..rows * cols).map(|i| (i % 977) as f32).collect();
+        write_f32(&p, &[rows, cols], &data).unwrap();
+        let a = NpyF32::open_ndim(&p, 2).unwrap();
+        let sum = |a: &NpyF32| a.data().iter().map(|&x| x as f64).sum::<f64>();
+        let want = sum(&a);
+        let touched = rss_file_kib();
+        a.release_rows(0..rows);
+        let released = rss_file_kib();
+        // Out-of-range and empty ranges are no-ops, not panics.
+        a.release_rows(rows..rows + 1);
+        a.release_rows(3..3);
+        assert_eq!(sum(&a), want, "data must read back unchanged after release");
+        if let (Some(t), Some(r)) = (touched, released) {
+            // 4 MiB were touched; at least 3 MiB must have left the resident set.
+            assert!(
+                t >= r + 3 * 1024,
+                "RssFile {t} KiB -> {r} KiB after release"
+            );
+        }
+    }
+
+    /// File-backed resident memory of this process (Linux only).
+    fn rss_file_kib() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = s.lines().find(|l| l.starts_with("RssFile:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     #[test]
