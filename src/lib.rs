@@ -10,3 +10,4 @@
 pub mod cli;
 pub mod data;
 pub mod eval;
+pub mod loss;
