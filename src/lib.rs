@@ -9,5 +9,6 @@
 
 pub mod cli;
 pub mod data;
+pub mod engine;
 pub mod eval;
 pub mod loss;

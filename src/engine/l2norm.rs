@@ -1,0 +1,111 @@
+//! Row-wise L2 normalisation as the authors write it (spec §5.4):
+//! `y = x / (‖x‖₂ + eps)` over the last dimension, eps = 1e-8 **added to the
+//! norm** (not inside the square root). PyTorch: `X / (X.pow(2).sum(-1,
+//! keepdim=True).sqrt() + eps)`.
+//!
+//! The backward pass needs only the output and the norms, so the forward runs
+//! in place. With d = ‖x‖ + eps and n = ‖x‖:
+//! `dx = dy/d − x·(x·dy)/(d²·n)  =  (dy − y·(y·dy)·d/n) / d`.
+//! For an all-zero row (n = 0, e.g. GRU padding) the second term is taken as 0,
+//! giving `dx = dy/eps`; PyTorch would produce NaN there (its `sqrt` backward
+//! divides 0 by 0), which the authors' packed-sequence backward then discards.
+//! Callers feed zero upstream gradient to such rows.
+
+/// The epsilon added to every norm.
+pub const EPS: f32 = 1e-8;
+
+/// Normalises each `dim`-long row of `x` in place and returns the norms ‖x‖₂
+/// (without eps). x: [rows, dim] → norms: [rows]. Sums of squares are
+/// accumulated in f64.
+pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
+    assert!(
+        dim > 0 && x.len().is_multiple_of(dim),
+        "l2norm: {} values are not rows of {dim}",
+        x.len()
+    );
+    x.chunks_exact_mut(dim)
+        .map(|row| {
+            let n = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
+            let d = n + EPS;
+            row.iter_mut().for_each(|v| *v /= d);
+            n
+        })
+        .collect()
+}
+
+/// Turns the upstream gradient into the input gradient, in place.
+/// y: [rows, dim] (forward output), norms: [rows] (from [`forward`]), grad: [rows, dim].
+pub fn backward(y: &[f32], norms: &[f32], grad: &mut [f32], dim: usize) {
+    assert!(
+        dim > 0 && y.len() == grad.len() && y.len() == norms.len() * dim,
+        "l2norm backward: y {} values, grad {}, {} norms of rows of {dim}",
+        y.len(),
+        grad.len(),
+        norms.len()
+    );
+    for ((yr, gr), &n) in y
+        .chunks_exact(dim)
+        .zip(grad.chunks_exact_mut(dim))
+        .zip(norms)
+    {
+        let d = (n + EPS) as f64;
+        let k = if n > 0.0 {
+            let ydy: f64 = yr
+                .iter()
+                .zip(gr.iter())
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            ydy * d / n as f64
+        } else {
+            0.0
+        };
+        for (g, &yv) in gr.iter_mut().zip(yr) {
+            *g = ((*g as f64 - yv as f64 * k) / d) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::*;
+
+    #[test]
+    fn unit_norm_and_eps_placement() {
+        let mut x = vec![3.0f32, 4.0, 0.0, 0.0];
+        let n = forward(&mut x, 2);
+        assert_eq!(n, vec![5.0, 0.0]);
+        assert_eq!(&x[..2], &[3.0 / (5.0 + EPS), 4.0 / (5.0 + EPS)]);
+        assert_eq!(&x[2..], &[0.0, 0.0]);
+        // A tiny row: eps in the denominator keeps it finite and below unit norm.
+        let mut t = vec![1e-9f32, 0.0];
+        forward(&mut t, 2);
+        assert!((t[0] - 1e-9 / (1e-9 + 1e-8)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn finite_differences() {
+        let dim = 6;
+        let mut x = rand_vec(4 * dim, 1, 1.0);
+        let c = rand_vec(4 * dim, 2, 1.0);
+        let mut y = x.clone();
+        let n = forward(&mut y, dim);
+        let mut g = c.clone();
+        backward(&y, &n, &mut g, dim);
+        let fx = fd_grad(&mut x, FD_EPS, |x| {
+            let mut y = x.to_vec();
+            forward(&mut y, dim);
+            dot_loss(&y, &c)
+        });
+        assert_grad_close("dx", &g, &fx);
+    }
+
+    #[test]
+    fn zero_row_gets_first_term_only() {
+        let mut y = vec![0.0f32; 3];
+        let n = forward(&mut y, 3);
+        let mut g = vec![0.0f32, 0.0, 0.0];
+        backward(&y, &n, &mut g, 3);
+        assert_eq!(g, vec![0.0; 3]);
+    }
+}

@@ -1,0 +1,65 @@
+//! Test-only helpers shared by the layer tests: seeded random tensors, a
+//! fixed random linear functional as the loss, and central finite differences.
+//!
+//! Finite-difference recipe used by every layer test: the forward runs in f32,
+//! the loss L = Σ c ⊙ y is accumulated in f64, and ∂L/∂x_i ≈ (L(x+h) − L(x−h)) /
+//! ((x_i+h) − (x_i−h)) with the denominator taken from the f32 values actually
+//! used. With h = 1e-2 the f32 rounding contributes ~1e-6/2h ≈ 5e-5 and the
+//! truncation error h²·L'''/6 is ~2e-5 for the O(1) inputs used, so the
+//! comparison tolerance is |fd − analytic| ≤ 5e-4 + 5e-3·|fd|; a wrong formula
+//! misses by O(1).
+
+use crate::engine::rng::{seeded, symmetric_f32};
+
+/// Finite-difference step.
+pub const FD_EPS: f32 = 1e-2;
+/// Absolute part of the finite-difference tolerance.
+pub const FD_ATOL: f64 = 5e-4;
+/// Relative part of the finite-difference tolerance.
+pub const FD_RTOL: f64 = 5e-3;
+
+/// `n` values uniform on [−a, a) from `seed`.
+pub fn rand_vec(n: usize, seed: u64, a: f32) -> Vec<f32> {
+    let mut r = seeded(seed);
+    (0..n).map(|_| symmetric_f32(&mut r, a)).collect()
+}
+
+/// Σ c ⊙ y in f64.
+pub fn dot_loss(y: &[f32], c: &[f32]) -> f64 {
+    assert_eq!(y.len(), c.len());
+    y.iter().zip(c).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
+
+/// Central differences of `f` at `x` for every coordinate (x is restored).
+pub fn fd_grad(x: &mut [f32], eps: f32, mut f: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
+    let mut g = vec![0.0; x.len()];
+    for i in 0..x.len() {
+        let orig = x[i];
+        let (hi, lo) = (orig + eps, orig - eps);
+        x[i] = hi;
+        let lp = f(x);
+        x[i] = lo;
+        let lm = f(x);
+        x[i] = orig;
+        g[i] = (lp - lm) / (hi as f64 - lo as f64);
+    }
+    g
+}
+
+/// Asserts |analytic − fd| ≤ FD_ATOL + FD_RTOL·|fd| everywhere; returns the worst ratio
+/// of error to allowance (≤ 1 when passing).
+#[track_caller]
+pub fn assert_grad_close(name: &str, analytic: &[f32], fd: &[f64]) -> f64 {
+    assert_eq!(analytic.len(), fd.len(), "{name}: length");
+    let mut worst = 0.0f64;
+    for (i, (&a, &n)) in analytic.iter().zip(fd).enumerate() {
+        let allow = FD_ATOL + FD_RTOL * n.abs();
+        let err = (a as f64 - n).abs();
+        assert!(
+            err <= allow,
+            "{name}[{i}]: analytic {a} vs finite difference {n} (|diff| {err:.3e} > {allow:.3e})"
+        );
+        worst = worst.max(err / allow);
+    }
+    worst
+}
