@@ -12,3 +12,4 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod loss;
+pub mod model;

@@ -1,0 +1,31 @@
+//! Matching networks (spec §5): encoders, similarity heads and the backbones
+//! built from them, plus the [`Trainable`] contract the trainer drives.
+
+use crate::data::batch::Batch;
+use crate::data::precomp::Precomp;
+use crate::engine::param::Module;
+use crate::engine::rng::EngineRng;
+
+/// What the trainer (`crate::train`) needs from a backbone.
+///
+/// Every regime (baseline, OAS, OSS cohorts, MSS) is written against this
+/// trait only, so any backbone trains under any regime and loss.
+pub trait Trainable: Module + Clone + Send + Sync {
+    /// Whatever `forward` keeps for `backward` (activations, dropout masks).
+    type Cache: Send;
+
+    /// Scores a batch: returns `sims: [B, B]` row-major, rows = the batch's
+    /// images, columns = its captions, positives on the diagonal.
+    /// `train` turns dropout on (drawing masks from `rng`); eval mode never
+    /// touches `rng`.
+    fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, Self::Cache);
+
+    /// Back-propagates `d_sims: [B, B]` (dL/dsims, same layout), accumulating
+    /// into every parameter's `grad` (PyTorch `.grad +=` semantics).
+    fn backward(&mut self, cache: Self::Cache, d_sims: &[f32]);
+
+    /// Scores a whole split in eval mode (spec §8 steps 1–3):
+    /// returns `[ds.n_images(), ds.len()]` row-major (images de-duplicated by
+    /// the im_div rule, all captions).
+    fn score_split(&self, ds: &Precomp) -> Vec<f32>;
+}
