@@ -85,20 +85,35 @@ impl Vocab {
     }
 
     /// Counts tokens over `captions` and keeps those seen `>= threshold` times.
+    /// Captions are tokenized in parallel (rayon); the counts, and so the
+    /// vocabulary, do not depend on the thread count.
     pub fn build<'a>(
         captions: impl IntoIterator<Item = &'a str>,
         threshold: usize,
         keep_punctuation: bool,
     ) -> Self {
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for cap in captions {
-            for tok in tokenizer::tokenize_caption(cap) {
-                if !keep_punctuation && PUNCTUATION.contains(&tok.as_str()) {
-                    continue;
+        use rayon::prelude::*;
+        let captions: Vec<&str> = captions.into_iter().collect();
+        let counts: HashMap<String, usize> = captions
+            .par_chunks(1024)
+            .map(|chunk| {
+                let mut counts: HashMap<String, usize> = HashMap::new();
+                for cap in chunk {
+                    for tok in tokenizer::tokenize_caption(cap) {
+                        if !keep_punctuation && PUNCTUATION.contains(&tok.as_str()) {
+                            continue;
+                        }
+                        *counts.entry(tok).or_default() += 1;
+                    }
                 }
-                *counts.entry(tok).or_default() += 1;
-            }
-        }
+                counts
+            })
+            .reduce(HashMap::new, |mut a, b| {
+                for (w, c) in b {
+                    *a.entry(w).or_default() += c;
+                }
+                a
+            });
         let mut kept: Vec<(String, usize)> = counts
             .into_iter()
             .filter(|(w, c)| *c >= threshold && !SPECIALS.contains(&w.as_str()))
