@@ -7,7 +7,7 @@
 //! column j without j)_i / (B·T); dL/dS_ii = −2 / (B·T). Needs B >= 2.
 //! PyTorch mirror: `losses.decoupled_info_nce`.
 
-use super::scores::transpose;
+use super::info_nce::bidirectional;
 use super::softmax::logsumexp;
 use super::{LossError, LossOutput, ScoreMatrix, check_positive};
 
@@ -41,19 +41,7 @@ pub fn decoupled_info_nce(s: &ScoreMatrix, temperature: f64) -> Result<LossOutpu
             n,
         });
     }
-    let z: Vec<f64> = s.as_slice().iter().map(|&v| v / temperature).collect();
-    let (v_rows, g_rows) = rows(&z, n);
-    let (v_cols, g_cols) = rows(&transpose(&z, n), n);
-    let g_cols = transpose(&g_cols, n);
-    Ok(LossOutput {
-        value: v_rows + v_cols,
-        grad: g_rows
-            .iter()
-            .zip(&g_cols)
-            .map(|(a, b)| (a + b) / temperature)
-            .collect(),
-        grad_anchor: None,
-    })
+    Ok(bidirectional(s, temperature, rows))
 }
 
 #[cfg(test)]

@@ -29,12 +29,23 @@ fn ce_rows(z: &[f64], n: usize) -> (f64, Vec<f64>) {
 /// Bidirectional InfoNCE of `s: [n, n]` at temperature `temperature` (> 0).
 pub fn info_nce(s: &ScoreMatrix, temperature: f64) -> Result<LossOutput, LossError> {
     check_positive("temperature", temperature)?;
+    Ok(bidirectional(s, temperature, ce_rows))
+}
+
+/// Applies a per-row loss `row_loss(z, n) -> (value, dL/dz)` to the rows of
+/// `z = s / temperature` (i2t) and to its columns (t2i), and sums both
+/// directions; the gradient is returned w.r.t. `s`.
+pub(crate) fn bidirectional(
+    s: &ScoreMatrix,
+    temperature: f64,
+    row_loss: fn(&[f64], usize) -> (f64, Vec<f64>),
+) -> LossOutput {
     let n = s.n();
     let z: Vec<f64> = s.as_slice().iter().map(|&v| v / temperature).collect();
-    let (v_rows, g_rows) = ce_rows(&z, n);
-    let (v_cols, g_cols) = ce_rows(&transpose(&z, n), n);
+    let (v_rows, g_rows) = row_loss(&z, n);
+    let (v_cols, g_cols) = row_loss(&transpose(&z, n), n);
     let g_cols = transpose(&g_cols, n);
-    Ok(LossOutput {
+    LossOutput {
         value: v_rows + v_cols,
         grad: g_rows
             .iter()
@@ -42,7 +53,7 @@ pub fn info_nce(s: &ScoreMatrix, temperature: f64) -> Result<LossOutput, LossErr
             .map(|(a, b)| (a + b) / temperature)
             .collect(),
         grad_anchor: None,
-    })
+    }
 }
 
 #[cfg(test)]
