@@ -15,7 +15,8 @@ Each `<name>.safetensors` holds the batch, the outputs and the gradients:
   for the real-dims file, tensors with more than 300,000 values store
   `grad_rows.<param>` (rows listed in `rows`), `grad_sq.<param>` (float64
   squared Frobenius norm) and `grad_probe.<param>` (float64 sum(G * P), P =
-  hash_uniform(100 + tag)) instead.
+  hash_uniform(100 + tag)) instead; `grad64.sim_enc.sim_tran_w.bias` is that
+  gradient computed by the same model in float64.
 Weights:
 - scan_small / vse_small (B=8, R=36, img_dim 64, embed 32, word_dim 16,
   sim_dim 16, V=50, lengths 12..2): `<name>.weights.safetensors`, the
@@ -141,6 +142,12 @@ def scan_real():
             probe = torch.from_numpy(hash_uniform(100 + tag, g.numel())).double().reshape(g.shape)
             t[f"grad_sq.{k}"] = (g64 * g64).sum()
             t[f"grad_probe.{k}"] = (g64 * probe).sum()
+    # float64 reference of the one gradient that is a cancelling sum of
+    # B * N_w rows (the W_t bias), to judge the float32 results against.
+    t = {k: v.detach().clone() for k, v in t.items()}  # .double() converts grads in place
+    model.double()
+    run(model, images.double(), tokens, lens)
+    t["grad64.sim_enc.sim_tran_w.bias"] = model.sim_enc.sim_tran_w.bias.grad
     save("scan_real.safetensors", t)
 
 
