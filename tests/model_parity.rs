@@ -270,3 +270,143 @@ fn scan_ave_real_dims_matches_torch() {
         assert!(r_dot <= TOL_REAL, "grad_probe.{n}: {r_dot:.3e}");
     }
 }
+
+/// The committed converted checkpoint scores the scan_small batch like the port.
+fn check_imported(path: &Path) {
+    let mut model = dbl::cli::import_torch::load_imported(path).unwrap();
+    assert_eq!(model.config(), &small_cfg(Backbone::ScanAve));
+    let fx = Fixture::open("scan_small.safetensors");
+    let (sims, _) = run(&mut model, &fx.batch());
+    check("imported sims", &sims, &fx.f32("sims").1, TOL);
+}
+
+#[test]
+fn committed_import_scores_like_the_port() {
+    check_imported(&fixture_path("tiny_ckpt.safetensors"));
+}
+
+#[test]
+fn import_torch_cli_converts_the_checkpoint() {
+    let has_torch = std::process::Command::new("python3")
+        .args(["-c", "import torch, safetensors"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch {
+        println!("note: python3 with torch/safetensors not found; skipping the import-torch CLI test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.safetensors");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dbl"))
+        .arg("import-torch")
+        .arg(fixture_path("tiny_ckpt.pth.tar"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("scan-ave"));
+    check_imported(&out);
+    // A file that is not a checkpoint is a clear error.
+    let bad = dir.path().join("bad.pth");
+    std::fs::write(&bad, b"not a checkpoint").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dbl"))
+        .arg("import-torch")
+        .arg(&bad)
+        .arg(dir.path().join("x.safetensors"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("failed"));
+}
+
+#[test]
+fn model_cli_prints_the_spec_parameter_count() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dbl"))
+        .args(["model", "--backbone", "scan-ave", "--vocab-size", "8481"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("13,052,077"), "{s}");
+    assert!(s.contains("sim_enc.sim_tran_w.weight"), "{s}");
+}
+
+/// Train-mode forward (dropout on) + backward under a pool of `threads`;
+/// returns sims and every gradient, flattened.
+fn train_step(backbone: Backbone, seed: u64, threads: usize) -> Vec<f32> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let fx = Fixture::open("scan_small.safetensors");
+        let batch = fx.batch();
+        let mut model = Model::new(&small_cfg(backbone), seed).unwrap();
+        let mut rng = seeded(seed + 1);
+        let (sims, cache) = model.forward(&batch, true, &mut rng);
+        let n = batch.size();
+        let out = triplet(&ScoreMatrix::from_f32("s", &sims, n).unwrap(), 0.2, Reduction::Hardest)
+            .unwrap();
+        model.backward(cache, &out.grad_f32());
+        let mut v = sims;
+        for p in model.params() {
+            v.extend_from_slice(&p.grad);
+        }
+        v
+    })
+}
+
+#[test]
+fn same_seed_and_threads_is_bitwise_identical() {
+    for backbone in [Backbone::ScanAve, Backbone::Vse] {
+        for threads in [1, 3] {
+            let a = train_step(backbone, 5, threads);
+            let b = train_step(backbone, 5, threads);
+            assert!(a.iter().all(|v| v.is_finite()));
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{backbone:?}, {threads} threads: two runs differ"
+            );
+        }
+        assert_ne!(train_step(backbone, 5, 1), train_step(backbone, 6, 1));
+    }
+}
+
+#[test]
+fn block_scorer_matches_the_batch_forward() {
+    use dbl::eval::sharded::{BlockSize, score_full};
+    use dbl::model::scan_head::{ScanScorer, Words};
+    let fx = Fixture::open("scan_small.safetensors");
+    let batch = fx.batch();
+    let mut model = Model::new(&small_cfg(Backbone::ScanAve), 0).unwrap();
+    weights::load(&mut model, &fixture_path("scan_small.weights.safetensors")).unwrap();
+    let (sims, _) = model.forward(&batch, false, &mut seeded(0));
+    let Model::ScanAve(_, m) = &model else { unreachable!() };
+    let img = m.img_enc.encode(&batch.images, batch.n_regions, dbl::engine::gemm::Par::Seq);
+    let mut rng = seeded(0);
+    let (pad, _) = m.txt_enc.forward(
+        &batch.tokens,
+        &batch.lengths,
+        batch.max_len,
+        false,
+        &mut rng,
+        dbl::engine::gemm::Par::Seq,
+    );
+    let d = m.sim_enc.embed();
+    let mut words = Vec::new();
+    let mut offsets = vec![0];
+    for (j, &len) in batch.lengths.iter().enumerate() {
+        words.extend_from_slice(&pad[j * batch.max_len * d..(j * batch.max_len + len) * d]);
+        offsets.push(offsets[j] + len);
+    }
+    let scorer = ScanScorer::new(
+        &m.sim_enc,
+        &img,
+        batch.n_regions,
+        Words { data: &words, offsets: &offsets },
+    );
+    for (bi, bc) in [(1, 1), (3, 5), (8, 8), (100, 100)] {
+        let full = score_full(&scorer, BlockSize { images: bi, captions: bc }).unwrap();
+        check(&format!("blocks {bi}x{bc} vs forward"), &full, &sims, 1e-6);
+    }
+}
