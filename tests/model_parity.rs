@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use dbl::data::batch::Batch;
 use dbl::engine::param::Module;
 use dbl::engine::rng::seeded;
+use dbl::loss::Reduction;
 use dbl::loss::scores::ScoreMatrix;
 use dbl::loss::triplet::triplet;
-use dbl::loss::Reduction;
 use dbl::model::{Backbone, Model, ModelConfig, Trainable, VsePool, weights};
 use safetensors::{Dtype, SafeTensors};
 
@@ -27,9 +27,15 @@ const TOL: f64 = 1e-5;
 const TOL_REAL: f64 = 2e-5;
 
 fn fixture_path(name: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", "model", name]
-        .iter()
-        .collect()
+    [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "fixtures",
+        "model",
+        name,
+    ]
+    .iter()
+    .collect()
 }
 
 struct Fixture {
@@ -160,7 +166,12 @@ fn parity_small(name: &str, cfg: ModelConfig) {
     println!("  {:<40} ours {loss:.9} torch {want:.9}", "loss");
     assert!((loss - want).abs() <= TOL * want.abs().max(1.0), "loss");
     for p in model.params() {
-        check(&format!("grad.{}", p.name), &p.grad, &fx.f32(&format!("grad.{}", p.name)).1, TOL);
+        check(
+            &format!("grad.{}", p.name),
+            &p.grad,
+            &fx.f32(&format!("grad.{}", p.name)).1,
+            TOL,
+        );
     }
 }
 
@@ -238,15 +249,30 @@ fn scan_ave_real_dims_matches_torch() {
             // float64 result here. Ours must be within 2e-4 of torch and no
             // further from the float64 value than torch is (+ TOL).
             let torch = fx.f32(&format!("grad.{n}")).1;
-            let exact: Vec<f32> = fx.f64(&format!("grad64.{n}")).iter().map(|&v| v as f32).collect();
+            let exact: Vec<f32> = fx
+                .f64(&format!("grad64.{n}"))
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
             let (r_ours, r_torch) = (rel(&p.grad, &exact), rel(&torch, &exact));
-            println!("  {:<40} vs float64: ours {r_ours:.3e}, torch {r_torch:.3e}", format!("grad.{n}"));
+            println!(
+                "  {:<40} vs float64: ours {r_ours:.3e}, torch {r_torch:.3e}",
+                format!("grad.{n}")
+            );
             check(&format!("grad.{n}"), &p.grad, &torch, 2e-4);
-            assert!(r_ours <= r_torch + TOL, "grad.{n}: further from float64 than torch");
+            assert!(
+                r_ours <= r_torch + TOL,
+                "grad.{n}: further from float64 than torch"
+            );
             continue;
         }
         if fx.has(&format!("grad.{n}")) {
-            check(&format!("grad.{n}"), &p.grad, &fx.f32(&format!("grad.{n}")).1, TOL_REAL);
+            check(
+                &format!("grad.{n}"),
+                &p.grad,
+                &fx.f32(&format!("grad.{n}")).1,
+                TOL_REAL,
+            );
             continue;
         }
         let cols = p.shape[1];
@@ -254,7 +280,12 @@ fn scan_ave_real_dims_matches_torch() {
             .iter()
             .flat_map(|&r| p.grad[r * cols..(r + 1) * cols].iter().copied())
             .collect();
-        check(&format!("grad_rows.{n}"), &ours, &fx.f32(&format!("grad_rows.{n}")).1, TOL_REAL);
+        check(
+            &format!("grad_rows.{n}"),
+            &ours,
+            &fx.f32(&format!("grad_rows.{n}")).1,
+            TOL_REAL,
+        );
         let sq: f64 = p.grad.iter().map(|&g| g as f64 * g as f64).sum();
         let want_sq = fx.f64(&format!("grad_sq.{n}"))[0];
         let r_sq = (sq - want_sq).abs() / want_sq;
@@ -262,8 +293,17 @@ fn scan_ave_real_dims_matches_torch() {
         assert!(r_sq <= TOL_REAL, "grad_sq.{n}: {r_sq:.3e}");
         // The probe sum(G·P) can cancel; compare it against ‖G‖·‖P‖ instead.
         let probe = hash_uniform(tag as u64 + 101, p.numel());
-        let dot: f64 = p.grad.iter().zip(&probe).map(|(&g, &q)| g as f64 * q as f64).sum();
-        let pn: f64 = probe.iter().map(|&q| q as f64 * q as f64).sum::<f64>().sqrt();
+        let dot: f64 = p
+            .grad
+            .iter()
+            .zip(&probe)
+            .map(|(&g, &q)| g as f64 * q as f64)
+            .sum();
+        let pn: f64 = probe
+            .iter()
+            .map(|&q| q as f64 * q as f64)
+            .sum::<f64>()
+            .sqrt();
         let want_dot = fx.f64(&format!("grad_probe.{n}"))[0];
         let r_dot = (dot - want_dot).abs() / (want_sq.sqrt() * pn);
         println!("  {:<40} rel {r_dot:.3e}", format!("grad_probe.{n}"));
@@ -292,7 +332,9 @@ fn import_torch_cli_converts_the_checkpoint() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_torch {
-        println!("note: python3 with torch/safetensors not found; skipping the import-torch CLI test");
+        println!(
+            "note: python3 with torch/safetensors not found; skipping the import-torch CLI test"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -345,8 +387,12 @@ fn train_step(backbone: Backbone, seed: u64, threads: usize) -> Vec<f32> {
         let mut rng = seeded(seed + 1);
         let (sims, cache) = model.forward(&batch, true, &mut rng);
         let n = batch.size();
-        let out = triplet(&ScoreMatrix::from_f32("s", &sims, n).unwrap(), 0.2, Reduction::Hardest)
-            .unwrap();
+        let out = triplet(
+            &ScoreMatrix::from_f32("s", &sims, n).unwrap(),
+            0.2,
+            Reduction::Hardest,
+        )
+        .unwrap();
         model.backward(cache, &out.grad_f32());
         let mut v = sims;
         for p in model.params() {
@@ -381,8 +427,12 @@ fn block_scorer_matches_the_batch_forward() {
     let mut model = Model::new(&small_cfg(Backbone::ScanAve), 0).unwrap();
     weights::load(&mut model, &fixture_path("scan_small.weights.safetensors")).unwrap();
     let (sims, _) = model.forward(&batch, false, &mut seeded(0));
-    let Model::ScanAve(_, m) = &model else { unreachable!() };
-    let img = m.img_enc.encode(&batch.images, batch.n_regions, dbl::engine::gemm::Par::Seq);
+    let Model::ScanAve(_, m) = &model else {
+        unreachable!()
+    };
+    let img = m
+        .img_enc
+        .encode(&batch.images, batch.n_regions, dbl::engine::gemm::Par::Seq);
     let mut rng = seeded(0);
     let (pad, _) = m.txt_enc.forward(
         &batch.tokens,
@@ -403,10 +453,20 @@ fn block_scorer_matches_the_batch_forward() {
         &m.sim_enc,
         &img,
         batch.n_regions,
-        Words { data: &words, offsets: &offsets },
+        Words {
+            data: &words,
+            offsets: &offsets,
+        },
     );
     for (bi, bc) in [(1, 1), (3, 5), (8, 8), (100, 100)] {
-        let full = score_full(&scorer, BlockSize { images: bi, captions: bc }).unwrap();
+        let full = score_full(
+            &scorer,
+            BlockSize {
+                images: bi,
+                captions: bc,
+            },
+        )
+        .unwrap();
         check(&format!("blocks {bi}x{bc} vs forward"), &full, &sims, 1e-6);
     }
 }

@@ -43,7 +43,11 @@ pub fn infer_config(bytes: &[u8], path: &Path) -> anyhow::Result<ModelConfig> {
     let fc = shape("img_enc.fc.weight")?;
     let emb = shape("txt_enc.embed.weight")?;
     let has_head = st.names().iter().any(|n| n.starts_with("sim_enc."));
-    let backbone = if has_head { Backbone::ScanAve } else { Backbone::Vse };
+    let backbone = if has_head {
+        Backbone::ScanAve
+    } else {
+        Backbone::Vse
+    };
     let mut cfg = ModelConfig {
         embed: fc[0],
         img_dim: fc[1],

@@ -63,7 +63,12 @@ pub fn thousands(n: usize) -> String {
 /// The layer table of `model`, one line per parameter, then the total.
 pub fn layer_table(model: &Model) -> String {
     let params = model.params();
-    let w = params.iter().map(|p| p.name.len()).max().unwrap_or(4).max(4);
+    let w = params
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut s = format!("{:<w$}  {:<14}  {:>12}\n", "name", "shape", "count");
     for p in &params {
         s += &format!(

@@ -11,6 +11,9 @@ use crate::model::scan_ave::{ScanAve, ScanAveCache};
 use crate::model::vse::{Vse, VseCache};
 
 /// A backbone with its configuration.
+// A few models live per process and are never moved in hot loops; boxing
+// would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Model {
     /// scan-ave.
@@ -119,7 +122,11 @@ mod tests {
         };
         let m = Model::new(&cfg, 1).unwrap();
         let names: Vec<&str> = m.params().iter().map(|p| p.name.as_str()).collect();
-        let mut want = vec!["img_enc.fc.weight", "img_enc.fc.bias", "txt_enc.embed.weight"];
+        let mut want = vec![
+            "img_enc.fc.weight",
+            "img_enc.fc.bias",
+            "txt_enc.embed.weight",
+        ];
         let gru: Vec<String> = ["", "_reverse"]
             .iter()
             .flat_map(|s| {

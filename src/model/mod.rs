@@ -16,8 +16,8 @@ pub use config::{Backbone, ModelConfig, VsePool};
 
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
-use crate::engine::param::Module;
 use crate::engine::gemm::Par;
+use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
 
 /// Threading of the encoders' GEMMs: faer on the current rayon pool (results

@@ -66,7 +66,12 @@ impl ScanAve {
 }
 
 /// Stacks the valid rows of padded per-word output [n, L, d] → ([N_w, d], offsets [n+1]).
-pub(crate) fn stack_words(padded: &[f32], lengths: &[usize], l: usize, d: usize) -> (Vec<f32>, Vec<usize>) {
+pub(crate) fn stack_words(
+    padded: &[f32],
+    lengths: &[usize],
+    l: usize,
+    d: usize,
+) -> (Vec<f32>, Vec<usize>) {
     let mut offsets = Vec::with_capacity(lengths.len() + 1);
     offsets.push(0);
     let mut words = Vec::with_capacity(lengths.iter().sum::<usize>() * d);
@@ -82,9 +87,9 @@ impl Trainable for ScanAve {
 
     fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, ScanAveCache) {
         let d = self.sim_enc.embed();
-        let (img, img_cache) = self
-            .img_enc
-            .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
+        let (img, img_cache) =
+            self.img_enc
+                .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
         let (padded, txt_cache) = self.txt_enc.forward(
             &batch.tokens,
             &batch.lengths,

@@ -165,7 +165,9 @@ impl ScanHead {
                 .zip(&acc)
                 .for_each(|(n, &a)| *n = a.sqrt() as f32);
             for row in k.ahat[rows.start * r..rows.end * r].chunks_exact_mut(r) {
-                row.iter_mut().zip(cn.iter()).for_each(|(x, &n)| *x /= n + EPS);
+                row.iter_mut()
+                    .zip(cn.iter())
+                    .for_each(|(x, &n)| *x /= n + EPS);
             }
         }
         // 3. α = softmax(λ·Â) over regions; C = L2(α·V).
@@ -362,7 +364,11 @@ impl ScanHead {
                 for ((g, &y), &(den, kk)) in gr.iter_mut().zip(yr).zip(&coef) {
                     let dp = (*g as f64 - y as f64 * kk) / den;
                     // 1. LeakyReLU: Â has the sign of A.
-                    *g = if y > 0.0 { dp as f32 } else { (dp * LEAKY as f64) as f32 };
+                    *g = if y > 0.0 {
+                        dp as f32
+                    } else {
+                        (dp * LEAKY as f64) as f32
+                    };
                 }
             }
         }
@@ -468,7 +474,7 @@ impl ScanHead {
             eval_w.iter_mut().zip(&a.eval_w).for_each(|(x, &y)| *x += y);
             eval_b += a.eval_b;
         }
-        add(&mut self.tran.weight.grad, tran_w.iter().map(|&x| x));
+        add(&mut self.tran.weight.grad, tran_w.iter().copied());
         if let Some(b) = &mut self.tran.bias {
             add(&mut b.grad, tran_b.iter().map(|&x| x as f32));
         }

@@ -66,9 +66,9 @@ impl Trainable for Vse {
 
     fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, VseCache) {
         let d = self.embed();
-        let (img, img_cache) = self
-            .img_enc
-            .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
+        let (img, img_cache) =
+            self.img_enc
+                .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
         let (cap, txt_cache) = self.txt_enc.forward(
             &batch.tokens,
             &batch.lengths,

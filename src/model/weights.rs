@@ -93,7 +93,12 @@ pub fn to_bytes<M: Module + ?Sized>(model: &M) -> Result<Vec<u8>, safetensors::S
     let views = params
         .iter()
         .zip(&bytes)
-        .map(|(p, b)| Ok((p.name.clone(), TensorView::new(Dtype::F32, p.shape.clone(), b)?)))
+        .map(|(p, b)| {
+            Ok((
+                p.name.clone(),
+                TensorView::new(Dtype::F32, p.shape.clone(), b)?,
+            ))
+        })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     safetensors::serialize(views, None)
 }
@@ -108,10 +113,9 @@ pub fn save<M: Module + ?Sized>(model: &M, path: &Path) -> Result<(), WeightsErr
         path: path.to_path_buf(),
         source,
     };
-    let name = path.file_name().map_or_else(
-        || "weights".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "weights".into(), |n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(|e| {
@@ -138,10 +142,8 @@ pub fn load_bytes<M: Module + ?Sized>(
     path: &Path,
 ) -> Result<(), WeightsError> {
     let p = || path.to_path_buf();
-    let st = SafeTensors::deserialize(bytes).map_err(|source| WeightsError::Format {
-        path: p(),
-        source,
-    })?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|source| WeightsError::Format { path: p(), source })?;
     let wanted: HashSet<String> = model.params().iter().map(|p| p.name.clone()).collect();
     let mut names = st.names();
     names.sort();
@@ -229,14 +231,19 @@ mod tests {
         let path = dir.path().join("s.safetensors");
         save(&tiny(Backbone::ScanAve, 1), &path).unwrap();
         // scan-ave has sim_enc.* which vse lacks.
-        let err = load(&mut tiny(Backbone::Vse, 1), &path).unwrap_err().to_string();
+        let err = load(&mut tiny(Backbone::Vse, 1), &path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unexpected tensor `sim_enc."), "{err}");
         // vse lacks sim_enc.*, which scan-ave needs.
         save(&tiny(Backbone::Vse, 1), &path).unwrap();
         let err = load(&mut tiny(Backbone::ScanAve, 1), &path)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`sim_enc.sim_tran_w.weight`") && err.contains("missing"), "{err}");
+        assert!(
+            err.contains("`sim_enc.sim_tran_w.weight`") && err.contains("missing"),
+            "{err}"
+        );
         // Different embed size.
         let cfg = ModelConfig {
             embed: 7,
