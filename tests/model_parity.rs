@@ -470,3 +470,54 @@ fn block_scorer_matches_the_batch_forward() {
         check(&format!("blocks {bi}x{bc} vs forward"), &full, &sims, 1e-6);
     }
 }
+
+/// `score_split` (eval-mode encoding of the split + sharded scoring) agrees
+/// with the batch forward on the same captions, for both backbones.
+#[test]
+fn score_split_matches_the_batch_forward() {
+    use dbl::data::precomp::{Precomp, Split};
+    use dbl::data::synth::{Preset, SynthConfig, generate};
+    use dbl::data::vocab::Vocab;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig {
+        train: 2,
+        dev: 2,
+        test: 3,
+        dim: 24,
+        proto_nnz: 8,
+        ..SynthConfig::preset(Preset::Small)
+    };
+    let summary = generate(&cfg, dir.path(), &mut |_| {}).unwrap();
+    let vocab = Vocab::load(&summary.vocab.0).unwrap();
+    let ds = Precomp::open(dir.path(), Split::Test, &vocab).unwrap();
+    let idx: Vec<usize> = (0..ds.len()).collect();
+    let batch = Batch::gather(&ds, &idx);
+    for backbone in [Backbone::ScanAve, Backbone::Vse] {
+        let mcfg = ModelConfig {
+            img_dim: ds.dim(),
+            embed: 16,
+            word_dim: 8,
+            sim_dim: 8,
+            ..ModelConfig::new(backbone, vocab.len())
+        };
+        let model = Model::new(&mcfg, 3).unwrap();
+        let split = model.score_split(&ds);
+        let (sims, _) = model.forward(&batch, false, &mut seeded(0));
+        let n = batch.size();
+        let (n_img, n_cap) = (ds.n_images(), ds.len());
+        assert_eq!(split.len(), n_img * n_cap);
+        // Forward row p is image image_ids[p], column q is caption caption_ids[q].
+        let mut want = vec![f32::NAN; n_img * n_cap];
+        for p in 0..n {
+            for q in 0..n {
+                want[batch.image_ids[p] * n_cap + batch.caption_ids[q]] = sims[p * n + q];
+            }
+        }
+        check(
+            &format!("{backbone:?} score_split vs forward"),
+            &split,
+            &want,
+            1e-5,
+        );
+    }
+}
