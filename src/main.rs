@@ -23,6 +23,10 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Compute R@K / medr / meanr / rSum from similarity matrices.
     Eval(cli::eval::Args),
+    /// Print a backbone's layers (state_dict names, shapes) and parameter count.
+    Model(cli::model::Args),
+    /// Convert a PyTorch checkpoint of a backbone to safetensors weights.
+    ImportTorch(cli::import_torch::Args),
 }
 
 fn main() {
@@ -33,6 +37,8 @@ fn main() {
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Eval(a) => cli::eval::run(a),
+        Command::Model(a) => cli::model::run(a),
+        Command::ImportTorch(a) => cli::import_torch::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,7 +1,9 @@
 //! The `dbl` subcommands, one file each: an `Args` struct (clap) and `run`.
 
 pub mod eval;
+pub mod import_torch;
 pub mod inspect;
+pub mod model;
 pub mod synth;
 pub mod tokenize;
 pub mod vocab;

@@ -1,10 +1,28 @@
 //! Matching networks (spec §5): encoders, similarity heads and the backbones
 //! built from them, plus the [`Trainable`] contract the trainer drives.
 
+pub mod backbone;
+pub mod config;
+pub mod encode;
+pub mod image_encoder;
+pub mod scan_ave;
+pub mod scan_head;
+pub mod text_encoder;
+pub mod vse;
+pub mod weights;
+
+pub use backbone::{Model, ModelCache};
+pub use config::{Backbone, ModelConfig, VsePool};
+
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
+use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
+
+/// Threading of the encoders' GEMMs: faer on the current rayon pool (results
+/// are bitwise reproducible for a fixed pool size).
+pub const ENCODER_PAR: Par = Par::Rayon(0);
 
 /// What the trainer (`crate::train`) needs from a backbone.
 ///

@@ -1,0 +1,126 @@
+//! `dbl import-torch IN.pth OUT.safetensors`: converts a PyTorch checkpoint of
+//! a backbone (the authors' `{'model': state_dict, …}` `.pth.tar`, possibly
+//! with nn.DataParallel's `module.` prefix) to dbl's safetensors weights by
+//! running `tools/import_torch.py` (embedded in the binary) with `python3`,
+//! then validates the result by loading it into the Rust model whose sizes
+//! the tensors imply.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use safetensors::SafeTensors;
+
+use crate::engine::param::Module;
+use crate::model::{Backbone, Model, ModelConfig, weights};
+
+/// The conversion script, shipped inside the binary.
+const SCRIPT: &str = include_str!("../../tools/import_torch.py");
+
+/// Arguments of `dbl import-torch`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// PyTorch checkpoint (`.pth` / `.pth.tar`) holding a scan-ave or vse state_dict.
+    pub input: PathBuf,
+    /// Where to write the safetensors weights (written atomically).
+    pub output: PathBuf,
+    /// Python interpreter with `torch` and `safetensors` installed.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+/// Infers the backbone and sizes from a weights file's tensor shapes.
+pub fn infer_config(bytes: &[u8], path: &Path) -> anyhow::Result<ModelConfig> {
+    let st = SafeTensors::deserialize(bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let shape = |name: &str| -> anyhow::Result<Vec<usize>> {
+        Ok(st
+            .tensor(name)
+            .with_context(|| format!("{}: no tensor `{name}`", path.display()))?
+            .shape()
+            .to_vec())
+    };
+    let fc = shape("img_enc.fc.weight")?;
+    let emb = shape("txt_enc.embed.weight")?;
+    let has_head = st.names().iter().any(|n| n.starts_with("sim_enc."));
+    let backbone = if has_head {
+        Backbone::ScanAve
+    } else {
+        Backbone::Vse
+    };
+    let mut cfg = ModelConfig {
+        embed: fc[0],
+        img_dim: fc[1],
+        word_dim: emb[1],
+        ..ModelConfig::new(backbone, emb[0])
+    };
+    if has_head {
+        cfg.sim_dim = shape("sim_enc.sim_tran_w.weight")?[0];
+    }
+    Ok(cfg)
+}
+
+/// Loads a converted weights file into the model its shapes imply.
+pub fn load_imported(path: &Path) -> anyhow::Result<Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg = infer_config(&bytes, path)?;
+    let mut model = Model::new(&cfg, 0).context("implied model sizes")?;
+    weights::load_bytes(&mut model, &bytes, path)?;
+    Ok(model)
+}
+
+/// Runs `dbl import-torch`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let probe = Command::new(&args.python)
+        .args(["-c", "import torch, safetensors"])
+        .output();
+    match probe {
+        Err(e) => bail!(
+            "cannot run `{}` ({e}); import-torch needs Python 3 with torch and safetensors \
+             (pip install torch safetensors), or pass --python",
+            args.python
+        ),
+        Ok(o) if !o.status.success() => bail!(
+            "`{}` cannot import torch/safetensors: {}; install them (pip install torch safetensors)",
+            args.python,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Ok(_) => {}
+    }
+    let dir = tempfile_dir()?;
+    let script = dir.join("import_torch.py");
+    std::fs::write(&script, SCRIPT).with_context(|| format!("writing {}", script.display()))?;
+    let status = Command::new(&args.python)
+        .arg(&script)
+        .arg(&args.input)
+        .arg(&args.output)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = status.with_context(|| format!("running {}", args.python))?;
+    if !status.success() {
+        bail!(
+            "converting {} failed ({status}); see the messages above",
+            args.input.display()
+        );
+    }
+    let model = load_imported(&args.output)
+        .with_context(|| format!("validating {}", args.output.display()))?;
+    let cfg = model.config();
+    println!(
+        "imported {}: {} (V = {}, d = {}, word dim {}, img dim {}), {} parameters",
+        args.output.display(),
+        cfg.backbone.name(),
+        cfg.vocab_size,
+        cfg.embed,
+        cfg.word_dim,
+        cfg.img_dim,
+        crate::cli::model::thousands(model.num_params())
+    );
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("dbl-import-torch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,147 @@
+//! [`Model`]: either backbone behind one type, built from a [`ModelConfig`]
+//! and a seed, so the trainer, checkpoints and the CLI need not know which.
+
+use crate::data::batch::Batch;
+use crate::data::precomp::Precomp;
+use crate::engine::param::{Module, Param};
+use crate::engine::rng::EngineRng;
+use crate::model::Trainable;
+use crate::model::config::{Backbone, ConfigError, ModelConfig};
+use crate::model::scan_ave::{ScanAve, ScanAveCache};
+use crate::model::vse::{Vse, VseCache};
+
+/// A backbone with its configuration.
+// A few models live per process and are never moved in hot loops; boxing
+// would only add an indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// scan-ave.
+    ScanAve(ModelConfig, ScanAve),
+    /// vse.
+    Vse(ModelConfig, Vse),
+}
+
+/// The forward cache of either backbone.
+#[derive(Debug)]
+pub enum ModelCache {
+    /// From [`Model::ScanAve`].
+    ScanAve(ScanAveCache),
+    /// From [`Model::Vse`].
+    Vse(VseCache),
+}
+
+impl Model {
+    /// Validates `cfg` and initialises the network from `seed` (spec §5 init).
+    pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
+        Ok(match cfg.backbone {
+            Backbone::ScanAve => Model::ScanAve(cfg.clone(), ScanAve::new(cfg, seed)?),
+            Backbone::Vse => Model::Vse(cfg.clone(), Vse::new(cfg, seed)?),
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &ModelConfig {
+        match self {
+            Model::ScanAve(c, _) | Model::Vse(c, _) => c,
+        }
+    }
+}
+
+impl Module for Model {
+    fn params(&self) -> Vec<&Param> {
+        match self {
+            Model::ScanAve(_, m) => m.params(),
+            Model::Vse(_, m) => m.params(),
+        }
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        match self {
+            Model::ScanAve(_, m) => m.params_mut(),
+            Model::Vse(_, m) => m.params_mut(),
+        }
+    }
+}
+
+impl Trainable for Model {
+    type Cache = ModelCache;
+
+    fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, ModelCache) {
+        match self {
+            Model::ScanAve(_, m) => {
+                let (s, c) = m.forward(batch, train, rng);
+                (s, ModelCache::ScanAve(c))
+            }
+            Model::Vse(_, m) => {
+                let (s, c) = m.forward(batch, train, rng);
+                (s, ModelCache::Vse(c))
+            }
+        }
+    }
+
+    fn backward(&mut self, cache: ModelCache, d_sims: &[f32]) {
+        match (self, cache) {
+            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward(c, d_sims),
+            (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward(c, d_sims),
+            _ => panic!("model backward: the cache comes from the other backbone"),
+        }
+    }
+
+    fn score_split(&self, ds: &Precomp) -> Vec<f32> {
+        match self {
+            Model::ScanAve(_, m) => m.score_split(ds),
+            Model::Vse(_, m) => m.score_split(ds),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_count_matches_spec() {
+        // spec §5.5: 13,052,077 at V = 8,481 (F30K), 13,913,677 at V = 11,353 (COCO).
+        for (v, want) in [(8481, 13_052_077), (11353, 13_913_677)] {
+            let cfg = ModelConfig::new(Backbone::ScanAve, v);
+            let m = Model::new(&cfg, 0).unwrap();
+            assert_eq!(m.num_params(), want);
+        }
+        let vse = Model::new(&ModelConfig::new(Backbone::Vse, 8481), 0).unwrap();
+        assert_eq!(vse.num_params(), 13_052_077 - 262_400 - 257);
+    }
+
+    #[test]
+    fn names_follow_the_state_dict() {
+        let cfg = ModelConfig {
+            embed: 8,
+            word_dim: 4,
+            sim_dim: 3,
+            img_dim: 5,
+            ..ModelConfig::new(Backbone::ScanAve, 7)
+        };
+        let m = Model::new(&cfg, 1).unwrap();
+        let names: Vec<&str> = m.params().iter().map(|p| p.name.as_str()).collect();
+        let mut want = vec![
+            "img_enc.fc.weight",
+            "img_enc.fc.bias",
+            "txt_enc.embed.weight",
+        ];
+        let gru: Vec<String> = ["", "_reverse"]
+            .iter()
+            .flat_map(|s| {
+                ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+                    .iter()
+                    .map(move |w| format!("txt_enc.cap_rnn.{w}{s}"))
+            })
+            .collect();
+        want.extend(gru.iter().map(String::as_str));
+        want.extend([
+            "sim_enc.sim_tran_w.weight",
+            "sim_enc.sim_tran_w.bias",
+            "sim_enc.sim_eval_w.weight",
+            "sim_enc.sim_eval_w.bias",
+        ]);
+        assert_eq!(names, want);
+    }
+}

@@ -1,0 +1,64 @@
+//! Evaluation-mode encoding of a whole split (spec §8 steps 1–2): the images
+//! (one per `_ims.npy` row in use) and every caption, in chunks, so that
+//! scoring can then run sharded over the encoded data.
+
+use crate::data::precomp::Precomp;
+use crate::engine::gemm::Par;
+use crate::engine::rng::seeded;
+use crate::model::image_encoder::ImageEncoder;
+use crate::model::text_encoder::TextEncoder;
+
+/// Items encoded per forward pass (the authors' evaluation batch size is 100;
+/// the result does not depend on it beyond GEMM blocking).
+pub const ENCODE_CHUNK: usize = 128;
+
+/// Encodes images `0..ds.n_images()`: → [n_img, R, d] (no pooling) or [n_img, d].
+pub fn encode_images(enc: &ImageEncoder, ds: &Precomp, par: Par) -> Vec<f32> {
+    let n = ds.n_images();
+    let r = ds.n_regions();
+    let mut out = Vec::new();
+    let map = ds.images();
+    for start in (0..n).step_by(ENCODE_CHUNK) {
+        let end = (start + ENCODE_CHUNK).min(n);
+        let mut x = Vec::with_capacity((end - start) * map.row_len());
+        for i in start..end {
+            x.extend_from_slice(map.row(i));
+        }
+        map.release_rows(start..end);
+        out.extend(enc.encode(&x, r, par));
+    }
+    out
+}
+
+/// Encodes every caption of `ds` in eval mode (captions of a chunk sorted by
+/// length, as packing needs) and hands each one's output to
+/// `place(caption index, rows)`: rows = [len, d] per word, or [d] if pooled.
+pub fn encode_captions(
+    enc: &TextEncoder,
+    ds: &Precomp,
+    par: Par,
+    mut place: impl FnMut(usize, &[f32]),
+) {
+    let d = enc.embed_dim();
+    let mut rng = seeded(0); // eval mode never draws from it
+    for start in (0..ds.len()).step_by(ENCODE_CHUNK) {
+        let end = (start + ENCODE_CHUNK).min(ds.len());
+        let mut order: Vec<usize> = (start..end).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(ds.caption_len(k)));
+        let lengths: Vec<usize> = order.iter().map(|&k| ds.caption_len(k)).collect();
+        let l = lengths[0];
+        let mut ids = vec![0u32; order.len() * l];
+        for (row, &k) in ids.chunks_exact_mut(l).zip(&order) {
+            let cap = ds.caption(k);
+            row[..cap.len()].copy_from_slice(cap);
+        }
+        let (y, _) = enc.forward(&ids, &lengths, l, false, &mut rng, par);
+        for (p, &k) in order.iter().enumerate() {
+            if enc.pool_mean {
+                place(k, &y[p * d..(p + 1) * d]);
+            } else {
+                place(k, &y[p * l * d..(p * l + lengths[p]) * d]);
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Image encoder (spec §5.1): region features → `Linear(img_dim → d)`
+//! (`img_enc.fc`) → either L2 per region (scan-ave) or pooling over regions
+//! (mean / max) then L2 (vse). PyTorch: `ImageEncoder` in
+//! `tools/reference/dbl_ref/models.py`.
+
+use rand::Rng;
+
+use crate::engine::gemm::Par;
+use crate::engine::l2norm;
+use crate::engine::linear::Linear;
+use crate::engine::param::{Module, Param};
+use crate::model::config::VsePool;
+
+/// `img_enc`: the FC layer and the output pooling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageEncoder {
+    /// `img_enc.fc`: weight [d, img_dim], bias [d].
+    pub fc: Linear,
+    /// `None`: one embedding per region; `Some(p)`: one per image.
+    pub pool: Option<VsePool>,
+}
+
+/// What [`ImageEncoder::backward`] needs.
+#[derive(Debug, Clone)]
+pub struct ImageCache {
+    /// The FC input. x: [n, R, img_dim]
+    x: Vec<f32>,
+    /// Max pooling: the region chosen per (image, feature), [n, d]; empty otherwise.
+    argmax: Vec<u32>,
+    /// Normalised output. y: [n, R, d] or [n, d]
+    y: Vec<f32>,
+    /// Row norms of the output before normalisation.
+    norms: Vec<f32>,
+    n_regions: usize,
+}
+
+impl ImageEncoder {
+    /// Xavier-uniform FC (spec §5.1), bias 0.
+    pub fn new<R: Rng + ?Sized>(
+        img_dim: usize,
+        embed: usize,
+        pool: Option<VsePool>,
+        rng: &mut R,
+    ) -> Self {
+        ImageEncoder {
+            fc: Linear::xavier("img_enc.fc", img_dim, embed, true, rng),
+            pool,
+        }
+    }
+
+    /// Embedding width d.
+    pub fn embed(&self) -> usize {
+        self.fc.out_dim()
+    }
+
+    /// Forward without keeping a cache (evaluation).
+    /// x: [n, R, img_dim] → [n, R, d] (no pooling) or [n, d].
+    pub fn encode(&self, x: &[f32], n_regions: usize, par: Par) -> Vec<f32> {
+        self.forward(x.to_vec(), n_regions, par).0
+    }
+
+    /// x: [n, R, img_dim] (taken by value; kept for backward) →
+    /// ([n, R, d] or [n, d], cache).
+    pub fn forward(&self, x: Vec<f32>, n_regions: usize, par: Par) -> (Vec<f32>, ImageCache) {
+        let d = self.embed();
+        let regions = self.fc.forward(&x, par);
+        let mut argmax = Vec::new();
+        let mut y = match self.pool {
+            None => regions,
+            Some(pool) => {
+                let n = regions.len() / (n_regions * d).max(1);
+                let mut out = vec![0.0f32; n * d];
+                if pool == VsePool::Max {
+                    argmax = vec![0u32; n * d];
+                }
+                for (i, img) in regions.chunks_exact(n_regions * d).enumerate() {
+                    let o = &mut out[i * d..(i + 1) * d];
+                    match pool {
+                        VsePool::Mean => {
+                            let mut acc = vec![0.0f64; d];
+                            for r in img.chunks_exact(d) {
+                                acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v as f64);
+                            }
+                            let inv = 1.0 / n_regions as f64;
+                            o.iter_mut()
+                                .zip(&acc)
+                                .for_each(|(v, &a)| *v = (a * inv) as f32);
+                        }
+                        VsePool::Max => {
+                            let am = &mut argmax[i * d..(i + 1) * d];
+                            o.copy_from_slice(&img[..d]);
+                            for (r, row) in img.chunks_exact(d).enumerate().skip(1) {
+                                for k in 0..d {
+                                    if row[k] > o[k] {
+                                        o[k] = row[k];
+                                        am[k] = r as u32;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        };
+        let norms = l2norm::forward(&mut y, d);
+        let cache = ImageCache {
+            x,
+            argmax,
+            y: y.clone(),
+            norms,
+            n_regions,
+        };
+        (y, cache)
+    }
+
+    /// dy: same shape as the forward output. Accumulates `img_enc.fc` grads
+    /// (the input gradient is not needed: region features are data).
+    pub fn backward(&mut self, cache: &ImageCache, mut dy: Vec<f32>, par: Par) {
+        let d = self.embed();
+        let r = cache.n_regions;
+        l2norm::backward(&cache.y, &cache.norms, &mut dy, d);
+        let d_regions = match self.pool {
+            None => dy,
+            Some(pool) => {
+                let n = dy.len() / d;
+                let mut g = vec![0.0f32; n * r * d];
+                for i in 0..n {
+                    let src = &dy[i * d..(i + 1) * d];
+                    let dst = &mut g[i * r * d..(i + 1) * r * d];
+                    match pool {
+                        VsePool::Mean => {
+                            let inv = 1.0 / r as f32;
+                            for row in dst.chunks_exact_mut(d) {
+                                row.iter_mut().zip(src).for_each(|(a, &v)| *a = v * inv);
+                            }
+                        }
+                        VsePool::Max => {
+                            let am = &cache.argmax[i * d..(i + 1) * d];
+                            for k in 0..d {
+                                dst[am[k] as usize * d + k] = src[k];
+                            }
+                        }
+                    }
+                }
+                g
+            }
+        };
+        self.fc.backward(&cache.x, &d_regions, None, par);
+    }
+}
+
+impl Module for ImageEncoder {
+    fn params(&self) -> Vec<&Param> {
+        self.fc.params()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.fc.params_mut()
+    }
+}

@@ -1,0 +1,155 @@
+//! Text encoder (spec §5.2): `Embedding(V, word_dim)` (`txt_enc.embed`) →
+//! Dropout (training only) → packed 1-layer bidirectional GRU
+//! (`txt_enc.cap_rnn`), the two directions averaged → either L2 per word
+//! (scan-ave) or the mean over the caption's valid words then L2 (vse).
+//! PyTorch: `TextEncoder` in `tools/reference/dbl_ref/models.py`.
+
+use rand::Rng;
+
+use crate::engine::dropout::{Dropout, DropoutMask};
+use crate::engine::embedding::Embedding;
+use crate::engine::gemm::Par;
+use crate::engine::gru::{BiGru, GruCache};
+use crate::engine::l2norm;
+use crate::engine::param::{Module, Param};
+use crate::engine::rng::EngineRng;
+
+/// `txt_enc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextEncoder {
+    /// `txt_enc.embed.weight`: [V, word_dim].
+    pub embed: Embedding,
+    /// `txt_enc.cap_rnn.*`: BiGRU(word_dim → d).
+    pub rnn: BiGru,
+    /// Word dropout.
+    pub dropout: Dropout,
+    /// `false`: per-word output [n, L, d]; `true`: mean-pooled [n, d].
+    pub pool_mean: bool,
+}
+
+/// What [`TextEncoder::backward`] needs.
+#[derive(Debug)]
+pub struct TextCache {
+    ids: Vec<u32>,
+    lengths: Vec<usize>,
+    max_len: usize,
+    mask: DropoutMask,
+    gru: GruCache,
+    /// Normalised output (per word or pooled).
+    y: Vec<f32>,
+    norms: Vec<f32>,
+}
+
+impl TextEncoder {
+    /// Embedding U(−0.1, 0.1), GRU U(±1/√d) (spec §5.2), drawn in that order.
+    pub fn new<R: Rng + ?Sized>(
+        vocab: usize,
+        word_dim: usize,
+        embed: usize,
+        dropout: Dropout,
+        pool_mean: bool,
+        rng: &mut R,
+    ) -> Self {
+        TextEncoder {
+            embed: Embedding::uniform("txt_enc.embed", vocab, word_dim, 0.1, rng),
+            rnn: BiGru::uniform("txt_enc.cap_rnn", word_dim, embed, rng),
+            dropout,
+            pool_mean,
+        }
+    }
+
+    /// Output width d.
+    pub fn embed_dim(&self) -> usize {
+        self.rnn.hidden_dim()
+    }
+
+    /// ids: [n, L] padded, lengths: [n] non-increasing, each in 1..=L →
+    /// [n, L, d] (zero rows past each length) or [n, d].
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        max_len: usize,
+        train: bool,
+        rng: &mut EngineRng,
+        par: Par,
+    ) -> (Vec<f32>, TextCache) {
+        let d = self.embed_dim();
+        let mut x = self.embed.forward(ids);
+        let mask = self.dropout.forward(&mut x, train, rng);
+        let (words, gru) = self.rnn.forward(&x, lengths, max_len, par);
+        let mut y = if self.pool_mean {
+            let mut out = vec![0.0f32; lengths.len() * d];
+            for (j, &len) in lengths.iter().enumerate() {
+                let mut acc = vec![0.0f64; d];
+                for t in 0..len {
+                    let w = &words[(j * max_len + t) * d..(j * max_len + t + 1) * d];
+                    acc.iter_mut().zip(w).for_each(|(a, &v)| *a += v as f64);
+                }
+                out[j * d..(j + 1) * d]
+                    .iter_mut()
+                    .zip(&acc)
+                    .for_each(|(o, &a)| *o = (a / len as f64) as f32);
+            }
+            out
+        } else {
+            words
+        };
+        let norms = l2norm::forward(&mut y, d);
+        let cache = TextCache {
+            ids: ids.to_vec(),
+            lengths: lengths.to_vec(),
+            max_len,
+            mask,
+            gru,
+            y: y.clone(),
+            norms,
+        };
+        (y, cache)
+    }
+
+    /// dy: same shape as the forward output (values past a caption's length
+    /// are ignored). Accumulates the embedding and GRU gradients.
+    pub fn backward(&mut self, cache: TextCache, mut dy: Vec<f32>, par: Par) {
+        let d = self.embed_dim();
+        let (l, lengths) = (cache.max_len, &cache.lengths);
+        if !self.pool_mean {
+            for (j, &len) in lengths.iter().enumerate() {
+                dy[(j * l + len) * d..(j + 1) * l * d].fill(0.0);
+            }
+        }
+        l2norm::backward(&cache.y, &cache.norms, &mut dy, d);
+        let d_words = if self.pool_mean {
+            let mut g = vec![0.0f32; lengths.len() * l * d];
+            for (j, &len) in lengths.iter().enumerate() {
+                let src = &dy[j * d..(j + 1) * d];
+                let inv = 1.0 / len as f32;
+                for t in 0..len {
+                    g[(j * l + t) * d..(j * l + t + 1) * d]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(a, &v)| *a = v * inv);
+                }
+            }
+            g
+        } else {
+            dy
+        };
+        let mut dx = self.rnn.backward(&cache.gru, &d_words, par);
+        cache.mask.backward(&mut dx);
+        self.embed.backward(&cache.ids, &dx);
+    }
+}
+
+impl Module for TextEncoder {
+    fn params(&self) -> Vec<&Param> {
+        let mut v = self.embed.params();
+        v.extend(self.rnn.params());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v = self.embed.params_mut();
+        v.extend(self.rnn.params_mut());
+        v
+    }
+}

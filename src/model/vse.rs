@@ -1,0 +1,149 @@
+//! The embedding backbone "vse": image encoder with mean (or max) pooling over
+//! regions, text encoder with mean pooling over valid words, both L2
+//! normalised; score = cosine = one GEMM `img·capᵀ`. PyTorch: `Vse` in
+//! `tools/reference/dbl_ref/models.py` (parameters `img_enc.fc.*`,
+//! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
+
+use crate::data::batch::Batch;
+use crate::data::precomp::Precomp;
+use crate::engine::dropout::Dropout;
+use crate::engine::gemm::{MatMut, MatRef, gemm};
+use crate::engine::param::{Module, Param};
+use crate::engine::rng::{EngineRng, seeded};
+use crate::eval::dot::DotScorer;
+use crate::eval::sharded::{BlockSize, score_full};
+use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::encode::{encode_captions, encode_images};
+use crate::model::image_encoder::{ImageCache, ImageEncoder};
+use crate::model::text_encoder::{TextCache, TextEncoder};
+use crate::model::{ENCODER_PAR, Trainable};
+
+/// vse: the scan-ave encoders with pooling, no similarity head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vse {
+    /// `img_enc` (pooled).
+    pub img_enc: ImageEncoder,
+    /// `txt_enc` (mean-pooled).
+    pub txt_enc: TextEncoder,
+}
+
+/// What [`Vse::backward`] needs.
+#[derive(Debug)]
+pub struct VseCache {
+    img_cache: ImageCache,
+    txt_cache: TextCache,
+    /// [B, d]
+    img: Vec<f32>,
+    /// [B, d]
+    cap: Vec<f32>,
+}
+
+impl Vse {
+    /// A freshly initialised model, all draws from `seed`: `img_enc`, then `txt_enc`.
+    pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let mut rng = seeded(seed);
+        Ok(Vse {
+            img_enc: ImageEncoder::new(cfg.img_dim, cfg.embed, Some(cfg.vse_pool), &mut rng),
+            txt_enc: TextEncoder::new(
+                cfg.vocab_size,
+                cfg.word_dim,
+                cfg.embed,
+                Dropout::new(cfg.dropout).map_err(|_| ConfigError::Dropout(cfg.dropout))?,
+                true,
+                &mut rng,
+            ),
+        })
+    }
+
+    fn embed(&self) -> usize {
+        self.img_enc.embed()
+    }
+}
+
+impl Trainable for Vse {
+    type Cache = VseCache;
+
+    fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, VseCache) {
+        let d = self.embed();
+        let (img, img_cache) =
+            self.img_enc
+                .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
+        let (cap, txt_cache) = self.txt_enc.forward(
+            &batch.tokens,
+            &batch.lengths,
+            batch.max_len,
+            train,
+            rng,
+            ENCODER_PAR,
+        );
+        let (ni, nc) = (img.len() / d, cap.len() / d);
+        let mut sims = vec![0.0f32; ni * nc];
+        gemm(
+            MatMut::new(&mut sims, ni, nc),
+            MatRef::new(&img, ni, d),
+            MatRef::new(&cap, nc, d).t(),
+            1.0,
+            0.0,
+            ENCODER_PAR,
+        );
+        let cache = VseCache {
+            img_cache,
+            txt_cache,
+            img,
+            cap,
+        };
+        (sims, cache)
+    }
+
+    fn backward(&mut self, cache: VseCache, d_sims: &[f32]) {
+        let d = self.embed();
+        let (ni, nc) = (cache.img.len() / d, cache.cap.len() / d);
+        let mut dimg = vec![0.0f32; ni * d];
+        let mut dcap = vec![0.0f32; nc * d];
+        gemm(
+            MatMut::new(&mut dimg, ni, d),
+            MatRef::new(d_sims, ni, nc),
+            MatRef::new(&cache.cap, nc, d),
+            1.0,
+            0.0,
+            ENCODER_PAR,
+        );
+        gemm(
+            MatMut::new(&mut dcap, nc, d),
+            MatRef::new(d_sims, ni, nc).t(),
+            MatRef::new(&cache.img, ni, d),
+            1.0,
+            0.0,
+            ENCODER_PAR,
+        );
+        self.txt_enc.backward(cache.txt_cache, dcap, ENCODER_PAR);
+        self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
+    }
+
+    fn score_split(&self, ds: &Precomp) -> Vec<f32> {
+        let d = self.embed();
+        let img = encode_images(&self.img_enc, ds, ENCODER_PAR);
+        let mut cap = vec![0.0f32; ds.len() * d];
+        encode_captions(&self.txt_enc, ds, ENCODER_PAR, |k, row| {
+            cap[k * d..(k + 1) * d].copy_from_slice(row);
+        });
+        let scorer = DotScorer::new(&img, &cap, d)
+            .unwrap_or_else(|e| panic!("vse: embeddings of split {:?}: {e}", ds.split()));
+        score_full(&scorer, BlockSize::default())
+            .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
+    }
+}
+
+impl Module for Vse {
+    fn params(&self) -> Vec<&Param> {
+        let mut v = self.img_enc.params();
+        v.extend(self.txt_enc.params());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v = self.img_enc.params_mut();
+        v.extend(self.txt_enc.params_mut());
+        v
+    }
+}

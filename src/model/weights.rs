@@ -1,0 +1,263 @@
+//! Model weights as safetensors (design.md): one f32 tensor per parameter,
+//! named by its PyTorch `state_dict` name. Loading checks that the file holds
+//! exactly the model's tensors, each with the model's shape; saving writes a
+//! temporary file next to the target and renames it (atomic).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use thiserror::Error;
+
+use crate::engine::param::Module;
+
+/// Failure to read or write a weights file.
+#[derive(Debug, Error)]
+pub enum WeightsError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a safetensors file.
+    #[error("{path}: not a valid safetensors file: {source}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: safetensors::SafeTensorError,
+    },
+    /// A tensor the model needs is absent.
+    #[error("{path}: tensor `{name}` (shape {shape:?}) is missing")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// Parameter name.
+        name: String,
+        /// Expected shape.
+        shape: Vec<usize>,
+    },
+    /// A tensor the model does not have.
+    #[error("{path}: unexpected tensor `{name}` (the model has no such parameter)")]
+    Unknown {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+    },
+    /// Shape differs.
+    #[error("{path}: tensor `{name}` has shape {got:?}, the model expects {expected:?}")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// In the file.
+        got: Vec<usize>,
+        /// In the model.
+        expected: Vec<usize>,
+    },
+    /// Not float32.
+    #[error("{path}: tensor `{name}` is {dtype:?}, expected F32")]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// In the file.
+        dtype: Dtype,
+    },
+    /// A loaded value is NaN or infinite.
+    #[error("{path}: tensor `{name}` holds a non-finite value at flat index {index}")]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Flat index of the first bad value.
+        index: usize,
+    },
+}
+
+/// Serialises every parameter's value (state_dict names, f32, little-endian).
+pub fn to_bytes<M: Module + ?Sized>(model: &M) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    let params = model.params();
+    let bytes: Vec<Vec<u8>> = params
+        .iter()
+        .map(|p| p.value.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = params
+        .iter()
+        .zip(&bytes)
+        .map(|(p, b)| {
+            Ok((
+                p.name.clone(),
+                TensorView::new(Dtype::F32, p.shape.clone(), b)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    safetensors::serialize(views, None)
+}
+
+/// Writes the model's weights to `path` atomically.
+pub fn save<M: Module + ?Sized>(model: &M, path: &Path) -> Result<(), WeightsError> {
+    let bytes = to_bytes(model).map_err(|source| WeightsError::Format {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let io = |source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "weights".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// Loads `path` into the model's parameters (gradients untouched). The file
+/// must hold exactly the model's tensors with the model's shapes; on error
+/// the model is left unchanged.
+pub fn load<M: Module + ?Sized>(model: &mut M, path: &Path) -> Result<(), WeightsError> {
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_bytes(model, &bytes, path)
+}
+
+/// [`load`] from bytes already in memory; `path` only names the source in errors.
+pub fn load_bytes<M: Module + ?Sized>(
+    model: &mut M,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(), WeightsError> {
+    let p = || path.to_path_buf();
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|source| WeightsError::Format { path: p(), source })?;
+    let wanted: HashSet<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    let mut names = st.names();
+    names.sort();
+    if let Some(n) = names.iter().find(|n| !wanted.contains(**n)) {
+        return Err(WeightsError::Unknown {
+            path: p(),
+            name: n.to_string(),
+        });
+    }
+    let mut values = Vec::new();
+    for param in model.params() {
+        let t = st.tensor(&param.name).map_err(|_| WeightsError::Missing {
+            path: p(),
+            name: param.name.clone(),
+            shape: param.shape.clone(),
+        })?;
+        if t.dtype() != Dtype::F32 {
+            return Err(WeightsError::Dtype {
+                path: p(),
+                name: param.name.clone(),
+                dtype: t.dtype(),
+            });
+        }
+        if t.shape() != param.shape.as_slice() {
+            return Err(WeightsError::Shape {
+                path: p(),
+                name: param.name.clone(),
+                got: t.shape().to_vec(),
+                expected: param.shape.clone(),
+            });
+        }
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(WeightsError::NonFinite {
+                path: p(),
+                name: param.name.clone(),
+                index,
+            });
+        }
+        values.push(v);
+    }
+    for (param, v) in model.params_mut().into_iter().zip(values) {
+        param.value = v;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Backbone, Model, ModelConfig};
+
+    fn tiny(backbone: Backbone, seed: u64) -> Model {
+        let cfg = ModelConfig {
+            embed: 6,
+            word_dim: 4,
+            sim_dim: 3,
+            img_dim: 5,
+            ..ModelConfig::new(backbone, 9)
+        };
+        Model::new(&cfg, seed).unwrap()
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        for b in [Backbone::ScanAve, Backbone::Vse] {
+            let a = tiny(b, 1);
+            let path = dir.path().join("w.safetensors");
+            save(&a, &path).unwrap();
+            let mut c = tiny(b, 2);
+            assert_ne!(a, c);
+            load(&mut c, &path).unwrap();
+            assert_eq!(a, c);
+        }
+    }
+
+    #[test]
+    fn mismatches_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.safetensors");
+        save(&tiny(Backbone::ScanAve, 1), &path).unwrap();
+        // scan-ave has sim_enc.* which vse lacks.
+        let err = load(&mut tiny(Backbone::Vse, 1), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unexpected tensor `sim_enc."), "{err}");
+        // vse lacks sim_enc.*, which scan-ave needs.
+        save(&tiny(Backbone::Vse, 1), &path).unwrap();
+        let err = load(&mut tiny(Backbone::ScanAve, 1), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`sim_enc.sim_tran_w.weight`") && err.contains("missing"),
+            "{err}"
+        );
+        // Different embed size.
+        let cfg = ModelConfig {
+            embed: 7,
+            word_dim: 4,
+            sim_dim: 3,
+            img_dim: 5,
+            ..ModelConfig::new(Backbone::Vse, 9)
+        };
+        let err = load(&mut Model::new(&cfg, 0).unwrap(), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`img_enc.fc.weight` has shape [6, 5], the model expects [7, 5]"),
+            "{err}"
+        );
+    }
+}

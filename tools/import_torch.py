@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Converts a PyTorch checkpoint of a dbl backbone to safetensors.
+
+Usage: python3 tools/import_torch.py IN.pth[.tar] OUT.safetensors
+
+Accepts the authors' layout ({'model': state_dict, ...}, as their train.py
+saves it), a {'state_dict': ...} dict, or a bare state_dict. Strips the
+`module.` prefix nn.DataParallel adds (and a leading `model.`), keeps the
+float32 tensors (other entries, e.g. integer buffers, are reported and
+dropped) and writes them with their state_dict names. `dbl import-torch`
+runs this script and then validates the result by loading it into the Rust
+model. Exit status 2 on a checkpoint it cannot interpret.
+"""
+
+import os
+import sys
+import tempfile
+
+
+def extract_state_dict(obj):
+    import torch
+
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError("no state_dict found: expected {'model': state_dict}, "
+                         "{'state_dict': ...} or a dict of tensors")
+    return obj
+
+
+def clean_name(name):
+    for prefix in ("module.", "model."):
+        while name.startswith(prefix):
+            name = name[len(prefix):]
+    return name.replace(".module.", ".")
+
+
+def convert(src, dst):
+    import torch
+    from safetensors.torch import save_file
+
+    obj = torch.load(src, map_location="cpu", weights_only=False)
+    sd = extract_state_dict(obj)
+    out, dropped = {}, []
+    for k, v in sd.items():
+        name = clean_name(k)
+        if v.dtype != torch.float32:
+            dropped.append(f"{k} ({v.dtype})")
+            continue
+        if name in out:
+            raise ValueError(f"two tensors map to `{name}` after stripping prefixes")
+        out[name] = v.detach().contiguous().clone()
+    for d in dropped:
+        print(f"import_torch: dropped non-float32 tensor {d}", file=sys.stderr)
+    if not out:
+        raise ValueError("the checkpoint holds no float32 tensors")
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".import_torch.", dir=folder)
+    os.close(fd)
+    try:
+        save_file(out, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return sorted(out)
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    try:
+        names = convert(argv[1], argv[2])
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"import_torch: {argv[1]}: {e}", file=sys.stderr)
+        return 2
+    print(f"import_torch: wrote {len(names)} tensors to {argv[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

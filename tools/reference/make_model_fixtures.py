@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Writes the backbones' PyTorch parity fixtures to tests/fixtures/model/.
+
+Run from the repository root:  python3 tools/reference/make_model_fixtures.py
+Needs torch (CPU), numpy, safetensors. float32, one thread, eval mode (dropout
+off: its mask cannot match torch's generator). tests/model_parity.rs reads
+every file.
+
+Each `<name>.safetensors` holds the batch, the outputs and the gradients:
+- `images` [B, R, img_dim], `tokens` [B, L] (int64, padded with 0, captions
+  sorted by length descending as dbl's batches are), `lengths` [B] (int64);
+- `sims` [B, B] = model(images, tokens, lengths) (rows = images);
+- `loss` [] = dbl_ref.losses.triplet(sims.double(), 0.2, hardest=True);
+- `grad.<param>` = d loss / d param for every parameter (state_dict names);
+  for the real-dims file, tensors with more than 300,000 values store
+  `grad_rows.<param>` (rows listed in `rows`), `grad_sq.<param>` (float64
+  squared Frobenius norm) and `grad_probe.<param>` (float64 sum(G * P), P =
+  hash_uniform(100 + tag)) instead; `grad64.sim_enc.sim_tran_w.bias` is that
+  gradient computed by the same model in float64.
+Weights:
+- scan_small / vse_small (B=8, R=36, img_dim 64, embed 32, word_dim 16,
+  sim_dim 16, V=50, lengths 12..2): `<name>.weights.safetensors`, the
+  state_dict (biases perturbed away from their zero init so their gradients
+  are exercised).
+- scan_real (B=4, R=36, img_dim 2048, embed 1024, word_dim 300, sim_dim 256,
+  V=100, lengths 9,7,5,3): weights are not stored (~42 MB); both sides generate
+  them with hash_uniform(tag) (splitmix64, U[-1/32, 1/32), exact in f32) times a
+  power of two per tensor (REAL_SCALES; tag = 1 + index in state_dict order).
+Checkpoint import (`dbl import-torch`):
+- tiny_ckpt.pth.tar: {'model': scan_small's state_dict with the `module.`
+  prefix nn.DataParallel adds, 'epoch': 1, 'opt': None}, the authors' layout;
+- tiny_ckpt.safetensors: the same converted by tools/import_torch.py; the Rust
+  test checks that both score the scan_small batch exactly like `sims`.
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+from dbl_ref import losses, models  # noqa: E402
+import import_torch  # noqa: E402
+
+OUT = os.path.join("tests", "fixtures", "model")
+BIG = 300_000
+ROWS = [0, 1, 100, 511, 1023]
+
+
+def hash_uniform(tag, n):
+    """n float32 values U[-1/32, 1/32) from splitmix64(tag << 32 | i); exact in f32."""
+    z = (np.uint64(tag) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    k = (z >> np.uint64(40)).astype(np.int64) - (1 << 23)
+    return (k.astype(np.float64) * 2.0**-28).astype(np.float32)
+
+
+# Power-of-two scale per real-dims tensor, close to the spec 5 init ranges.
+def real_scale(name):
+    if name == "txt_enc.embed.weight":
+        return 4.0
+    if name.startswith("sim_enc.sim_tran_w"):
+        return 2.0
+    if name.startswith("sim_enc.sim_eval_w"):
+        return 4.0
+    return 1.0
+
+
+def save(name, tensors):
+    path = os.path.join(OUT, name)
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path)
+    print(f"{path}: {os.path.getsize(path)} bytes, {len(tensors)} tensors")
+
+
+def make_batch(gen, b, r, img_dim, vocab, lengths):
+    images = torch.rand(b, r, img_dim, generator=gen)
+    L = max(lengths)
+    tokens = torch.zeros(b, L, dtype=torch.int64)
+    for i, n in enumerate(lengths):
+        tokens[i, 0] = 1
+        tokens[i, n - 1] = 2
+        if n > 2:
+            tokens[i, 1:n - 1] = torch.randint(3, vocab, (n - 2,), generator=gen)
+    return images, tokens, torch.tensor(lengths, dtype=torch.int64)
+
+
+def run(model, images, tokens, lengths):
+    model.eval()
+    model.zero_grad()
+    sims = model(images, tokens, lengths)
+    loss = losses.triplet(sims.double(), 0.2, hardest=True)
+    loss.backward()
+    return sims, loss
+
+
+def small(name, build, seed):
+    torch.manual_seed(seed)
+    model = build()
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k.endswith("bias"):
+                p.add_(torch.empty_like(p).uniform_(-0.05, 0.05))
+    gen = torch.Generator().manual_seed(seed + 1)
+    lengths = [12, 11, 9, 7, 6, 4, 3, 2]
+    images, tokens, lens = make_batch(gen, 8, 36, 64, 50, lengths)
+    sims, loss = run(model, images, tokens, lens)
+    t = {"images": images, "tokens": tokens, "lengths": lens, "sims": sims, "loss": loss}
+    for k, p in model.named_parameters():
+        t[f"grad.{k}"] = p.grad
+    save(f"{name}.safetensors", t)
+    save(f"{name}.weights.safetensors", dict(model.state_dict()))
+    return model
+
+
+def scan_real():
+    torch.manual_seed(7)
+    model = models.ScanAve(100, img_dim=2048, word_dim=300, embed_size=1024, sim_dim=256)
+    with torch.no_grad():
+        for tag, (k, p) in enumerate(model.named_parameters(), start=1):
+            w = hash_uniform(tag, p.numel()) * np.float32(real_scale(k))
+            p.copy_(torch.from_numpy(w).reshape(p.shape))
+    gen = torch.Generator().manual_seed(8)
+    images, tokens, lens = make_batch(gen, 4, 36, 2048, 100, [9, 7, 5, 3])
+    sims, loss = run(model, images, tokens, lens)
+    t = {"images": images, "tokens": tokens, "lengths": lens, "sims": sims, "loss": loss,
+         "rows": torch.tensor(ROWS, dtype=torch.int64)}
+    for tag, (k, p) in enumerate(model.named_parameters(), start=1):
+        g = p.grad
+        if g.numel() <= BIG:
+            t[f"grad.{k}"] = g
+        else:
+            t[f"grad_rows.{k}"] = g[ROWS]
+            g64 = g.double()
+            probe = torch.from_numpy(hash_uniform(100 + tag, g.numel())).double().reshape(g.shape)
+            t[f"grad_sq.{k}"] = (g64 * g64).sum()
+            t[f"grad_probe.{k}"] = (g64 * probe).sum()
+    # float64 reference of the one gradient that is a cancelling sum of
+    # B * N_w rows (the W_t bias), to judge the float32 results against.
+    t = {k: v.detach().clone() for k, v in t.items()}  # .double() converts grads in place
+    model.double()
+    run(model, images.double(), tokens, lens)
+    t["grad64.sim_enc.sim_tran_w.bias"] = model.sim_enc.sim_tran_w.bias.grad
+    save("scan_real.safetensors", t)
+
+
+def checkpoint(model):
+    sd = {f"module.{k}": v.clone() for k, v in model.state_dict().items()}
+    path = os.path.join(OUT, "tiny_ckpt.pth.tar")
+    torch.save({"model": sd, "epoch": 1, "opt": None}, path)
+    print(f"{path}: {os.path.getsize(path)} bytes")
+    out = os.path.join(OUT, "tiny_ckpt.safetensors")
+    import_torch.convert(path, out)
+    print(f"{out}: {os.path.getsize(out)} bytes")
+
+
+def main():
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    scan = small("scan_small", lambda: models.ScanAve(50, img_dim=64, word_dim=16,
+                                                       embed_size=32, sim_dim=16), 1)
+    small("vse_small", lambda: models.Vse(50, img_dim=64, word_dim=16, embed_size=32), 3)
+    small("vse_max_small", lambda: models.Vse(50, img_dim=64, word_dim=16, embed_size=32,
+                                              img_pool="max"), 5)
+    scan_real()
+    checkpoint(scan)
+
+
+if __name__ == "__main__":
+    main()
