@@ -23,6 +23,12 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Compute R@K / medr / meanr / rSum from similarity matrices.
     Eval(cli::eval::Args),
+    /// Train a run (baseline, OAS, OSS cohort, MSS) from a config; --resume continues one.
+    Train(cli::train::Args),
+    /// Draw a run's loss and dev rSum curves per branch (PNG + SVG).
+    Report(cli::report::Args),
+    /// Synthetic data + anchor/target training + test table, end to end.
+    Demo(cli::demo::Args),
 }
 
 fn main() {
@@ -33,6 +39,9 @@ fn main() {
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Eval(a) => cli::eval::run(a),
+        Command::Train(a) => cli::train::run(a),
+        Command::Report(a) => cli::report::run(a),
+        Command::Demo(a) => cli::demo::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

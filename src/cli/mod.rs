@@ -1,7 +1,10 @@
 //! The `dbl` subcommands, one file each: an `Args` struct (clap) and `run`.
 
+pub mod demo;
 pub mod eval;
 pub mod inspect;
+pub mod report;
 pub mod synth;
 pub mod tokenize;
+pub mod train;
 pub mod vocab;
