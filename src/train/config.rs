@@ -396,3 +396,79 @@ impl TrainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("vocab.json"), "{}").unwrap();
+        let base = format!(
+            "data = {}\nout = {}\n",
+            toml::Value::String(tmp.path().display().to_string()),
+            toml::Value::String(tmp.path().join("run").display().to_string())
+        );
+        (tmp, base)
+    }
+
+    fn err(text: &str, overrides: &[&str]) -> String {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        match TrainConfig::from_toml_str(text, "test.toml", &o) {
+            Err(e) => e.to_string(),
+            Ok(c) => c.validate().expect_err("expected an error").to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_authors_and_valid() {
+        let (_t, base) = setup();
+        let c = TrainConfig::from_toml_str(&base, "t", &[]).unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.epochs, c.lr, c.lr_update, c.batch_size), (40, 2e-4, 30, 128));
+        assert_eq!((c.grad_clip, c.mss.m0, c.branches), (2.0, 0.99995, 2));
+        assert_eq!(c.loss, LossConfig::default());
+    }
+
+    #[test]
+    fn each_error_names_its_key() {
+        let (_t, base) = setup();
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("", &["epoch=3"], "epoch"),
+            ("", &["loss.margin=-0.2"], "margin"),
+            ("", &["branches=0"], "branches"),
+            ("", &["loss.peer.kind=\"boost\"", "loss.peer.split=1.5"], "peer.split"),
+            ("", &["lr=0"], "`lr`"),
+            ("", &["batch_size=1"], "batch_size"),
+            ("", &["mss.m0=2"], "mss.m0"),
+            ("", &["model.dropout=1"], "model.dropout"),
+            ("", &["grad_clip=-1"], "grad_clip"),
+            ("", &["data=\"/nonexistent/dbl\""], "`data`"),
+            ("", &["vocab=\"/nonexistent/v.json\""], "`vocab`"),
+            ("", &["regime=\"boost\""], "boost"),
+            ("[model]\nbackbon = \"vse\"\n", &[], "backbon"),
+        ];
+        for (extra, o, key) in cases {
+            let e = err(&format!("{base}{extra}"), o);
+            assert!(e.contains(key), "{o:?}: `{e}` does not name {key}");
+        }
+        let e = err("out = \"x\"\n", &[]);
+        assert!(e.contains("`data`"), "{e}");
+    }
+
+    #[test]
+    fn overrides_set_nested_keys() {
+        let (_t, base) = setup();
+        let c = TrainConfig::from_toml_str(
+            &base,
+            "t",
+            &["loss.peer.kind=boost".into(), "loss.peer.form=relative".into(), "regime=mss".into(), "max_steps_per_epoch=3".into()],
+        )
+        .unwrap();
+        assert_eq!(c.regime, Regime::Mss);
+        assert_eq!(c.max_steps_per_epoch, Some(3));
+        assert!(matches!(c.loss.peer, crate::loss::PeerLoss::Boost(b) if b.form == crate::loss::BoostForm::Relative));
+        let e = TrainConfig::from_toml_str(&base, "t", &["nokey".into()]).unwrap_err();
+        assert!(e.to_string().contains("nokey"));
+    }
+}

@@ -229,7 +229,7 @@ impl Trainable for TinyModel {
 mod tests {
     use super::*;
     use crate::engine::rng::seeded;
-    use crate::engine::testutil::{FD_ATOL, FD_RTOL, dot_loss, rand_vec};
+    use crate::engine::testutil::{dot_loss, rand_vec};
 
     fn toy_batch() -> Batch {
         let (b, r, d, l) = (4, 3, 6, 5);
@@ -249,8 +249,10 @@ mod tests {
     }
 
     /// Finite differences of Σ c⊙S over every parameter, dropout on (the same
-    /// mask each evaluation: the rng is re-seeded). Tolerance as engine::testutil:
-    /// |fd − analytic| ≤ 5e-4 + 5e-3·|fd|, with h = 1e-2 in f32.
+    /// mask each evaluation: the rng is re-seeded). h = 2e-3 (the embedding
+    /// values are ~0.1, so engine::testutil's 1e-2 is a 10 % step through the
+    /// L2 normalisation's curvature); f32 rounding then contributes
+    /// ~1e-7·|L|/h ≈ 1e-4 and truncation ~1e-4, so |fd − analytic| ≤ 1e-3 + 1e-2·|fd|.
     #[test]
     fn backward_matches_finite_differences() {
         let batch = toy_batch();
@@ -261,10 +263,10 @@ mod tests {
         let (_, cache) = m.forward(&batch, true, &mut seeded(5));
         m.backward(cache, &c);
         let analytic: Vec<Vec<f32>> = m.params().iter().map(|p| p.grad.clone()).collect();
-        let h = 1e-2f32;
+        let h = 2e-3f32;
         let mut checked = 0;
         for (pi, g) in analytic.iter().enumerate() {
-            for i in (0..g.len()).step_by(3) {
+            for i in 0..g.len() {
                 let mut plus = model.clone();
                 let x = plus.params_mut()[pi].value[i];
                 plus.params_mut()[pi].value[i] = x + h;
@@ -274,7 +276,7 @@ mod tests {
                 let fd = (loss(&plus) - loss(&minus)) / denom;
                 let an = g[i] as f64;
                 assert!(
-                    (fd - an).abs() <= FD_ATOL + FD_RTOL * fd.abs(),
+                    (fd - an).abs() <= 1e-3 + 1e-2 * fd.abs(),
                     "param {} [{i}]: fd {fd} vs analytic {an}",
                     model.params()[pi].name
                 );
