@@ -16,11 +16,21 @@ fn data() -> (tempfile::TempDir, PathBuf) {
         .args(["--train", "40", "--dev", "12", "--test", "12"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (tmp, d)
 }
 
-fn train(data: &Path, out: &Path, regime: &str, extra: &[&str], env: Option<(&str, &str)>) -> std::process::Output {
+fn train(
+    data: &Path,
+    out: &Path,
+    regime: &str,
+    extra: &[&str],
+    env: Option<(&str, &str)>,
+) -> std::process::Output {
     let mut c = Command::new(BIN);
     c.args(["train", "--data"]).arg(data).arg("--out").arg(out);
     c.args(["--regime", regime, "--epochs", "2", "--seed", "3"]);
@@ -47,7 +57,9 @@ fn train(data: &Path, out: &Path, regime: &str, extra: &[&str], env: Option<(&st
 
 fn resume(run: &Path, env: Option<(&str, &str)>) -> std::process::Output {
     let mut c = Command::new(BIN);
-    c.args(["train", "--resume"]).arg(run).args(["--set", "stop_after=100"]);
+    c.args(["train", "--resume"])
+        .arg(run)
+        .args(["--set", "stop_after=100"]);
     if let Some((k, v)) = env {
         c.env(k, v);
     }
@@ -55,7 +67,11 @@ fn resume(run: &Path, env: Option<(&str, &str)>) -> std::process::Output {
 }
 
 fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn files(run: &Path, branches: usize, tag: &str) -> Vec<Vec<u8>> {
@@ -84,9 +100,17 @@ fn resume_is_bit_exact() {
         let half = train(&d, &b, regime, &["stop_after=1"], None);
         ok(&half);
         assert!(String::from_utf8_lossy(&half.stdout).contains("--resume"));
-        assert_ne!(files(&a, n, "last"), files(&b, n, "last"), "{regime}: half run must differ");
+        assert_ne!(
+            files(&a, n, "last"),
+            files(&b, n, "last"),
+            "{regime}: half run must differ"
+        );
         ok(&resume(&b, None));
-        assert_eq!(files(&a, n, "last"), files(&b, n, "last"), "{regime}: resumed run differs");
+        assert_eq!(
+            files(&a, n, "last"),
+            files(&b, n, "last"),
+            "{regime}: resumed run differs"
+        );
         // Starting again over a run with checkpoints is refused.
         let again = train(&d, &a, regime, &[], None);
         assert!(!again.status.success());
@@ -123,12 +147,26 @@ fn crash_during_save_keeps_last_good_checkpoint() {
         let crashed = resume(&run, Some(("DBL_TEST_ABORT_SAVE", point)));
         assert!(!crashed.status.success(), "{point}: the hook must abort");
         let last = run.join("branch0/last");
-        let good = if last.join("state.json").exists() { last } else { run.join("branch0/last.old") };
-        assert!(good.join("state.json").exists(), "{point}: no complete checkpoint left");
+        let good = if last.join("state.json").exists() {
+            last
+        } else {
+            run.join("branch0/last.old")
+        };
+        assert!(
+            good.join("state.json").exists(),
+            "{point}: no complete checkpoint left"
+        );
         let m = std::fs::read(good.join("model.safetensors")).unwrap();
-        assert!(before.contains(&m), "{point}: surviving checkpoint is not the last good one");
+        assert!(
+            before.contains(&m),
+            "{point}: surviving checkpoint is not the last good one"
+        );
         ok(&resume(&run, None));
-        assert_eq!(files(&full, 2, "last"), files(&run, 2, "last"), "{point}: resume after crash differs");
+        assert_eq!(
+            files(&full, 2, "last"),
+            files(&run, 2, "last"),
+            "{point}: resume after crash differs"
+        );
     }
 }
 
@@ -144,7 +182,10 @@ fn report_writes_png_and_svg() {
         let png = std::fs::read(run.join(format!("report/{name}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let svg = std::fs::read_to_string(run.join(format!("report/{name}.svg"))).unwrap();
-        assert!(svg.contains("<svg") && (svg.contains("polyline") || svg.contains("<path")), "{name}.svg has no curve");
+        assert!(
+            svg.contains("<svg") && (svg.contains("polyline") || svg.contains("<path")),
+            "{name}.svg has no curve"
+        );
     }
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("branch1"), "{stdout}");

@@ -116,7 +116,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )];
     for (name, cfg) in [("oss", &oss), ("mss", &mss)] {
         cfg.validate()?;
-        eprintln!("training {name} ({} epochs) into {}", cfg.epochs, cfg.out.display());
+        eprintln!(
+            "training {name} ({} epochs) into {}",
+            cfg.epochs,
+            cfg.out.display()
+        );
         pool.install(|| backbone_select::train(cfg, false))?;
         let test = pool.install(|| backbone_select::test(cfg, Split::Test))?;
         let (anchor, target) = (&test[0], &test[1]);

@@ -54,9 +54,13 @@ macro_rules! with_backbone {
         match cfg.model.backbone {
             BackboneName::Tiny => {
                 let f = move |rng: &mut crate::engine::rng::EngineRng| {
-                    Ok(TinyModel::new(d.img_dim, d.vocab, m.word_dim, m.embed, m.dropout, rng)?)
+                    Ok(TinyModel::new(
+                        d.img_dim, d.vocab, m.word_dim, m.embed, m.dropout, rng,
+                    )?)
                 };
-                let $build: &dyn Fn(&mut crate::engine::rng::EngineRng) -> Result<TinyModel, TrainError> = &f;
+                let $build: &dyn Fn(
+                    &mut crate::engine::rng::EngineRng,
+                ) -> Result<TinyModel, TrainError> = &f;
                 $body
             }
             b @ (BackboneName::Vse | BackboneName::ScanAve) => {

@@ -78,7 +78,10 @@ impl RngState {
     pub fn restore(&self) -> Result<EngineRng, String> {
         use rand::SeedableRng;
         if self.seed.len() != 64 {
-            return Err(format!("rng.seed: expected 64 hex digits, got {}", self.seed.len()));
+            return Err(format!(
+                "rng.seed: expected 64 hex digits, got {}",
+                self.seed.len()
+            ));
         }
         let mut key = [0u8; 32];
         for (i, k) in key.iter_mut().enumerate() {
@@ -115,7 +118,10 @@ pub struct BranchState {
 }
 
 /// The parameters as safetensors bytes (f32, names = `Param::name`).
-fn tensors_bytes(tensors: &[(String, Vec<usize>, &[f32])], path: &Path) -> Result<Vec<u8>, CheckpointError> {
+fn tensors_bytes(
+    tensors: &[(String, Vec<usize>, &[f32])],
+    path: &Path,
+) -> Result<Vec<u8>, CheckpointError> {
     let mut views = Vec::with_capacity(tensors.len());
     for (name, shape, data) in tensors {
         let bytes: &[u8] = bytemuck::cast_slice(data);
@@ -133,7 +139,10 @@ fn read_tensors(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(format_err(path, format!("tensor {name}: expected F32, got {:?}", view.dtype())));
+            return Err(format_err(
+                path,
+                format!("tensor {name}: expected F32, got {:?}", view.dtype()),
+            ));
         }
         let data: Vec<f32> = view
             .data()
@@ -162,13 +171,19 @@ pub fn load_weights<M: Module>(model: &mut M, path: &Path) -> Result<(), Checkpo
         if t.shape != p.shape {
             return Err(format_err(
                 path,
-                format!("parameter {}: shape {:?}, the model expects {:?}", p.name, t.shape, p.shape),
+                format!(
+                    "parameter {}: shape {:?}, the model expects {:?}",
+                    p.name, t.shape, p.shape
+                ),
             ));
         }
         p.value = t.data;
     }
     if let Some(extra) = by_name.keys().next() {
-        return Err(format_err(path, format!("unexpected tensor {extra} (not a parameter of this model)")));
+        return Err(format_err(
+            path,
+            format!("unexpected tensor {extra} (not a parameter of this model)"),
+        ));
     }
     Ok(())
 }
@@ -268,7 +283,8 @@ pub fn save<M: Module>(
         write_synced(&opath, &tensors_bytes(&t, &opath)?)?;
     }
     let spath = tmp.join("state.json");
-    let json = serde_json::to_string_pretty(state).map_err(|e| format_err(&spath, e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(state).map_err(|e| format_err(&spath, e.to_string()))?;
     write_synced(&spath, json.as_bytes())?;
     sync_dir(&tmp)?;
 
@@ -295,7 +311,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     fs::create_dir_all(parent).map_err(io(parent))?;
     let tmp = parent.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     write_synced(&tmp, bytes)?;
@@ -318,7 +336,10 @@ mod tests {
         let mut m = TinyModel::new(6, 9, 5, 4, 0.2, &mut rng).unwrap();
         let mut opt = Adam::new(AdamConfig::default(), &m.params()).unwrap();
         for p in m.params_mut() {
-            p.grad.iter_mut().enumerate().for_each(|(i, g)| *g = i as f32 * 0.01);
+            p.grad
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, g)| *g = i as f32 * 0.01);
         }
         opt.step(&mut m.params_mut(), Par::Seq).unwrap();
         let _ = unit_f32(&mut rng);
@@ -334,7 +355,10 @@ mod tests {
         save(&dir, &m, Some(&opt), &state).unwrap();
         // A second save replaces the first and leaves no temp folders behind.
         save(&dir, &m, Some(&opt), &state).unwrap();
-        let names: Vec<_> = fs::read_dir(tmp.path().join("branch0")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(tmp.path().join("branch0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("last")]);
 
         let mut m2 = TinyModel::new(6, 9, 5, 4, 0.2, &mut seeded(99)).unwrap();
@@ -363,7 +387,10 @@ mod tests {
     fn resolve_falls_back_to_old() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("best");
-        assert!(matches!(resolve(&dir), Err(CheckpointError::Missing { .. })));
+        assert!(matches!(
+            resolve(&dir),
+            Err(CheckpointError::Missing { .. })
+        ));
         let old = old_path(&dir);
         fs::create_dir_all(&old).unwrap();
         fs::write(old.join("state.json"), "{}").unwrap();

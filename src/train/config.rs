@@ -278,10 +278,12 @@ impl TrainConfig {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
-        table.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
-            what: what.to_string(),
-            message: e.to_string().trim().to_string(),
-        })
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                what: what.to_string(),
+                message: e.to_string().trim().to_string(),
+            })
     }
 
     /// Reads a TOML file, applies overrides, deserialises. Does not validate.
@@ -334,7 +336,10 @@ impl TrainConfig {
         if !self.data.is_dir() {
             return inv(
                 "data",
-                format!("{} is not a folder (expected the SCAN precomp layout)", self.data.display()),
+                format!(
+                    "{} is not a folder (expected the SCAN precomp layout)",
+                    self.data.display()
+                ),
             );
         }
         let vocab = self.vocab_path();
@@ -348,7 +353,10 @@ impl TrainConfig {
             return inv("loss", e.to_string());
         }
         if self.branches < 1 {
-            return inv("branches", format!("{} < 1: K needs at least one branch", self.branches));
+            return inv(
+                "branches",
+                format!("{} < 1: K needs at least one branch", self.branches),
+            );
         }
         if self.epochs < 1 {
             return inv("epochs", "must be at least 1".into());
@@ -357,19 +365,31 @@ impl TrainConfig {
             return inv("lr", format!("{}: expected a finite number > 0", self.lr));
         }
         if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return inv("lr_decay", format!("{}: expected a number in (0, 1]", self.lr_decay));
+            return inv(
+                "lr_decay",
+                format!("{}: expected a number in (0, 1]", self.lr_decay),
+            );
         }
         if self.batch_size < 2 {
             return inv(
                 "batch_size",
-                format!("{}: a batch needs at least 2 pairs (negatives come from the batch)", self.batch_size),
+                format!(
+                    "{}: a batch needs at least 2 pairs (negatives come from the batch)",
+                    self.batch_size
+                ),
             );
         }
         if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
-            return inv("grad_clip", format!("{}: expected a finite number >= 0", self.grad_clip));
+            return inv(
+                "grad_clip",
+                format!("{}: expected a finite number >= 0", self.grad_clip),
+            );
         }
         if !(0.0..=1.0).contains(&self.mss.m0) {
-            return inv("mss.m0", format!("{}: expected a momentum in [0, 1]", self.mss.m0));
+            return inv(
+                "mss.m0",
+                format!("{}: expected a momentum in [0, 1]", self.mss.m0),
+            );
         }
         if self.regime == Regime::Oas && self.oas.epochs < 1 {
             return inv("oas.epochs", "must be at least 1".into());
@@ -391,7 +411,10 @@ impl TrainConfig {
             return inv("model", "embed, word_dim and sim_dim must be > 0".into());
         }
         if !(0.0..1.0).contains(&m.dropout) {
-            return inv("model.dropout", format!("{}: expected a probability in [0, 1)", m.dropout));
+            return inv(
+                "model.dropout",
+                format!("{}: expected a probability in [0, 1)", m.dropout),
+            );
         }
         Ok(())
     }
@@ -425,7 +448,10 @@ mod tests {
         let (_t, base) = setup();
         let c = TrainConfig::from_toml_str(&base, "t", &[]).unwrap();
         c.validate().unwrap();
-        assert_eq!((c.epochs, c.lr, c.lr_update, c.batch_size), (40, 2e-4, 30, 128));
+        assert_eq!(
+            (c.epochs, c.lr, c.lr_update, c.batch_size),
+            (40, 2e-4, 30, 128)
+        );
         assert_eq!((c.grad_clip, c.mss.m0, c.branches), (2.0, 0.99995, 2));
         assert_eq!(c.loss, LossConfig::default());
     }
@@ -437,7 +463,11 @@ mod tests {
             ("", &["epoch=3"], "epoch"),
             ("", &["loss.margin=-0.2"], "margin"),
             ("", &["branches=0"], "branches"),
-            ("", &["loss.peer.kind=\"boost\"", "loss.peer.split=1.5"], "peer.split"),
+            (
+                "",
+                &["loss.peer.kind=\"boost\"", "loss.peer.split=1.5"],
+                "peer.split",
+            ),
             ("", &["lr=0"], "`lr`"),
             ("", &["batch_size=1"], "batch_size"),
             ("", &["mss.m0=2"], "mss.m0"),
@@ -462,12 +492,19 @@ mod tests {
         let c = TrainConfig::from_toml_str(
             &base,
             "t",
-            &["loss.peer.kind=boost".into(), "loss.peer.form=relative".into(), "regime=mss".into(), "max_steps_per_epoch=3".into()],
+            &[
+                "loss.peer.kind=boost".into(),
+                "loss.peer.form=relative".into(),
+                "regime=mss".into(),
+                "max_steps_per_epoch=3".into(),
+            ],
         )
         .unwrap();
         assert_eq!(c.regime, Regime::Mss);
         assert_eq!(c.max_steps_per_epoch, Some(3));
-        assert!(matches!(c.loss.peer, crate::loss::PeerLoss::Boost(b) if b.form == crate::loss::BoostForm::Relative));
+        assert!(
+            matches!(c.loss.peer, crate::loss::PeerLoss::Boost(b) if b.form == crate::loss::BoostForm::Relative)
+        );
         let e = TrainConfig::from_toml_str(&base, "t", &["nokey".into()]).unwrap_err();
         assert!(e.to_string().contains("nokey"));
     }

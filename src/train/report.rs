@@ -49,7 +49,10 @@ pub fn read_curves(run: &Path) -> Result<(Vec<Curve>, Vec<Curve>), String> {
         let path = run.join(format!("branch{k}")).join("metrics.jsonl");
         if !path.is_file() {
             if k == 0 {
-                return Err(format!("{}: no metrics (is this a run folder?)", path.display()));
+                return Err(format!(
+                    "{}: no metrics (is this a run folder?)",
+                    path.display()
+                ));
             }
             break;
         }
@@ -71,8 +74,14 @@ pub fn read_curves(run: &Path) -> Result<(Vec<Curve>, Vec<Curve>), String> {
                 _ => {}
             }
         }
-        loss.push(Curve { branch: k, points: l });
-        rsum.push(Curve { branch: k, points: r });
+        loss.push(Curve {
+            branch: k,
+            points: l,
+        });
+        rsum.push(Curve {
+            branch: k,
+            points: r,
+        });
     }
     Ok((loss, rsum))
 }
@@ -112,7 +121,12 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve]) -> R
         .map_err(e)?;
     for c in curves {
         let color = COLORS[c.branch % COLORS.len()].1;
-        let pts: Vec<(f64, f64)> = c.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let pts: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(e)?;
@@ -133,11 +147,17 @@ pub fn report(run: &Path) -> Result<Report, String> {
     let mut files = Vec::new();
     for (name, curves) in [("loss", &loss), ("rsum", &rsum)] {
         let png = dir.join(format!("{name}.png"));
-        draw(BitMapBackend::new(&png, (800, 500)).into_drawing_area(), curves)
-            .map_err(|m| format!("{}: {m}", png.display()))?;
+        draw(
+            BitMapBackend::new(&png, (800, 500)).into_drawing_area(),
+            curves,
+        )
+        .map_err(|m| format!("{}: {m}", png.display()))?;
         let svg = dir.join(format!("{name}.svg"));
-        draw(SVGBackend::new(&svg, (800, 500)).into_drawing_area(), curves)
-            .map_err(|m| format!("{}: {m}", svg.display()))?;
+        draw(
+            SVGBackend::new(&svg, (800, 500)).into_drawing_area(),
+            curves,
+        )
+        .map_err(|m| format!("{}: {m}", svg.display()))?;
         files.push(png);
         files.push(svg);
     }

@@ -41,11 +41,11 @@ use crate::eval::metrics::Metrics;
 use crate::eval::protocol::whole_metrics;
 use crate::loss::ScoreMatrix;
 use crate::model::Trainable;
+use crate::train::TrainError;
 use crate::train::checkpoint::{self, BranchState, RngState};
 use crate::train::config::{Regime, TrainConfig};
 use crate::train::metrics_log::MetricsLog;
 use crate::train::schedule::{loss_for_epoch, lr_at};
-use crate::train::TrainError;
 
 /// How the branches of a phase are stepped.
 #[derive(Debug, Clone, Copy)]
@@ -159,12 +159,12 @@ impl<M: Trainable> BranchRun<M> {
             checkpoint::load_optim(o, &ck.join("optim.safetensors"))?;
         }
         let state = checkpoint::load_state(&ck.join("state.json"))?;
-        let rng = state.rng.restore().map_err(|message| TrainError::Checkpoint(
-            checkpoint::CheckpointError::Format {
+        let rng = state.rng.restore().map_err(|message| {
+            TrainError::Checkpoint(checkpoint::CheckpointError::Format {
                 path: ck.join("state.json"),
                 message,
-            },
-        ))?;
+            })
+        })?;
         Self::new(model, opt, rng, state, dir, save)
     }
 
@@ -177,7 +177,12 @@ impl<M: Trainable> BranchRun<M> {
 
     fn checkpoint(&mut self, tag: &str) -> Result<(), TrainError> {
         self.state.rng = RngState::capture(&self.rng);
-        checkpoint::save(&self.dir.join(tag), &self.model, self.opt.as_ref(), &self.state)?;
+        checkpoint::save(
+            &self.dir.join(tag),
+            &self.model,
+            self.opt.as_ref(),
+            &self.state,
+        )?;
         Ok(())
     }
 }
@@ -214,10 +219,8 @@ fn progress(len: u64, epoch: usize, epochs: usize, stage: u32) -> ProgressBar {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
     pb.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb.set_prefix(format!("stage {stage} epoch {}/{epochs}", epoch + 1));
     pb
@@ -238,7 +241,9 @@ fn run_phase<M: Trainable>(
     let lead = trained[0];
     let start = branches[lead].state.epoch;
     let plan_len = BatchPlan::eval(ctx.train.len(), cfg.batch_size).len();
-    let iters = cfg.max_steps_per_epoch.map_or(plan_len, |m| m.min(plan_len));
+    let iters = cfg
+        .max_steps_per_epoch
+        .map_or(plan_len, |m| m.min(plan_len));
     let ema = match phase.kind {
         StepKind::Anchored { ema: Some(m0) } => {
             Some(CosineMomentum::new(m0, (phase.epochs * iters) as u64)?)
@@ -282,9 +287,12 @@ fn run_phase<M: Trainable>(
             }
             let step = step + 1;
             if let Some((_, r)) = records.last() {
-                pb.set_message(format!("loss {:.3}", r["loss"].as_f64().unwrap_or(f64::NAN)));
+                pb.set_message(format!(
+                    "loss {:.3}",
+                    r["loss"].as_f64().unwrap_or(f64::NAN)
+                ));
             }
-            if step % cfg.log_every as u64 == 0 || step == 1 {
+            if step.is_multiple_of(cfg.log_every as u64) || step == 1 {
                 for (k, mut r) in records {
                     r["kind"] = json!("step");
                     r["stage"] = json!(phase.stage);
@@ -302,7 +310,7 @@ fn run_phase<M: Trainable>(
         for b in branches.iter_mut() {
             b.state.epoch = epoch + 1;
         }
-        let evaluate_now = (epoch + 1) % cfg.eval_every == 0 || epoch + 1 == phase.epochs;
+        let evaluate_now = (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == phase.epochs;
         let mut improved = vec![false; branches.len()];
         if evaluate_now {
             let mut dev = Vec::with_capacity(branches.len());
@@ -318,8 +326,10 @@ fn run_phase<M: Trainable>(
                     improved[k] = true;
                 }
                 let step = b.state.step;
-                b.log(json!({"kind": "eval", "stage": phase.stage, "epoch": epoch, "step": step,
-                    "lr": lr, "seconds": secs, "dev": dev[k]}))?;
+                b.log(
+                    json!({"kind": "eval", "stage": phase.stage, "epoch": epoch, "step": step,
+                    "lr": lr, "seconds": secs, "dev": dev[k]}),
+                )?;
             }
             eprintln!(
                 "stage {} epoch {}/{}: dev rSum {} ({secs:.1}s)",
@@ -377,7 +387,10 @@ pub fn cohort_step<M: Trainable>(
         b.model.zero_grad();
         b.model.backward(cache, &out.grad_f32());
         let gn = clip_and_step(b, clip, par)?;
-        records.push((k, json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn})));
+        records.push((
+            k,
+            json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn}),
+        ));
     }
     Ok(records)
 }
@@ -417,7 +430,11 @@ pub fn anchored_step<M: Trainable>(
     Ok(vec![(1, rec)])
 }
 
-fn clip_and_step<M: Trainable>(b: &mut BranchRun<M>, clip: f64, par: Par) -> Result<f32, TrainError> {
+fn clip_and_step<M: Trainable>(
+    b: &mut BranchRun<M>,
+    clip: f64,
+    par: Par,
+) -> Result<f32, TrainError> {
     let gn = if clip > 0.0 {
         clip_grad_norm(&mut b.model.params_mut(), clip as f32)
     } else {
@@ -671,7 +688,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let batch = toy_batch();
         let loss = rm_loss(1.0);
-        let mut br = vec![branch(model(1), false, 0, tmp.path()), branch(model(2), false, 1, tmp.path())];
+        let mut br = vec![
+            branch(model(1), false, 0, tmp.path()),
+            branch(model(2), false, 1, tmp.path()),
+        ];
         let recs = cohort_step(&mut br, &batch, &loss, 0.0, Par::Seq).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].1["peer"].as_f64().unwrap(), 0.0);
@@ -696,7 +716,10 @@ mod tests {
         assert_ne!(grads(&b1), grads(&e1));
 
         // α = 0 vs α = 5: the anchor's gradient is identical (detached).
-        let mut hi = vec![branch(model(1), false, 0, tmp.path()), branch(model(2), false, 1, tmp.path())];
+        let mut hi = vec![
+            branch(model(1), false, 0, tmp.path()),
+            branch(model(2), false, 1, tmp.path()),
+        ];
         cohort_step(&mut hi, &batch, &rm_loss(5.0), 0.0, Par::Seq).unwrap();
         assert_eq!(grads(&hi[0].model), grads(&br[0].model));
         assert_ne!(grads(&hi[1].model), grads(&br[1].model));
@@ -712,12 +735,21 @@ mod tests {
         let loss = rm_loss(1.0);
         let student = model(3);
         let teacher = student.clone();
-        let mut br = vec![branch(teacher.clone(), false, 0, tmp.path()), branch(student.clone(), true, 1, tmp.path())];
+        let mut br = vec![
+            branch(teacher.clone(), false, 0, tmp.path()),
+            branch(student.clone(), true, 1, tmp.path()),
+        ];
         let rng_before = br[0].rng.get_word_pos();
         let m = 0.9;
         anchored_step(&mut br, &batch, &loss, 2.0, Par::Seq, Some(m)).unwrap();
         assert_eq!(br[0].rng.get_word_pos(), rng_before);
-        assert!(br[0].model.params().iter().all(|p| p.grad.iter().all(|&g| g == 0.0)));
+        assert!(
+            br[0]
+                .model
+                .params()
+                .iter()
+                .all(|p| p.grad.iter().all(|&g| g == 0.0))
+        );
         let mut expect = teacher.clone();
         ema_update(&mut expect.params_mut(), &br[1].model.params(), m);
         for (a, b) in br[0].model.params().iter().zip(expect.params()) {
@@ -726,7 +758,10 @@ mod tests {
         assert_ne!(br[1].model.params()[0].value, student.params()[0].value);
         assert_eq!(br[0].state.step, 1);
         // Without a momentum (OAS stage 2) the anchor stays frozen.
-        let mut oas = vec![branch(teacher.clone(), false, 0, tmp.path()), branch(student, true, 1, tmp.path())];
+        let mut oas = vec![
+            branch(teacher.clone(), false, 0, tmp.path()),
+            branch(student, true, 1, tmp.path()),
+        ];
         anchored_step(&mut oas, &batch, &loss, 2.0, Par::Seq, None).unwrap();
         for (a, b) in oas[0].model.params().iter().zip(teacher.params()) {
             assert_eq!(a.value, b.value);

@@ -46,7 +46,12 @@ mod tests {
     fn warmup_switches_reductions_then_restores() {
         let base = LossConfig::default();
         let w = loss_for_epoch(&base, 2, 1);
-        assert_eq!(w.base, BaseLoss::Triplet { reduction: Reduction::Sum });
+        assert_eq!(
+            w.base,
+            BaseLoss::Triplet {
+                reduction: Reduction::Sum
+            }
+        );
         assert!(matches!(w.peer, PeerLoss::Boost(b) if b.reduction == Reduction::Sum));
         assert_eq!(loss_for_epoch(&base, 2, 2), base);
         assert_eq!(loss_for_epoch(&base, 0, 0), base);

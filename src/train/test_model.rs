@@ -237,9 +237,7 @@ mod tests {
             images: rand_vec(b * r * d, 3, 1.0),
             n_regions: r,
             dim: d,
-            tokens: vec![
-                1, 4, 5, 6, 2, 1, 7, 3, 2, 0, 1, 8, 2, 0, 0, 1, 9, 2, 0, 0,
-            ],
+            tokens: vec![1, 4, 5, 6, 2, 1, 7, 3, 2, 0, 1, 8, 2, 0, 0, 1, 9, 2, 0, 0],
             max_len: l,
             lengths: vec![5, 4, 3, 3],
             caption_ids: (0..b).collect(),
@@ -266,7 +264,7 @@ mod tests {
         let h = 2e-3f32;
         let mut checked = 0;
         for (pi, g) in analytic.iter().enumerate() {
-            for i in 0..g.len() {
+            for (i, &an32) in g.iter().enumerate() {
                 let mut plus = model.clone();
                 let x = plus.params_mut()[pi].value[i];
                 plus.params_mut()[pi].value[i] = x + h;
@@ -274,7 +272,7 @@ mod tests {
                 minus.params_mut()[pi].value[i] = x - h;
                 let denom = ((x + h) - (x - h)) as f64;
                 let fd = (loss(&plus) - loss(&minus)) / denom;
-                let an = g[i] as f64;
+                let an = an32 as f64;
                 assert!(
                     (fd - an).abs() <= 1e-3 + 1e-2 * fd.abs(),
                     "param {} [{i}]: fd {fd} vs analytic {an}",
