@@ -13,3 +13,4 @@ pub mod engine;
 pub mod eval;
 pub mod loss;
 pub mod model;
+pub mod train;

@@ -27,6 +27,12 @@ enum Command {
     Model(cli::model::Args),
     /// Convert a PyTorch checkpoint of a backbone to safetensors weights.
     ImportTorch(cli::import_torch::Args),
+    /// Train a run (baseline, OAS, OSS cohort, MSS) from a config; --resume continues one.
+    Train(cli::train::Args),
+    /// Draw a run's loss and dev rSum curves per branch (PNG + SVG).
+    Report(cli::report::Args),
+    /// Synthetic data + anchor/target training + test table, end to end.
+    Demo(cli::demo::Args),
 }
 
 fn main() {
@@ -39,6 +45,9 @@ fn main() {
         Command::Eval(a) => cli::eval::run(a),
         Command::Model(a) => cli::model::run(a),
         Command::ImportTorch(a) => cli::import_torch::run(a),
+        Command::Train(a) => cli::train::run(a),
+        Command::Report(a) => cli::report::run(a),
+        Command::Demo(a) => cli::demo::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,9 +1,12 @@
 //! The `dbl` subcommands, one file each: an `Args` struct (clap) and `run`.
 
+pub mod demo;
 pub mod eval;
 pub mod import_torch;
 pub mod inspect;
 pub mod model;
+pub mod report;
 pub mod synth;
 pub mod tokenize;
+pub mod train;
 pub mod vocab;

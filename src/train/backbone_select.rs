@@ -1,0 +1,81 @@
+//! The one place that maps `model.backbone` to a model type. Everything else
+//! in `crate::train` is generic over `Trainable`; wiring a new backbone means
+//! adding one arm to [`with_backbone!`]'s match (construct the model from
+//! `cfg.model`, the vocabulary size and the feature dimension).
+//!
+//! Today only `tiny` ([`TinyModel`]) is wired; `vse` and `scan-ave` return
+//! [`TrainError::BackboneUnavailable`] until the backbones branch is merged.
+
+use crate::data::precomp::{Precomp, Split};
+use crate::data::vocab::Vocab;
+use crate::eval::metrics::Metrics;
+use crate::train::TrainError;
+use crate::train::config::{BackboneName, TrainConfig};
+use crate::train::runner::{self, RunSummary};
+use crate::train::test_model::TinyModel;
+
+/// Vocabulary size and region-feature dimension the model is built for.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    /// Rows of the word embedding table.
+    pub vocab: usize,
+    /// Region feature size.
+    pub img_dim: usize,
+}
+
+/// Reads the vocabulary size and the feature dimension of `cfg`'s data.
+pub fn dims(cfg: &TrainConfig) -> Result<Dims, TrainError> {
+    let vocab = Vocab::load(cfg.vocab_path())?;
+    let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
+    Ok(Dims {
+        vocab: vocab.len(),
+        img_dim: train.dim(),
+    })
+}
+
+/// Fails early (before any work) when the backbone is not wired in this build.
+pub fn check_available(cfg: &TrainConfig) -> Result<(), TrainError> {
+    match cfg.model.backbone {
+        BackboneName::Tiny => Ok(()),
+        b @ (BackboneName::Vse | BackboneName::ScanAve) => {
+            Err(TrainError::BackboneUnavailable(b.name()))
+        }
+    }
+}
+
+/// Runs `$body` with `$build` bound to a `&dyn Fn(&mut EngineRng) -> Result<M, TrainError>`
+/// constructing the configured backbone. THE dispatch: add backbones here.
+macro_rules! with_backbone {
+    ($cfg:expr, $build:ident => $body:expr) => {{
+        let cfg: &TrainConfig = $cfg;
+        check_available(cfg)?;
+        let d = dims(cfg)?;
+        let m = cfg.model.clone();
+        match cfg.model.backbone {
+            BackboneName::Tiny => {
+                let f = move |rng: &mut crate::engine::rng::EngineRng| {
+                    Ok(TinyModel::new(
+                        d.img_dim, d.vocab, m.word_dim, m.embed, m.dropout, rng,
+                    )?)
+                };
+                let $build: &dyn Fn(
+                    &mut crate::engine::rng::EngineRng,
+                ) -> Result<TinyModel, TrainError> = &f;
+                $body
+            }
+            b @ (BackboneName::Vse | BackboneName::ScanAve) => {
+                Err(TrainError::BackboneUnavailable(b.name()))
+            }
+        }
+    }};
+}
+
+/// Trains (or with `resume`, continues) the run `cfg` describes.
+pub fn train(cfg: &TrainConfig, resume: bool) -> Result<RunSummary, TrainError> {
+    with_backbone!(cfg, build => runner::train(cfg, build, resume))
+}
+
+/// Metrics of every branch's best checkpoint of the run `cfg` on `split`.
+pub fn test(cfg: &TrainConfig, split: Split) -> Result<Vec<Metrics>, TrainError> {
+    with_backbone!(cfg, build => runner::test_branches(cfg, split, build))
+}

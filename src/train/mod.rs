@@ -1,0 +1,53 @@
+//! Training (spec §4, §7; issue #4): the DBL regimes (baseline, OAS, OSS
+//! K-branch cascade, MSS), schedules, crash-safe checkpoints with bit-exact
+//! resume, the metrics log and the curves report.
+//!
+//! - [`config`]: `TrainConfig` (TOML + dotted overrides, validated up front).
+//! - [`runner`]: the loop shared by every regime, generic over `Trainable`.
+//! - [`backbone_select`]: the one place that maps a backbone name to a model type.
+//! - [`checkpoint`], [`schedule`], [`metrics_log`], [`report`].
+//! - [`test_model`]: the `tiny` model used by tests and smoke runs.
+
+pub mod backbone_select;
+pub mod checkpoint;
+pub mod config;
+pub mod metrics_log;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod test_model;
+
+use std::path::PathBuf;
+
+/// Everything that can stop a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("vocabulary: {0}")]
+    Vocab(#[from] crate::data::vocab::VocabError),
+    #[error("data: {0}")]
+    Data(#[from] crate::data::precomp::PrecompError),
+    #[error("engine: {0}")]
+    Engine(#[from] crate::engine::error::EngineError),
+    #[error("loss: {0}")]
+    Loss(#[from] crate::loss::LossError),
+    #[error("evaluation: {0}")]
+    Eval(#[from] crate::eval::error::EvalError),
+    #[error(
+        "{0} already holds checkpoints (branch*/): pass --resume {0} to continue it, or choose a new --out"
+    )]
+    RunExists(PathBuf),
+    #[error(
+        "backbone `{0}` is not available in this build (the trainer is wired to: tiny); \
+         set model.backbone = \"tiny\" for a smoke run"
+    )]
+    BackboneUnavailable(&'static str),
+}

@@ -1,0 +1,770 @@
+//! The training loop shared by every regime (spec §4), generic over any
+//! [`Trainable`] backbone. A run is one or two *phases* (OAS has two stages);
+//! a phase trains a list of branches for some epochs with one step kind:
+//!
+//! - [`StepKind::Cohort`] (baseline = K 1, OSS = K ≥ 1): every branch forwards the
+//!   same batch in train mode; branch k minimises
+//!   L_raw(S_k) + α·(1/k)·Σ_{n<k} L_peer(S_k, sg(S_n)) (`LossConfig::branch_loss`),
+//!   with its own backward, grad-norm clip and Adam step.
+//! - [`StepKind::Anchored`] (OAS stage 2, MSS): branch 0 is the anchor (eval
+//!   mode, no gradient), branch 1 the target (train mode),
+//!   L = L_raw(S^t) + α·L_peer(S^t, sg(S^a)); for MSS the anchor then takes an
+//!   EMA step toward the target with the cosine momentum at global step t.
+//!
+//! Each epoch: lr = lr0·decay^⌊epoch/lr_update⌋, a (seed, epoch)-shuffled plan,
+//! optional step cap, dev evaluation (`score_split` + whole-matrix metrics),
+//! then `last` (and, on a new best dev rSum, `best`) checkpoints per branch.
+//! Everything random comes from `seed`: branch k is initialised from ChaCha8
+//! stream 1 + k and draws dropout from stream 101 + k, so a run is
+//! bitwise-reproducible for a fixed thread count, and a resumed run continues
+//! the same trajectory (the dropout RNG position is checkpointed).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
+use serde_json::json;
+
+use crate::data::batch::{BatchPlan, Loader};
+use crate::data::precomp::{Precomp, Split};
+use crate::data::vocab::Vocab;
+use crate::engine::adam::{Adam, AdamConfig};
+use crate::engine::clip::{clip_grad_norm, grad_norm};
+use crate::engine::ema::{CosineMomentum, ema_update};
+use crate::engine::gemm::Par;
+use crate::engine::param::Module;
+use crate::engine::rng::EngineRng;
+use crate::eval::matrix::SimMatrix;
+use crate::eval::metrics::Metrics;
+use crate::eval::protocol::whole_metrics;
+use crate::loss::ScoreMatrix;
+use crate::model::Trainable;
+use crate::train::TrainError;
+use crate::train::checkpoint::{self, BranchState, RngState};
+use crate::train::config::{Regime, TrainConfig};
+use crate::train::metrics_log::MetricsLog;
+use crate::train::schedule::{loss_for_epoch, lr_at};
+
+/// How the branches of a phase are stepped.
+#[derive(Debug, Clone, Copy)]
+pub enum StepKind {
+    /// Every branch trains; peers are the earlier branches (or the others, for mutual learning).
+    Cohort,
+    /// Branch 0 is a frozen eval-mode anchor, branch 1 the target; `ema` = MSS initial momentum.
+    Anchored { ema: Option<f64> },
+}
+
+/// One branch being trained (or held as an anchor).
+pub struct BranchRun<M> {
+    /// The model.
+    pub model: M,
+    /// Its optimiser (none for anchors).
+    pub opt: Option<Adam>,
+    /// Its dropout RNG.
+    pub rng: EngineRng,
+    /// Progress and best score.
+    pub state: BranchState,
+    /// `RUN/branch{k}`.
+    pub dir: PathBuf,
+    log: MetricsLog,
+    /// Whether this phase writes its checkpoints.
+    save: bool,
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Best dev metrics of each branch (`None` if never evaluated).
+    pub best_dev: Vec<Option<Metrics>>,
+    /// True when `stop_after` ended the run before its last epoch.
+    pub stopped: bool,
+}
+
+/// The dropout RNG of branch k (ChaCha8 stream 101 + k of `seed`).
+pub fn dropout_rng(seed: u64, k: usize) -> EngineRng {
+    let mut r = EngineRng::seed_from_u64(seed);
+    r.set_stream(101 + k as u64);
+    r
+}
+
+/// The initialisation RNG of branch k (stream 1 + k of `seed`).
+pub fn init_rng(seed: u64, k: usize) -> EngineRng {
+    let mut r = EngineRng::seed_from_u64(seed);
+    r.set_stream(1 + k as u64);
+    r
+}
+
+fn branch_dir(out: &Path, k: usize) -> PathBuf {
+    out.join(format!("branch{k}"))
+}
+
+fn fresh_state(stage: u32, rng: &EngineRng) -> BranchState {
+    BranchState {
+        stage,
+        epoch: 0,
+        step: 0,
+        best_rsum: None,
+        best_epoch: None,
+        rng: RngState::capture(rng),
+    }
+}
+
+fn adam(cfg: &TrainConfig, m: &impl Module) -> Result<Adam, TrainError> {
+    Ok(Adam::new(
+        AdamConfig {
+            lr: cfg.lr,
+            ..AdamConfig::default()
+        },
+        &m.params(),
+    )?)
+}
+
+impl<M: Trainable> BranchRun<M> {
+    fn new(
+        model: M,
+        opt: Option<Adam>,
+        rng: EngineRng,
+        state: BranchState,
+        dir: PathBuf,
+        save: bool,
+    ) -> Result<Self, TrainError> {
+        let log = MetricsLog::open(&dir.join("metrics.jsonl")).map_err(|e| TrainError::Io {
+            path: dir.join("metrics.jsonl"),
+            source: e,
+        })?;
+        Ok(BranchRun {
+            model,
+            opt,
+            rng,
+            state,
+            dir,
+            log,
+            save,
+        })
+    }
+
+    /// Loads `dir/{tag}` into a branch: weights (into `model`), optimiser (if `opt`), state, RNG.
+    fn load(
+        mut model: M,
+        mut opt: Option<Adam>,
+        dir: PathBuf,
+        tag: &str,
+        save: bool,
+    ) -> Result<Self, TrainError> {
+        let ck = checkpoint::resolve(&dir.join(tag))?;
+        checkpoint::load_weights(&mut model, &ck.join("model.safetensors"))?;
+        if let Some(o) = opt.as_mut() {
+            checkpoint::load_optim(o, &ck.join("optim.safetensors"))?;
+        }
+        let state = checkpoint::load_state(&ck.join("state.json"))?;
+        let rng = state.rng.restore().map_err(|message| {
+            TrainError::Checkpoint(checkpoint::CheckpointError::Format {
+                path: ck.join("state.json"),
+                message,
+            })
+        })?;
+        Self::new(model, opt, rng, state, dir, save)
+    }
+
+    fn log(&mut self, rec: serde_json::Value) -> Result<(), TrainError> {
+        self.log.write(&rec).map_err(|e| TrainError::Io {
+            path: self.log.path().to_path_buf(),
+            source: e,
+        })
+    }
+
+    fn checkpoint(&mut self, tag: &str) -> Result<(), TrainError> {
+        self.state.rng = RngState::capture(&self.rng);
+        checkpoint::save(
+            &self.dir.join(tag),
+            &self.model,
+            self.opt.as_ref(),
+            &self.state,
+        )?;
+        Ok(())
+    }
+}
+
+/// One phase of a run.
+struct Phase {
+    stage: u32,
+    epochs: usize,
+    lr_update: usize,
+    kind: StepKind,
+    /// Branch whose dev rSum decides `best` for every saved branch (MSS: the
+    /// student); `None` = each branch by its own rSum.
+    select_by: Option<usize>,
+}
+
+/// Shared read-only context of a run.
+struct Ctx<'a> {
+    cfg: &'a TrainConfig,
+    train: &'a Precomp,
+    dev: &'a Precomp,
+    par: Par,
+}
+
+/// Dev metrics of one model (whole-matrix, f30k style).
+pub fn evaluate<M: Trainable>(model: &M, ds: &Precomp) -> Result<Metrics, TrainError> {
+    let sims = model.score_split(ds);
+    let m = SimMatrix::new(&sims, ds.n_images(), ds.len())?;
+    Ok(whole_metrics(&m))
+}
+
+fn progress(len: u64, epoch: usize, epochs: usize, stage: u32) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(format!("stage {stage} epoch {}/{epochs}", epoch + 1));
+    pb
+}
+
+/// Runs `phase` on `branches` from their stored epoch; returns false when
+/// `budget` (epochs left in this invocation) ran out first.
+fn run_phase<M: Trainable>(
+    ctx: &Ctx<'_>,
+    phase: &Phase,
+    branches: &mut [BranchRun<M>],
+    budget: &mut Option<usize>,
+) -> Result<bool, TrainError> {
+    let cfg = ctx.cfg;
+    let trained: Vec<usize> = (0..branches.len())
+        .filter(|&k| branches[k].opt.is_some())
+        .collect();
+    let lead = trained[0];
+    let start = branches[lead].state.epoch;
+    let plan_len = BatchPlan::eval(ctx.train.len(), cfg.batch_size).len();
+    let iters = cfg
+        .max_steps_per_epoch
+        .map_or(plan_len, |m| m.min(plan_len));
+    let ema = match phase.kind {
+        StepKind::Anchored { ema: Some(m0) } => {
+            Some(CosineMomentum::new(m0, (phase.epochs * iters) as u64)?)
+        }
+        _ => None,
+    };
+    for epoch in start..phase.epochs {
+        if let Some(b) = budget {
+            if *b == 0 {
+                return Ok(false);
+            }
+            *b -= 1;
+        }
+        let lr = lr_at(cfg.lr, cfg.lr_decay, phase.lr_update, epoch);
+        for &k in &trained {
+            if let Some(o) = branches[k].opt.as_mut() {
+                o.set_lr(lr)?;
+            }
+        }
+        let loss = loss_for_epoch(&cfg.loss, cfg.warmup_sum_epochs, epoch);
+        let shuffle_epoch = epoch as u64 + 1_000_000 * u64::from(phase.stage - 1);
+        let plan = BatchPlan::train(ctx.train.len(), cfg.batch_size, cfg.seed, shuffle_epoch);
+        let mut loader = Loader::new(ctx.train, plan);
+        let pb = progress(iters as u64, epoch, phase.epochs, phase.stage);
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            let Some(batch) = loader.next_batch() else {
+                break;
+            };
+            let n = batch.size();
+            let step = branches[lead].state.step;
+            let records = match phase.kind {
+                StepKind::Cohort => cohort_step(branches, batch, &loss, cfg.grad_clip, ctx.par)?,
+                StepKind::Anchored { .. } => {
+                    let m = ema.as_ref().map(|sched| sched.at(step));
+                    anchored_step(branches, batch, &loss, cfg.grad_clip, ctx.par, m)?
+                }
+            };
+            for &k in &trained {
+                branches[k].state.step += 1;
+            }
+            let step = step + 1;
+            if let Some((_, r)) = records.last() {
+                pb.set_message(format!(
+                    "loss {:.3}",
+                    r["loss"].as_f64().unwrap_or(f64::NAN)
+                ));
+            }
+            if step.is_multiple_of(cfg.log_every as u64) || step == 1 {
+                for (k, mut r) in records {
+                    r["kind"] = json!("step");
+                    r["stage"] = json!(phase.stage);
+                    r["epoch"] = json!(epoch);
+                    r["step"] = json!(step);
+                    r["lr"] = json!(lr);
+                    r["batch"] = json!(n);
+                    branches[k].log(r)?;
+                }
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        for b in branches.iter_mut() {
+            b.state.epoch = epoch + 1;
+        }
+        let evaluate_now = (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == phase.epochs;
+        let mut improved = vec![false; branches.len()];
+        if evaluate_now {
+            let mut dev = Vec::with_capacity(branches.len());
+            for b in branches.iter() {
+                dev.push(evaluate(&b.model, ctx.dev)?);
+            }
+            for (k, b) in branches.iter_mut().enumerate() {
+                let sel = phase.select_by.unwrap_or(k);
+                let r = dev[sel].rsum;
+                if b.save && b.state.best_rsum.is_none_or(|best| r > best) {
+                    b.state.best_rsum = Some(r);
+                    b.state.best_epoch = Some(epoch + 1);
+                    improved[k] = true;
+                }
+                let step = b.state.step;
+                b.log(
+                    json!({"kind": "eval", "stage": phase.stage, "epoch": epoch, "step": step,
+                    "lr": lr, "seconds": secs, "dev": dev[k]}),
+                )?;
+            }
+            eprintln!(
+                "stage {} epoch {}/{}: dev rSum {} ({secs:.1}s)",
+                phase.stage,
+                epoch + 1,
+                phase.epochs,
+                dev.iter()
+                    .enumerate()
+                    .map(|(k, m)| format!("b{k} {:.2}", m.rsum))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for (k, b) in branches.iter_mut().enumerate() {
+            if !b.save {
+                continue;
+            }
+            if improved[k] {
+                b.checkpoint("best")?;
+            }
+            b.checkpoint("last")?;
+        }
+    }
+    Ok(true)
+}
+
+/// One OSS/baseline step: every branch forwards `batch` in train mode, then
+/// branch k (in order) back-propagates `LossConfig::branch_loss` (peers detached:
+/// their scores enter as constants), clips and steps. Returns (branch, record) pairs.
+pub fn cohort_step<M: Trainable>(
+    branches: &mut [BranchRun<M>],
+    batch: &crate::data::batch::Batch,
+    loss: &crate::loss::LossConfig,
+    clip: f64,
+    par: Par,
+) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
+    let n = batch.size();
+    let mut sims = Vec::with_capacity(branches.len());
+    let mut caches = Vec::with_capacity(branches.len());
+    for b in branches.iter_mut() {
+        let (s, c) = b.model.forward(batch, true, &mut b.rng);
+        sims.push(s);
+        caches.push(Some(c));
+    }
+    let mats = sims
+        .iter()
+        .enumerate()
+        .map(|(k, s)| ScoreMatrix::from_f32(&format!("branch {k} scores"), s, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut records = Vec::with_capacity(branches.len());
+    for (k, b) in branches.iter_mut().enumerate() {
+        let out = loss.branch_loss(&mats, k)?;
+        let base = loss.base_loss(&mats[k])?.value;
+        let cache = caches[k].take().expect("each cache is used once");
+        b.model.zero_grad();
+        b.model.backward(cache, &out.grad_f32());
+        let gn = clip_and_step(b, clip, par)?;
+        records.push((
+            k,
+            json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn}),
+        ));
+    }
+    Ok(records)
+}
+
+/// One OAS-stage-2 / MSS step: anchor = branches[0] in eval mode (no
+/// gradient), target = branches[1] in train mode; L = base(S^t) + α·peer(S^t, sg(S^a));
+/// clip, Adam step; then, if `ema_momentum` is given, one EMA update of the
+/// anchor toward the updated target. Returns the target's record.
+pub fn anchored_step<M: Trainable>(
+    branches: &mut [BranchRun<M>],
+    batch: &crate::data::batch::Batch,
+    loss: &crate::loss::LossConfig,
+    clip: f64,
+    par: Par,
+    ema_momentum: Option<f64>,
+) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
+    let n = batch.size();
+    let (a, t) = branches.split_at_mut(1);
+    let (anchor, target) = (&mut a[0], &mut t[0]);
+    let (sa, _) = anchor.model.forward(batch, false, &mut anchor.rng);
+    let (st, cache) = target.model.forward(batch, true, &mut target.rng);
+    let ma = ScoreMatrix::from_f32("anchor scores", &sa, n)?;
+    let mt = ScoreMatrix::from_f32("target scores", &st, n)?;
+    let out = loss.target_loss(&mt, &ma)?;
+    let base = loss.base_loss(&mt)?.value;
+    target.model.zero_grad();
+    target.model.backward(cache, &out.grad_f32());
+    let gn = clip_and_step(target, clip, par)?;
+    let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn,
+        "anchor_base": loss.base_loss(&ma)?.value});
+    if let Some(m) = ema_momentum {
+        let tp = target.model.params();
+        ema_update(&mut anchor.model.params_mut(), &tp, m);
+        rec["ema_momentum"] = json!(m);
+        anchor.state.step += 1;
+    }
+    Ok(vec![(1, rec)])
+}
+
+fn clip_and_step<M: Trainable>(
+    b: &mut BranchRun<M>,
+    clip: f64,
+    par: Par,
+) -> Result<f32, TrainError> {
+    let gn = if clip > 0.0 {
+        clip_grad_norm(&mut b.model.params_mut(), clip as f32)
+    } else {
+        grad_norm(&b.model.params())
+    };
+    if let Some(o) = b.opt.as_mut() {
+        o.step(&mut b.model.params_mut(), par)?;
+    }
+    Ok(gn)
+}
+
+fn has_checkpoints(out: &Path) -> bool {
+    (0..64).any(|k| branch_dir(out, k).exists())
+}
+
+/// Trains a run described by a validated `cfg`. `build(rng)` constructs a freshly
+/// initialised model drawing from `rng` (the backbone choice lives in
+/// `backbone_select`). With `resume`, continues from `cfg.out`'s `last`
+/// checkpoints bit for bit; without, `cfg.out` must hold no checkpoints.
+pub fn train<M: Trainable>(
+    cfg: &TrainConfig,
+    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
+    resume: bool,
+) -> Result<RunSummary, TrainError> {
+    let vocab = Vocab::load(cfg.vocab_path())?;
+    let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
+    let dev = Precomp::open(&cfg.data, Split::Dev, &vocab)?;
+    if !resume && has_checkpoints(&cfg.out) {
+        return Err(TrainError::RunExists(cfg.out.clone()));
+    }
+    std::fs::create_dir_all(&cfg.out).map_err(|e| TrainError::Io {
+        path: cfg.out.clone(),
+        source: e,
+    })?;
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
+        path: cfg.out.join("config.json"),
+        source: std::io::Error::other(e),
+    })?;
+    checkpoint::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
+    let ctx = Ctx {
+        cfg,
+        train: &train,
+        dev: &dev,
+        par: Par::threads(cfg.threads.max(1)),
+    };
+    let mut budget = cfg.stop_after;
+    let out = &cfg.out;
+    let stage1 = Phase {
+        stage: 1,
+        epochs: cfg.epochs,
+        lr_update: cfg.lr_update,
+        kind: StepKind::Cohort,
+        select_by: None,
+    };
+    let mut best_dev = Vec::new();
+    let finished = match cfg.regime {
+        Regime::Baseline | Regime::Oss => {
+            let k_n = cfg.n_branches();
+            let mut branches = Vec::with_capacity(k_n);
+            for k in 0..k_n {
+                let m = build(&mut init_rng(cfg.seed, k))?;
+                let opt = adam(cfg, &m)?;
+                let b = if resume {
+                    BranchRun::load(m, Some(opt), branch_dir(out, k), "last", true)?
+                } else {
+                    let rng = dropout_rng(cfg.seed, k);
+                    let st = fresh_state(1, &rng);
+                    BranchRun::new(m, Some(opt), rng, st, branch_dir(out, k), true)?
+                };
+                branches.push(b);
+            }
+            let done = run_phase(&ctx, &stage1, &mut branches, &mut budget)?;
+            best_dev.extend(branches.iter().map(|b| best_metrics(b, &dev)));
+            done
+        }
+        Regime::Mss => {
+            let student = build(&mut init_rng(cfg.seed, 0))?;
+            let teacher = student.clone();
+            let opt = adam(cfg, &student)?;
+            let mut branches = if resume {
+                vec![
+                    BranchRun::load(teacher, None, branch_dir(out, 0), "last", true)?,
+                    BranchRun::load(student, Some(opt), branch_dir(out, 1), "last", true)?,
+                ]
+            } else {
+                let (r0, r1) = (dropout_rng(cfg.seed, 0), dropout_rng(cfg.seed, 1));
+                let (s0, s1) = (fresh_state(1, &r0), fresh_state(1, &r1));
+                vec![
+                    BranchRun::new(teacher, None, r0, s0, branch_dir(out, 0), true)?,
+                    BranchRun::new(student, Some(opt), r1, s1, branch_dir(out, 1), true)?,
+                ]
+            };
+            let phase = Phase {
+                kind: StepKind::Anchored {
+                    ema: Some(cfg.mss.m0),
+                },
+                select_by: Some(1),
+                ..stage1
+            };
+            let done = run_phase(&ctx, &phase, &mut branches, &mut budget)?;
+            best_dev.extend(branches.iter().map(|b| best_metrics(b, &dev)));
+            done
+        }
+        Regime::Oas => {
+            let in_stage2 = resume && checkpoint::resolve(&branch_dir(out, 1).join("last")).is_ok();
+            let mut done = true;
+            if !in_stage2 {
+                let m = build(&mut init_rng(cfg.seed, 0))?;
+                let opt = adam(cfg, &m)?;
+                let mut b = if resume {
+                    BranchRun::load(m, Some(opt), branch_dir(out, 0), "last", true)?
+                } else {
+                    let rng = dropout_rng(cfg.seed, 0);
+                    let st = fresh_state(1, &rng);
+                    BranchRun::new(m, Some(opt), rng, st, branch_dir(out, 0), true)?
+                };
+                done = run_phase(&ctx, &stage1, std::slice::from_mut(&mut b), &mut budget)?;
+            }
+            if done {
+                let seed_model = build(&mut init_rng(cfg.seed, 0))?;
+                let anchor = BranchRun::load(seed_model, None, branch_dir(out, 0), "best", false)?;
+                let target_model = anchor.model.clone();
+                let opt = adam(cfg, &target_model)?;
+                let target = if in_stage2 {
+                    BranchRun::load(target_model, Some(opt), branch_dir(out, 1), "last", true)?
+                } else {
+                    let rng = dropout_rng(cfg.seed, 1);
+                    let st = fresh_state(2, &rng);
+                    BranchRun::new(target_model, Some(opt), rng, st, branch_dir(out, 1), true)?
+                };
+                let mut branches = vec![anchor, target];
+                let phase = Phase {
+                    stage: 2,
+                    epochs: cfg.oas.epochs,
+                    lr_update: cfg.oas.lr_update,
+                    kind: StepKind::Anchored { ema: None },
+                    select_by: None,
+                };
+                done = run_phase(&ctx, &phase, &mut branches, &mut budget)?;
+            }
+            for k in 0..2 {
+                best_dev.push(load_best_metrics(cfg, k, build, &dev).ok());
+            }
+            done
+        }
+    };
+    Ok(RunSummary {
+        best_dev,
+        stopped: !finished,
+    })
+}
+
+fn best_metrics<M: Trainable>(b: &BranchRun<M>, dev: &Precomp) -> Option<Metrics> {
+    let mut m = b.model.clone();
+    let ck = checkpoint::resolve(&b.dir.join("best")).ok()?;
+    checkpoint::load_weights(&mut m, &ck.join("model.safetensors")).ok()?;
+    evaluate(&m, dev).ok()
+}
+
+fn load_best_metrics<M: Trainable>(
+    cfg: &TrainConfig,
+    k: usize,
+    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
+    ds: &Precomp,
+) -> Result<Metrics, TrainError> {
+    let m = load_branch(cfg, k, "best", build)?;
+    evaluate(&m, ds)
+}
+
+/// Builds a model and loads `RUN/branch{k}/{tag}/model.safetensors` into it.
+pub fn load_branch<M: Trainable>(
+    cfg: &TrainConfig,
+    k: usize,
+    tag: &str,
+    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
+) -> Result<M, TrainError> {
+    let mut m = build(&mut init_rng(cfg.seed, 0))?;
+    let ck = checkpoint::resolve(&branch_dir(&cfg.out, k).join(tag))?;
+    checkpoint::load_weights(&mut m, &ck.join("model.safetensors"))?;
+    Ok(m)
+}
+
+/// Test metrics of every branch's `best` checkpoint of a finished run, on `split`.
+pub fn test_branches<M: Trainable>(
+    cfg: &TrainConfig,
+    split: Split,
+    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
+) -> Result<Vec<Metrics>, TrainError> {
+    let vocab = Vocab::load(cfg.vocab_path())?;
+    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    (0..cfg.n_branches())
+        .map(|k| load_best_metrics(cfg, k, build, &ds))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::batch::Batch;
+    use crate::engine::rng::seeded;
+    use crate::engine::testutil::rand_vec;
+    use crate::loss::{BoostConfig, BoostForm, LossConfig, PeerLoss};
+    use crate::train::test_model::TinyModel;
+
+    fn toy_batch() -> Batch {
+        let (b, r, d, l) = (5, 3, 6, 4);
+        Batch {
+            images: rand_vec(b * r * d, 3, 1.0),
+            n_regions: r,
+            dim: d,
+            tokens: vec![1, 4, 5, 2, 1, 7, 3, 2, 1, 8, 2, 0, 1, 9, 2, 0, 1, 6, 2, 0],
+            max_len: l,
+            lengths: vec![4, 4, 3, 3, 3],
+            caption_ids: (0..b).collect(),
+            image_ids: (0..b).collect(),
+            img_ids: (0..b).collect(),
+        }
+    }
+
+    fn model(seed: u64) -> TinyModel {
+        TinyModel::new(6, 10, 5, 4, 0.3, &mut seeded(seed)).unwrap()
+    }
+
+    fn branch(m: TinyModel, opt: bool, k: usize, dir: &Path) -> BranchRun<TinyModel> {
+        let o = opt.then(|| Adam::new(AdamConfig::default(), &m.params()).unwrap());
+        let rng = dropout_rng(7, k);
+        let st = fresh_state(1, &rng);
+        BranchRun::new(m, o, rng, st, dir.join(format!("b{k}")), true).unwrap()
+    }
+
+    fn rm_loss(alpha: f64) -> LossConfig {
+        LossConfig {
+            alpha,
+            peer: PeerLoss::Boost(BoostConfig {
+                form: BoostForm::Relative,
+                ..BoostConfig::default()
+            }),
+            ..LossConfig::default()
+        }
+    }
+
+    fn grads(m: &TinyModel) -> Vec<Vec<f32>> {
+        m.params().iter().map(|p| p.grad.clone()).collect()
+    }
+
+    /// OSS cascade on a toy: branch 0 gets exactly dL_raw(S_0), branch 1 gets
+    /// d[L_raw(S_1) + α·L_RM(S_1, sg(S_0))]; the anchor's gradient does not
+    /// depend on α (it receives nothing from the target's boosting term).
+    #[test]
+    fn cohort_step_composes_the_cascade() {
+        let tmp = tempfile::tempdir().unwrap();
+        let batch = toy_batch();
+        let loss = rm_loss(1.0);
+        let mut br = vec![
+            branch(model(1), false, 0, tmp.path()),
+            branch(model(2), false, 1, tmp.path()),
+        ];
+        let recs = cohort_step(&mut br, &batch, &loss, 0.0, Par::Seq).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].1["peer"].as_f64().unwrap(), 0.0);
+
+        // Manual: the same forwards (same dropout streams), then the two losses.
+        let (m0, m1) = (model(1), model(2));
+        let (mut r0, mut r1) = (dropout_rng(7, 0), dropout_rng(7, 1));
+        let (s0, c0) = m0.forward(&batch, true, &mut r0);
+        let (s1, c1) = m1.forward(&batch, true, &mut r1);
+        let a = ScoreMatrix::from_f32("s0", &s0, 5).unwrap();
+        let t = ScoreMatrix::from_f32("s1", &s1, 5).unwrap();
+        let mut e0 = m0.clone();
+        e0.backward(c0, &loss.base_loss(&a).unwrap().grad_f32());
+        let mut e1 = m1.clone();
+        e1.backward(c1, &loss.target_loss(&t, &a).unwrap().grad_f32());
+        assert_eq!(grads(&br[0].model), grads(&e0));
+        assert_eq!(grads(&br[1].model), grads(&e1));
+        // The boosting term is not vacuous here: it changes the target's gradient.
+        let mut b1 = m1.clone();
+        let (_, c1b) = m1.forward(&batch, true, &mut dropout_rng(7, 1));
+        b1.backward(c1b, &loss.base_loss(&t).unwrap().grad_f32());
+        assert_ne!(grads(&b1), grads(&e1));
+
+        // α = 0 vs α = 5: the anchor's gradient is identical (detached).
+        let mut hi = vec![
+            branch(model(1), false, 0, tmp.path()),
+            branch(model(2), false, 1, tmp.path()),
+        ];
+        cohort_step(&mut hi, &batch, &rm_loss(5.0), 0.0, Par::Seq).unwrap();
+        assert_eq!(grads(&hi[0].model), grads(&br[0].model));
+        assert_ne!(grads(&hi[1].model), grads(&br[1].model));
+    }
+
+    /// MSS: after the target's Adam step, exactly one EMA update
+    /// θ_a ← m·θ_a + (1 − m)·θ_t with the updated target; the anchor runs in eval mode
+    /// (its RNG is untouched) and has no gradient.
+    #[test]
+    fn anchored_step_applies_ema_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let batch = toy_batch();
+        let loss = rm_loss(1.0);
+        let student = model(3);
+        let teacher = student.clone();
+        let mut br = vec![
+            branch(teacher.clone(), false, 0, tmp.path()),
+            branch(student.clone(), true, 1, tmp.path()),
+        ];
+        let rng_before = br[0].rng.get_word_pos();
+        let m = 0.9;
+        anchored_step(&mut br, &batch, &loss, 2.0, Par::Seq, Some(m)).unwrap();
+        assert_eq!(br[0].rng.get_word_pos(), rng_before);
+        assert!(
+            br[0]
+                .model
+                .params()
+                .iter()
+                .all(|p| p.grad.iter().all(|&g| g == 0.0))
+        );
+        let mut expect = teacher.clone();
+        ema_update(&mut expect.params_mut(), &br[1].model.params(), m);
+        for (a, b) in br[0].model.params().iter().zip(expect.params()) {
+            assert_eq!(a.value, b.value, "{}", a.name);
+        }
+        assert_ne!(br[1].model.params()[0].value, student.params()[0].value);
+        assert_eq!(br[0].state.step, 1);
+        // Without a momentum (OAS stage 2) the anchor stays frozen.
+        let mut oas = vec![
+            branch(teacher.clone(), false, 0, tmp.path()),
+            branch(student, true, 1, tmp.path()),
+        ];
+        anchored_step(&mut oas, &batch, &loss, 2.0, Par::Seq, None).unwrap();
+        for (a, b) in oas[0].model.params().iter().zip(teacher.params()) {
+            assert_eq!(a.value, b.value);
+        }
+    }
+}
