@@ -35,6 +35,10 @@ pub struct Args {
     /// Backbone to train (`tiny` is a mean-pooling smoke-test model, not a paper backbone).
     #[arg(long, value_enum, default_value = "vse")]
     pub backbone: BackboneName,
+    /// Joint embedding width (GRU hidden size too); the paper's 1024 is too slow for a
+    /// 10-minute demo on 2 cores, so the demo defaults to 256.
+    #[arg(long, value_name = "D", default_value_t = 256)]
+    pub embed: usize,
     /// Epochs of each run.
     #[arg(long, value_name = "N", default_value_t = 6)]
     pub epochs: usize,
@@ -54,6 +58,7 @@ fn run_config(args: &Args, regime: Regime, name: &str) -> TrainConfig {
         out: args.out.join(name),
         model: ModelConfig {
             backbone: args.backbone,
+            embed: args.embed,
             ..ModelConfig::default()
         },
         regime,

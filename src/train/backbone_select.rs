@@ -3,14 +3,15 @@
 //! adding one arm to [`with_backbone!`]'s match (construct the model from
 //! `cfg.model`, the vocabulary size and the feature dimension).
 //!
-//! Today only `tiny` ([`TinyModel`]) is wired; `vse` and `scan-ave` return
-//! [`TrainError::BackboneUnavailable`] until the backbones branch is merged.
+//! `vse` and `scan-ave` build [`Model`] (crate::model); `tiny`
+//! ([`TinyModel`]) is the test-only model.
 
 use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
 use crate::eval::metrics::Metrics;
+use crate::model::backbone::Model;
 use crate::train::TrainError;
-use crate::train::config::{BackboneName, TrainConfig};
+use crate::train::config::{BackboneName, ConfigError, TrainConfig};
 use crate::train::runner::{self, RunSummary};
 use crate::train::test_model::TinyModel;
 
@@ -33,14 +34,18 @@ pub fn dims(cfg: &TrainConfig) -> Result<Dims, TrainError> {
     })
 }
 
-/// Fails early (before any work) when the backbone is not wired in this build.
+/// Fails early (before any work) when the backbone is not wired in this build
+/// or its configuration is invalid for the data.
 pub fn check_available(cfg: &TrainConfig) -> Result<(), TrainError> {
-    match cfg.model.backbone {
-        BackboneName::Tiny => Ok(()),
-        b @ (BackboneName::Vse | BackboneName::ScanAve) => {
-            Err(TrainError::BackboneUnavailable(b.name()))
-        }
+    if let Some(bc) = cfg.model.backbone_config(1, 1) {
+        bc.validate().map_err(|e| {
+            TrainError::Config(ConfigError::Invalid {
+                key: "model",
+                message: e.to_string(),
+            })
+        })?;
     }
+    Ok(())
 }
 
 /// Runs `$body` with `$build` bound to a `&dyn Fn(&mut EngineRng) -> Result<M, TrainError>`
@@ -63,8 +68,23 @@ macro_rules! with_backbone {
                 ) -> Result<TinyModel, TrainError> = &f;
                 $body
             }
-            b @ (BackboneName::Vse | BackboneName::ScanAve) => {
-                Err(TrainError::BackboneUnavailable(b.name()))
+            BackboneName::Vse | BackboneName::ScanAve => {
+                let bc = m
+                    .backbone_config(d.vocab, d.img_dim)
+                    .expect("vse and scan-ave have a backbone config");
+                let f = move |rng: &mut crate::engine::rng::EngineRng| {
+                    use rand::Rng as _;
+                    Model::new(&bc, rng.next_u64()).map_err(|e| {
+                        TrainError::Config(ConfigError::Invalid {
+                            key: "model",
+                            message: e.to_string(),
+                        })
+                    })
+                };
+                let $build: &dyn Fn(
+                    &mut crate::engine::rng::EngineRng,
+                ) -> Result<Model, TrainError> = &f;
+                $body
             }
         }
     }};

@@ -22,8 +22,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::adam::Adam;
-use crate::engine::param::{Module, NamedTensor, Param};
+use crate::engine::param::{Module, NamedTensor};
 use crate::engine::rng::EngineRng;
+use crate::model::weights;
 
 /// Everything that can go wrong reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -158,34 +159,10 @@ fn read_tensors(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
     Ok(out)
 }
 
-/// Loads `model.safetensors` into `model`: every parameter must be present
-/// with the same shape; extra tensors are an error.
+/// Loads `model.safetensors` into `model` (see [`crate::model::weights::load`]:
+/// every parameter present with its shape, no extra tensors).
 pub fn load_weights<M: Module>(model: &mut M, path: &Path) -> Result<(), CheckpointError> {
-    let tensors = read_tensors(path)?;
-    let mut by_name: HashMap<String, NamedTensor> =
-        tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
-    for p in model.params_mut() {
-        let t = by_name
-            .remove(&p.name)
-            .ok_or_else(|| format_err(path, format!("missing parameter {}", p.name)))?;
-        if t.shape != p.shape {
-            return Err(format_err(
-                path,
-                format!(
-                    "parameter {}: shape {:?}, the model expects {:?}",
-                    p.name, t.shape, p.shape
-                ),
-            ));
-        }
-        p.value = t.data;
-    }
-    if let Some(extra) = by_name.keys().next() {
-        return Err(format_err(
-            path,
-            format!("unexpected tensor {extra} (not a parameter of this model)"),
-        ));
-    }
-    Ok(())
+    weights::load(model, path).map_err(|e| format_err(path, e.to_string()))
 }
 
 /// Reads `optim.safetensors` into `opt`.
@@ -263,13 +240,9 @@ pub fn save<M: Module>(
     }
     fs::create_dir(&tmp).map_err(io(&tmp))?;
 
-    let params = model.params();
-    let tensors: Vec<(String, Vec<usize>, &[f32])> = params
-        .iter()
-        .map(|p: &&Param| (p.name.clone(), p.shape.clone(), p.value.as_slice()))
-        .collect();
     let mpath = tmp.join("model.safetensors");
-    write_synced(&mpath, &tensors_bytes(&tensors, &mpath)?)?;
+    let bytes = weights::to_bytes(model).map_err(|e| format_err(&mpath, e.to_string()))?;
+    write_synced(&mpath, &bytes)?;
     abort_point("mid-write");
     if let Some(opt) = opt {
         let st = opt

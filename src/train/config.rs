@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
+use crate::model::config::{Backbone, ModelConfig as BackboneConfig, VsePool};
 
 /// Everything wrong with a configuration, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,33 @@ pub struct ModelConfig {
     pub sim_dim: usize,
     /// Dropout on the word embeddings (0.4).
     pub dropout: f32,
+    /// Attention softmax smoothing λ of scan-ave (9.0).
+    pub smooth: f32,
+    /// Region pooling of vse (mean).
+    pub vse_pool: VsePool,
+}
+
+impl ModelConfig {
+    /// The backbone configuration for data with `vocab_size` words and
+    /// `img_dim`-wide region features (`None` for the test-only `tiny`).
+    pub fn backbone_config(&self, vocab_size: usize, img_dim: usize) -> Option<BackboneConfig> {
+        let backbone = match self.backbone {
+            BackboneName::Vse => Backbone::Vse,
+            BackboneName::ScanAve => Backbone::ScanAve,
+            BackboneName::Tiny => return None,
+        };
+        Some(BackboneConfig {
+            backbone,
+            vocab_size,
+            word_dim: self.word_dim,
+            embed: self.embed,
+            sim_dim: self.sim_dim,
+            img_dim,
+            smooth: self.smooth,
+            dropout: self.dropout,
+            vse_pool: self.vse_pool,
+        })
+    }
 }
 
 impl Default for ModelConfig {
@@ -111,6 +139,8 @@ impl Default for ModelConfig {
             word_dim: 300,
             sim_dim: 256,
             dropout: 0.4,
+            smooth: 9.0,
+            vse_pool: VsePool::Mean,
         }
     }
 }

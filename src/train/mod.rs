@@ -45,9 +45,4 @@ pub enum TrainError {
         "{0} already holds checkpoints (branch*/): pass --resume {0} to continue it, or choose a new --out"
     )]
     RunExists(PathBuf),
-    #[error(
-        "backbone `{0}` is not available in this build (the trainer is wired to: tiny); \
-         set model.backbone = \"tiny\" for a smoke run"
-    )]
-    BackboneUnavailable(&'static str),
 }
