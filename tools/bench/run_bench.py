@@ -290,8 +290,10 @@ def aggregate(results):
     agg = {}
     for key, rs in groups.items():
         secs = [s for r in rs for s in r["seconds"]]
+        cpu = [s for r in rs for s in r.get("cpu_seconds", [])]
         agg[key] = {
             "median": statistics.median(secs),
+            "cpu_median": statistics.median(cpu) if cpu else None,
             "n": len(secs),
             "peak_rss_kb": max(int(r["peak_rss_kb"]) for r in rs),
             "flops": rs[0]["flops"],
@@ -330,9 +332,10 @@ def report(agg, peak, details, notes):
     out.append("")
     out.append(
         "| config | threads | Rust median s | PyTorch median s | ratio PyTorch/Rust | Rust GFLOP/s | "
-        "Rust % of sgemm peak | PyTorch GFLOP/s | Rust peak RSS MiB | PyTorch peak RSS MiB | RSS ratio PyTorch/Rust |"
+        "Rust % of sgemm peak | PyTorch GFLOP/s | Rust peak RSS MiB | PyTorch peak RSS MiB | RSS ratio PyTorch/Rust | "
+        "Rust CPU s | PyTorch CPU s |"
     )
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted({(c, t) for (c, t, _) in agg}, key=lambda k: (list(configs.CONFIGS).index(k[0]), k[1]))
     loads = []
     for c, t in keys:
@@ -361,8 +364,15 @@ def report(agg, peak, details, notes):
         rss_ratio = pr / rr if rr and pr else None
         out.append(
             f"| {label} | {t} | {fmt(rm, '.3f')} | {fmt(pm, '.3f')} | {fmt(ratio, '.2f')} | {fmt(rg, '.1f')} | "
-            f"{fmt(pct, '.0f')} | {fmt(pg, '.1f')} | {fmt(rr, '.0f')} | {fmt(pr, '.0f')} | {fmt(rss_ratio, '.2f')} |"
+            f"{fmt(pct, '.0f')} | {fmt(pg, '.1f')} | {fmt(rr, '.0f')} | {fmt(pr, '.0f')} | {fmt(rss_ratio, '.2f')} | "
+            f"{fmt(rust and rust['cpu_median'], '.3f')} | {fmt(torch_ and torch_['cpu_median'], '.3f')} |"
         )
+    out.append("")
+    out.append(
+        "Medians pool every timed repetition of every round. ratio = PyTorch median / Rust median (> 1: Rust "
+        "faster). GFLOP/s = tools/bench/flops.py count / median wall time. CPU s = median process CPU time "
+        "per repetition (all threads; at 1 thread, wall >> CPU means the process was waiting for a core)."
+    )
     out.append("")
     # scoring extrapolation to the full split
     extra = []
