@@ -30,7 +30,9 @@ Backward multiplier (a GEMM C = A B costs one GEMM for dA and one for dB):
   and the GRU's input is the trainable word embedding).
 So one training step of one branch = 2 * image_fc + 3 * (gru + head_* | vse_score), and
 the OSS cohort (K branches, each its own forward and backward) = K times that.
-Scoring is forward only, in eval mode.
+Scoring is forward only, in eval mode. (Exact for the forward; the backward rule counts
+a gradient into the GRU's zero initial state that PyTorch skips, ~0.3 % of a real-dims
+step. tools/bench/check_flops.py checks both against torch's FlopCounterMode.)
 """
 
 from configs import FULL_CAPTIONS, FULL_IMAGES, caption_lengths, get
