@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""PyTorch side of the dbl benchmark: runs ONE configuration in this process and prints
+one JSON line (issue #5; configurations in tools/bench/configs.py).
+
+The peer computes what the authors' code computes, in f32 on the CPU, with
+`torch.set_num_threads(T)`:
+- training configs: `model.train()`, forward of every branch on the same batch, then per
+  branch: zero_grad, loss (L_raw hardest triplet, plus RM boosting from the detached
+  earlier branch for OSS, spec 3.5), backward, clip_grad_norm_(2.0), Adam step
+  (OSS/train.py's loop order); the scan-ave head is the authors' per-caption loop
+  (tools/reference/dbl_ref/models.py);
+- scoring configs: eval mode, no_grad; images and captions encoded in batches of 100
+  (the eval loader), then scan-ave scores 100 x 100 shards with the per-caption loop
+  (evaluation.shard_attn_scores), vse scores with one GEMM. Each image is encoded once
+  (the authors' loader encodes it once per caption, 5x; the Rust side encodes once too).
+Inputs are generated before timing (the authors hold features in RAM). One warm-up
+repetition is run first and excluded; then `--reps` timed repetitions (wall clock).
+
+Output (stdout, one line; the Rust side's `dbl bench --json` prints the same keys):
+  {"config", "impl": "pytorch", "threads", "reps", "seconds": [per repetition],
+   "median", "cpu_seconds" (process CPU time per repetition, all threads; optional),
+   "peak_rss_kb" (getrusage(RUSAGE_SELF).ru_maxrss at the end, whole process),
+   "flops" (tools/bench/flops.py count of one repetition),
+   "images", "captions" (scoring configs only), "phases" ({phase: median seconds}),
+   "version" (torch version)}
+
+Usage (from the repository root):
+  python3 tools/reference/bench_peer.py --config scan-train-baseline --threads 1 --reps 5 --json
+  python3 tools/reference/bench_peer.py --config scan-score --threads 2 --images 100 --captions 500
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "bench"))
+
+import configs  # noqa: E402
+import flops  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Time one dbl benchmark configuration with the PyTorch reference port "
+        "(one configuration per process so that peak RSS is per configuration)."
+    )
+    p.add_argument("--config", required=True, choices=list(configs.CONFIGS), help="configuration to run")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (torch.set_num_threads); default 1")
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions after one warm-up; default 5")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=configs.FULL_IMAGES,
+        help=f"scoring configs: images in the split (default {configs.FULL_IMAGES})",
+    )
+    p.add_argument(
+        "--captions",
+        type=int,
+        default=configs.FULL_CAPTIONS,
+        help=f"scoring configs: captions in the split (default {configs.FULL_CAPTIONS})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="torch.manual_seed for weights and dropout; default 0")
+    p.add_argument("--json", action="store_true", help="print only the JSON line (no summary on stderr)")
+    a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error("--threads must be >= 1")
+    if a.reps < 1:
+        p.error("--reps must be >= 1")
+    if a.images < 1 or a.captions < 1:
+        p.error("--images and --captions must be >= 1")
+    return a
+
+
+def build_model(cfg):
+    from dbl_ref import models
+
+    if cfg.backbone == "scan-ave":
+        return models.ScanAve(
+            cfg.vocab, img_dim=cfg.img_dim, word_dim=cfg.word_dim, embed_size=cfg.embed, sim_dim=cfg.sim_dim
+        )
+    return models.Vse(cfg.vocab, img_dim=cfg.img_dim, word_dim=cfg.word_dim, embed_size=cfg.embed)
+
+
+def make_train(cfg):
+    """Returns step() -> {} doing one optimiser step of every branch on a fixed batch."""
+    import torch
+    from dbl_ref import losses, optim
+
+    order = configs.train_batch_order(cfg.batch)
+    images = torch.from_numpy(configs.image_features(0, cfg.batch)[order].copy())
+    ids, lengths = configs.caption_ids(0, cfg.batch, cfg.vocab)
+    ids = torch.from_numpy(ids[order].copy())
+    lengths = torch.from_numpy(lengths[order].copy())
+
+    models = [build_model(cfg) for _ in range(cfg.branches)]
+    opts = [optim.make_adam(m) for m in models]
+
+    def base(s):
+        return losses.triplet(s, margin=0.2, hardest=True)
+
+    def peer(st, sa):
+        return losses.boost_relative(st, sa, margin=0.2, beta=1.0, hardest=True)
+
+    def step():
+        scores = []
+        for m in models:
+            m.train()
+            scores.append(m(images, ids, lengths))
+        for k, (m, opt) in enumerate(zip(models, opts)):
+            loss = losses.cohort_loss(scores, k, base, peer, alpha=1.0, peers="earlier")
+            optim.step(m, opt, loss, grad_clip=optim.GRAD_CLIP)
+        return {}
+
+    return step
+
+
+def make_score(cfg, n_img, n_cap):
+    """Returns score() -> {phase: seconds}: encode the split and score every pair."""
+    import torch
+
+    shard = configs.SHARD
+    images = torch.from_numpy(configs.image_features(0, n_img))
+    ids_np, len_np = configs.caption_ids(0, n_cap, cfg.vocab)
+    ids = torch.from_numpy(ids_np)
+    lengths = torch.from_numpy(len_np)
+    max_len = int(len_np.max())
+    model = build_model(cfg)
+    model.eval()
+
+    def score():
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            img = torch.cat([model.img_enc(images[i : i + shard]) for i in range(0, n_img, shard)])
+            t1 = time.perf_counter()
+            if cfg.backbone == "scan-ave":
+                cap = torch.zeros(n_cap, max_len, cfg.embed)
+            else:
+                cap = torch.zeros(n_cap, cfg.embed)
+            for j in range(0, n_cap, shard):
+                lens = lengths[j : j + shard]
+                out = model.txt_enc(ids[j : j + shard, : int(lens.max())], lens)
+                if cfg.backbone == "scan-ave":
+                    cap[j : j + shard, : out.size(1)] = out
+                else:
+                    cap[j : j + shard] = out
+            t2 = time.perf_counter()
+            if cfg.backbone == "scan-ave":
+                sims = torch.zeros(n_img, n_cap)
+                for i in range(0, n_img, shard):
+                    for j in range(0, n_cap, shard):
+                        sims[i : i + shard, j : j + shard] = model.sim_enc(
+                            img[i : i + shard], cap[j : j + shard], lengths[j : j + shard]
+                        )
+            else:
+                sims = img @ cap.t()
+            t3 = time.perf_counter()
+        if not torch.isfinite(sims).all():
+            raise SystemExit(f"{cfg.name}: non-finite scores")
+        return {"encode_images": t1 - t0, "encode_captions": t2 - t1, "score": t3 - t2}
+
+    return score
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    # Thread pools read these at start-up; set them before torch is imported.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(a.threads)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    cfg = configs.get(a.config)
+
+    if cfg.kind == "train":
+        run = make_train(cfg)
+        count = flops.count(cfg.name)
+    else:
+        run = make_score(cfg, a.images, a.captions)
+        count = flops.count(cfg.name, a.images, a.captions)
+
+    run()  # warm-up, excluded
+    seconds, cpu_seconds, phases = [], [], {}
+    for _ in range(a.reps):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        detail = run()
+        seconds.append(time.perf_counter() - t0)
+        cpu_seconds.append(time.process_time() - c0)
+        for k, v in detail.items():
+            phases.setdefault(k, []).append(v)
+
+    result = {
+        "config": cfg.name,
+        "impl": "pytorch",
+        "threads": a.threads,
+        "reps": a.reps,
+        "seconds": [round(s, 6) for s in seconds],
+        "median": round(statistics.median(seconds), 6),
+        "cpu_seconds": [round(s, 6) for s in cpu_seconds],
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "flops": count["total"],
+        "version": f"torch {torch.__version__}",
+    }
+    if cfg.kind == "score":
+        result["images"] = a.images
+        result["captions"] = a.captions
+    if phases:
+        result["phases"] = {k: round(statistics.median(v), 6) for k, v in phases.items()}
+    if not a.json:
+        gflops = count["total"] / result["median"] / 1e9
+        print(
+            f"{cfg.name} threads={a.threads}: median {result['median']:.3f} s over {a.reps} "
+            f"({gflops:.1f} GFLOP/s), peak RSS {result['peak_rss_kb'] / 1024:.0f} MiB",
+            file=sys.stderr,
+        )
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
