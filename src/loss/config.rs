@@ -101,7 +101,7 @@ impl Default for BaseLoss {
 }
 
 /// Relative (gap) or absolute (per-score) boosting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum BoostForm {
     /// ℓ'_RM / ℓ'_RS (spec §3.2).
