@@ -25,7 +25,10 @@ Weights:
 - scan_real (B=4, R=36, img_dim 2048, embed 1024, word_dim 300, sim_dim 256,
   V=100, lengths 9,7,5,3): weights are not stored (~42 MB); both sides generate
   them with hash_uniform(tag) (splitmix64, U[-1/32, 1/32), exact in f32) times a
-  power of two per tensor (REAL_SCALES; tag = 1 + index in state_dict order).
+  power of two per tensor (real_scale; tag = 1 + index in state_dict order).
+- vse_real (B=8, R=36, img_dim 2048, embed 1024, word_dim 300, mean pooling,
+  V=100, lengths 12..2 as the small files): same hash weights and real_scale,
+  same big-gradient summaries; no float64 gradient.
 Checkpoint import (`dbl import-torch`):
 - tiny_ckpt.pth.tar: {'model': scan_small's state_dict with the `module.`
   prefix nn.DataParallel adds, 'epoch': 1, 'opt': None}, the authors' layout;
@@ -120,15 +123,18 @@ def small(name, build, seed):
     return model
 
 
-def scan_real():
-    torch.manual_seed(7)
-    model = models.ScanAve(100, img_dim=2048, word_dim=300, embed_size=1024, sim_dim=256)
+def real(name, build, seed, lengths, grad64=()):
+    """Real-dims fixture: hash weights (tag = 1 + index in state_dict order),
+    batch of len(lengths) captions, big gradients as rows / norm / probe.
+    grad64 lists parameters whose gradient is also stored computed in float64."""
+    torch.manual_seed(seed)
+    model = build()
     with torch.no_grad():
         for tag, (k, p) in enumerate(model.named_parameters(), start=1):
             w = hash_uniform(tag, p.numel()) * np.float32(real_scale(k))
             p.copy_(torch.from_numpy(w).reshape(p.shape))
-    gen = torch.Generator().manual_seed(8)
-    images, tokens, lens = make_batch(gen, 4, 36, 2048, 100, [9, 7, 5, 3])
+    gen = torch.Generator().manual_seed(seed + 1)
+    images, tokens, lens = make_batch(gen, len(lengths), 36, 2048, 100, lengths)
     sims, loss = run(model, images, tokens, lens)
     t = {"images": images, "tokens": tokens, "lengths": lens, "sims": sims, "loss": loss,
          "rows": torch.tensor(ROWS, dtype=torch.int64)}
@@ -142,13 +148,27 @@ def scan_real():
             probe = torch.from_numpy(hash_uniform(100 + tag, g.numel())).double().reshape(g.shape)
             t[f"grad_sq.{k}"] = (g64 * g64).sum()
             t[f"grad_probe.{k}"] = (g64 * probe).sum()
+    if grad64:
+        t = {k: v.detach().clone() for k, v in t.items()}  # .double() converts grads in place
+        model.double()
+        run(model, images.double(), tokens, lens)
+        params = dict(model.named_parameters())
+        for k in grad64:
+            t[f"grad64.{k}"] = params[k].grad
+    save(f"{name}.safetensors", t)
+
+
+def scan_real():
     # float64 reference of the one gradient that is a cancelling sum of
     # B * N_w rows (the W_t bias), to judge the float32 results against.
-    t = {k: v.detach().clone() for k, v in t.items()}  # .double() converts grads in place
-    model.double()
-    run(model, images.double(), tokens, lens)
-    t["grad64.sim_enc.sim_tran_w.bias"] = model.sim_enc.sim_tran_w.bias.grad
-    save("scan_real.safetensors", t)
+    real("scan_real",
+         lambda: models.ScanAve(100, img_dim=2048, word_dim=300, embed_size=1024, sim_dim=256),
+         7, [9, 7, 5, 3], grad64=["sim_enc.sim_tran_w.bias"])
+
+
+def vse_real():
+    real("vse_real", lambda: models.Vse(100, img_dim=2048, word_dim=300, embed_size=1024),
+         9, [12, 11, 9, 7, 6, 4, 3, 2])
 
 
 def checkpoint(model):
@@ -170,6 +190,7 @@ def main():
     small("vse_max_small", lambda: models.Vse(50, img_dim=64, word_dim=16, embed_size=32,
                                               img_pool="max"), 5)
     scan_real()
+    vse_real()
     checkpoint(scan)
 
 
