@@ -110,6 +110,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision)] // digits as Python printed them
     fn features_match_python() {
         let f = image_features(2, 36, 2048);
         // Python: f[0,0,:3], f[1,35,2047], f[1,5,100] (exact f32 values).
