@@ -7,6 +7,7 @@
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod engine;

@@ -33,6 +33,8 @@ enum Command {
     Report(cli::report::Args),
     /// Synthetic data + anchor/target training + test table, end to end.
     Demo(cli::demo::Args),
+    /// Time one benchmark configuration against the PyTorch peer's contract (tools/bench).
+    Bench(cli::bench::Args),
 }
 
 fn main() {
@@ -48,6 +50,7 @@ fn main() {
         Command::Train(a) => cli::train::run(a),
         Command::Report(a) => cli::report::run(a),
         Command::Demo(a) => cli::demo::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

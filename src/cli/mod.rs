@@ -1,5 +1,6 @@
 //! The `dbl` subcommands, one file each: an `Args` struct (clap) and `run`.
 
+pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod import_torch;

@@ -1,0 +1,137 @@
+//! A scoring repetition (spec §8 steps 1–3, eval mode) on the deterministic
+//! split: encode images in batches of 100 (`ImageEncoder::encode`), captions in
+//! batches of 100 (`TextEncoder::forward`, each batch sorted by length as the
+//! packed GRU needs), then score every pair with the same block scorers and
+//! `score_full` as `Trainable::score_split` (scan-ave: `ScanScorer` over
+//! 100 × 100 shards; vse: `DotScorer`). Inputs are generated before timing
+//! (the peer holds them in RAM too). Each phase is timed separately.
+
+use std::time::Instant;
+
+use super::BenchError;
+use super::config::{BenchConfig, SHARD};
+use super::inputs::{caption_tokens, image_features};
+use crate::engine::rng::seeded;
+use crate::eval::dot::DotScorer;
+use crate::eval::sharded::{BlockSize, score_full};
+use crate::model::scan_head::{ScanScorer, Words};
+use crate::model::{ENCODER_PAR, Model};
+
+/// Seconds of each phase of one repetition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Image encoder over the split.
+    pub encode_images: f64,
+    /// Text encoder over the split.
+    pub encode_captions: f64,
+    /// Scoring every pair.
+    pub score: f64,
+}
+
+/// A model and the split it scores.
+pub struct ScoreBench {
+    model: Model,
+    regions: usize,
+    img_dim: usize,
+    /// [n_img, R, D]
+    features: Vec<f32>,
+    /// Captions `0..n_cap`, unpadded.
+    captions: Vec<Vec<u32>>,
+}
+
+impl ScoreBench {
+    /// Builds the model (eval mode) and the split `0..n_img` × `0..n_cap`.
+    pub fn new(
+        cfg: &BenchConfig,
+        n_img: usize,
+        n_cap: usize,
+        seed: u64,
+    ) -> Result<Self, BenchError> {
+        Ok(ScoreBench {
+            model: Model::new(&cfg.model(), seed)?,
+            regions: cfg.regions,
+            img_dim: cfg.img_dim,
+            features: image_features(n_img, cfg.regions, cfg.img_dim),
+            captions: (0..n_cap).map(|c| caption_tokens(c, cfg.vocab)).collect(),
+        })
+    }
+
+    /// Encodes and scores the split: → (scores [n_img, n_cap], phase seconds).
+    pub fn run(&self) -> Result<(Vec<f32>, Phases), BenchError> {
+        let (img_enc, txt_enc) = match &self.model {
+            Model::ScanAve(_, m) => (&m.img_enc, &m.txt_enc),
+            Model::Vse(_, m) => (&m.img_enc, &m.txt_enc),
+        };
+        let t0 = Instant::now();
+        let per = self.regions * self.img_dim;
+        let mut img = Vec::new();
+        for chunk in self.features.chunks(SHARD * per) {
+            img.extend(img_enc.encode(chunk, self.regions, ENCODER_PAR));
+        }
+        let t1 = Instant::now();
+        let d = txt_enc.embed_dim();
+        let n_cap = self.captions.len();
+        let mut offsets = Vec::with_capacity(n_cap + 1);
+        offsets.push(0usize);
+        for (k, c) in self.captions.iter().enumerate() {
+            offsets.push(offsets[k] + c.len());
+        }
+        let mut cap = if txt_enc.pool_mean {
+            vec![0.0f32; n_cap * d]
+        } else {
+            vec![0.0f32; offsets[n_cap] * d]
+        };
+        let mut rng = seeded(0); // eval mode never draws from it
+        for start in (0..n_cap).step_by(SHARD) {
+            let end = (start + SHARD).min(n_cap);
+            let mut order: Vec<usize> = (start..end).collect();
+            order.sort_by_key(|&k| std::cmp::Reverse(self.captions[k].len()));
+            let lengths: Vec<usize> = order.iter().map(|&k| self.captions[k].len()).collect();
+            let l = lengths[0];
+            let mut ids = vec![0u32; order.len() * l];
+            for (row, &k) in ids.chunks_exact_mut(l).zip(&order) {
+                row[..self.captions[k].len()].copy_from_slice(&self.captions[k]);
+            }
+            let (y, _) = txt_enc.forward(&ids, &lengths, l, false, &mut rng, ENCODER_PAR);
+            for (p, &k) in order.iter().enumerate() {
+                if txt_enc.pool_mean {
+                    cap[k * d..(k + 1) * d].copy_from_slice(&y[p * d..(p + 1) * d]);
+                } else {
+                    cap[offsets[k] * d..offsets[k + 1] * d]
+                        .copy_from_slice(&y[p * l * d..(p * l + lengths[p]) * d]);
+                }
+            }
+        }
+        let t2 = Instant::now();
+        let block = BlockSize {
+            images: SHARD,
+            captions: SHARD,
+        };
+        block.validate()?;
+        let sims = match &self.model {
+            Model::ScanAve(_, m) => {
+                let words = Words {
+                    data: &cap,
+                    offsets: &offsets,
+                };
+                score_full(
+                    &ScanScorer::new(&m.sim_enc, &img, self.regions, words),
+                    block,
+                )?
+            }
+            Model::Vse(..) => score_full(&DotScorer::new(&img, &cap, d)?, block)?,
+        };
+        let t3 = Instant::now();
+        if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
+            return Err(BenchError::NonFinite(i));
+        }
+        Ok((
+            sims,
+            Phases {
+                encode_images: (t1 - t0).as_secs_f64(),
+                encode_captions: (t2 - t1).as_secs_f64(),
+                score: (t3 - t2).as_secs_f64(),
+            },
+        ))
+    }
+}

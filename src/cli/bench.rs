@@ -1,0 +1,162 @@
+//! `dbl bench`: times one benchmark configuration (issue #5; see
+//! `tools/bench/README.md` for the configurations, the deterministic inputs and
+//! the JSON line, and `BENCHMARKS.md` for results). One warm-up repetition,
+//! then `--reps` timed ones, all in a dedicated rayon pool of `--threads`.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::bench::config::{BenchConfig, CONFIGS, FULL_CAPTIONS, FULL_IMAGES, Kind};
+use crate::bench::measure::{cpu_seconds, load_average, median, peak_rss_kb};
+use crate::bench::score::ScoreBench;
+use crate::bench::train::TrainBench;
+use crate::bench::{flops, measure};
+use crate::engine::gemm::Par;
+
+/// Arguments of `dbl bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration: scan-train-baseline, scan-train-baseline-e256, scan-train-oss,
+    /// vse-train, scan-score or vse-score (tools/bench/configs.py).
+    #[arg(long, value_name = "NAME")]
+    pub config: String,
+    /// Threads of the dedicated rayon pool every kernel runs on.
+    #[arg(long, default_value_t = 1, value_name = "T")]
+    pub threads: usize,
+    /// Timed repetitions after one untimed warm-up.
+    #[arg(long, default_value_t = 5, value_name = "R")]
+    pub reps: usize,
+    /// Scoring configs: images 0..N of the deterministic split (default 1000, F30K test).
+    #[arg(long, value_name = "N")]
+    pub images: Option<usize>,
+    /// Scoring configs: captions 0..M of the deterministic split (default 5000).
+    #[arg(long, value_name = "M")]
+    pub captions: Option<usize>,
+    /// Seed of the models' initialisation (does not change the work).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the one-line JSON record of the contract instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `dbl bench`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Some(cfg) = BenchConfig::get(&args.config) else {
+        let names: Vec<&str> = CONFIGS.iter().map(|c| c.name).collect();
+        bail!(
+            "--config {:?}: unknown configuration; expected one of: {}",
+            args.config,
+            names.join(", ")
+        );
+    };
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if args.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let (n_img, n_cap) = (
+        args.images.unwrap_or(FULL_IMAGES),
+        args.captions.unwrap_or(FULL_CAPTIONS),
+    );
+    if cfg.kind == Kind::Score && (n_img == 0 || n_cap == 0) {
+        bail!("--images and --captions must be at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .context("building the rayon pool")?;
+    let pb = ProgressBar::new(args.reps as u64 + 1);
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(cfg.name);
+    let load_before = load_average();
+    let mut seconds = Vec::with_capacity(args.reps);
+    let mut cpu = Vec::with_capacity(args.reps);
+    let mut phases: [Vec<f64>; 3] = Default::default();
+    pool.install(|| -> anyhow::Result<()> {
+        match cfg.kind {
+            Kind::Train => {
+                let mut b = TrainBench::new(cfg, args.seed)?;
+                for rep in 0..=args.reps {
+                    let (c0, t0) = (cpu_seconds(), Instant::now());
+                    let losses = b.step(Par::Rayon(0))?;
+                    let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+                    if losses.iter().any(|l| !l.is_finite()) {
+                        bail!("{}: non-finite loss {losses:?}", cfg.name);
+                    }
+                    if rep > 0 {
+                        seconds.push(dt);
+                        cpu.push(dc);
+                    }
+                    pb.inc(1);
+                }
+            }
+            Kind::Score => {
+                let b = ScoreBench::new(cfg, n_img, n_cap, args.seed)?;
+                for rep in 0..=args.reps {
+                    let (c0, t0) = (cpu_seconds(), Instant::now());
+                    let (_, p) = b.run()?;
+                    let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+                    if rep > 0 {
+                        seconds.push(dt);
+                        cpu.push(dc);
+                        phases[0].push(p.encode_images);
+                        phases[1].push(p.encode_captions);
+                        phases[2].push(p.score);
+                    }
+                    pb.inc(1);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    pb.finish_and_clear();
+    let flop = flops::count(cfg, n_img, n_cap);
+    let med = median(&seconds);
+    let mut rec = json!({
+        "config": cfg.name,
+        "impl": "rust",
+        "threads": args.threads,
+        "reps": args.reps,
+        "seconds": seconds,
+        "median": med,
+        "cpu_seconds": cpu,
+        "peak_rss_kb": peak_rss_kb(),
+        "flops": flop as u64,
+        "version": env!("CARGO_PKG_VERSION"),
+        "load_average": [load_before, measure::load_average()],
+    });
+    if cfg.kind == Kind::Score {
+        rec["images"] = json!(n_img);
+        rec["captions"] = json!(n_cap);
+        rec["phases"] = json!({
+            "encode_images": median(&phases[0]),
+            "encode_captions": median(&phases[1]),
+            "score": median(&phases[2]),
+        });
+    }
+    if args.json {
+        println!("{rec}");
+    } else {
+        println!(
+            "{} threads {}: median {med:.3} s over {} reps, {:.1} GFLOP/s, peak RSS {:.0} MiB",
+            cfg.name,
+            args.threads,
+            args.reps,
+            flop as f64 / med / 1e9,
+            peak_rss_kb() as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
