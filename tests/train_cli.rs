@@ -211,3 +211,28 @@ fn bad_config_fails_early() {
     assert!(err.contains("model") && err.contains("dropout"), "{err}");
     assert!(!run.join("branch0").exists());
 }
+
+/// Resuming with a backbone that does not match the checkpoint (here another
+/// embedding width) fails before any step, naming the tensor and both shapes,
+/// and leaves the checkpoint as it was.
+#[test]
+fn resume_with_mismatched_backbone_fails_naming_the_tensor() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    ok(&train(&d, &run, "baseline", &["stop_after=1"], None));
+    let before = std::fs::read(run.join("branch0/last/model.safetensors")).unwrap();
+    let o = Command::new(BIN)
+        .args(["train", "--resume"])
+        .arg(&run)
+        .args(["--set", "model.embed=12"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model.safetensors") && err.contains("expects"),
+        "{err}"
+    );
+    let after = std::fs::read(run.join("branch0/last/model.safetensors")).unwrap();
+    assert_eq!(before, after);
+}

@@ -36,6 +36,8 @@ pub enum CheckpointError {
     },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    #[error(transparent)]
+    Weights(#[from] weights::WeightsError),
     #[error("no checkpoint at {path} (neither it nor {path}.old exists)")]
     Missing { path: PathBuf },
 }
@@ -162,7 +164,7 @@ fn read_tensors(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
 /// Loads `model.safetensors` into `model` (see [`crate::model::weights::load`]:
 /// every parameter present with its shape, no extra tensors).
 pub fn load_weights<M: Module>(model: &mut M, path: &Path) -> Result<(), CheckpointError> {
-    weights::load(model, path).map_err(|e| format_err(path, e.to_string()))
+    Ok(weights::load(model, path)?)
 }
 
 /// Reads `optim.safetensors` into `opt`.

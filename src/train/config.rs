@@ -11,7 +11,7 @@
 //! branches = 2
 //! epochs = 40
 //! [model]
-//! backbone = "vse"        # vse | scan-ave | tiny
+//! backbone = "scan-ave"   # scan-ave (default) | vse | tiny
 //! [loss]                  # crate::loss::LossConfig
 //! margin = 0.2
 //! ```
@@ -92,7 +92,7 @@ impl BackboneName {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Backbone (vse).
+    /// Backbone (scan-ave, the released DBL backbone).
     pub backbone: BackboneName,
     /// Joint embedding size (1024).
     pub embed: usize,
@@ -134,7 +134,7 @@ impl ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            backbone: BackboneName::Vse,
+            backbone: BackboneName::ScanAve,
             embed: 1024,
             word_dim: 300,
             sim_dim: 256,

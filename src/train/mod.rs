@@ -24,22 +24,22 @@ use std::path::PathBuf;
 pub enum TrainError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("checkpoint: {0}")]
+    #[error("checkpoint")]
     Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("vocabulary: {0}")]
+    #[error("vocabulary")]
     Vocab(#[from] crate::data::vocab::VocabError),
-    #[error("data: {0}")]
+    #[error("data")]
     Data(#[from] crate::data::precomp::PrecompError),
-    #[error("engine: {0}")]
+    #[error("engine")]
     Engine(#[from] crate::engine::error::EngineError),
-    #[error("loss: {0}")]
+    #[error("loss")]
     Loss(#[from] crate::loss::LossError),
-    #[error("evaluation: {0}")]
+    #[error("evaluation")]
     Eval(#[from] crate::eval::error::EvalError),
     #[error(
         "{0} already holds checkpoints (branch*/): pass --resume {0} to continue it, or choose a new --out"
