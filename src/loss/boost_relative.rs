@@ -14,7 +14,7 @@
 //! PyTorch mirror: `losses.boost_relative`.
 
 use super::margin::MarginAdaptation;
-use super::reduction::{Reduction, reduce_cols, reduce_rows};
+use super::reduction::{Reduction, pairwise_hinge};
 use super::{LossError, LossOutput, ScoreMatrix, check_non_negative};
 
 /// Unclamped hinge arguments (x1 i2t, x2 t2i), each `[n, n]`.
@@ -53,20 +53,7 @@ pub fn boost_relative(
     st.check_same_size("the anchor S^a", sa)?;
     let n = st.n();
     let (x1, x2) = arguments(st, sa, margin, adapt);
-    let mut w1 = vec![0.0; n * n];
-    let mut w2 = vec![0.0; n * n];
-    let value = reduce_rows(&x1, n, red, &mut w1) + reduce_cols(&x2, n, red, &mut w2);
-    let mut out = LossOutput::zeros(n);
-    out.value = value;
-    for i in 0..n {
-        for j in 0..n {
-            let (a, b) = (w1[i * n + j], w2[i * n + j]);
-            out.grad[i * n + j] += a + b;
-            out.grad[i * n + i] -= a;
-            out.grad[j * n + j] -= b;
-        }
-    }
-    Ok(out)
+    Ok(pairwise_hinge(&x1, &x2, n, red))
 }
 
 /// The cost matrices (r1, r2) with the diagonal zeroed, for inspection and

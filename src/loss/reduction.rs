@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::LossOutput;
+
 /// Reduction of a query's negative costs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +80,28 @@ fn reduce(
         }
     }
     total
+}
+
+/// Bidirectional hinge over pre-hinge arguments whose gradient w.r.t. the
+/// score matrix `S: [n, n]` is +1 at (i, j) and −1 at the query's positive:
+/// `x1[i][j]` (i2t, row i, positive S_ii) and `x2[i][j]` (t2i, column j,
+/// positive S_jj). Returns `Σ_rows red([x1]_+) + Σ_cols red([x2]_+)` and dL/dS
+/// (the shared shape of the triplet loss and relative boosting).
+pub(crate) fn pairwise_hinge(x1: &[f64], x2: &[f64], n: usize, red: Reduction) -> LossOutput {
+    let mut w1 = vec![0.0; n * n];
+    let mut w2 = vec![0.0; n * n];
+    let value = reduce_rows(x1, n, red, &mut w1) + reduce_cols(x2, n, red, &mut w2);
+    let mut out = LossOutput::zeros(n);
+    out.value = value;
+    for i in 0..n {
+        for j in 0..n {
+            let (a, b) = (w1[i * n + j], w2[i * n + j]);
+            out.grad[i * n + j] += a + b;
+            out.grad[i * n + i] -= a;
+            out.grad[j * n + j] -= b;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

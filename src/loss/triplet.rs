@@ -10,7 +10,7 @@
 //! query's positive (`S_ii` for i2t, `S_jj` for t2i). Ties and kinks follow
 //! [`super::reduction`]. PyTorch mirror: `losses.triplet`.
 
-use super::reduction::{Reduction, reduce_cols, reduce_rows};
+use super::reduction::{Reduction, pairwise_hinge};
 use super::{LossError, LossOutput, ScoreMatrix, check_non_negative};
 
 /// L_raw(S) and dL/dS. s: `[n, n]`; `margin` = γ (>= 0, spec default 0.2).
@@ -25,20 +25,7 @@ pub fn triplet(s: &ScoreMatrix, margin: f64, red: Reduction) -> Result<LossOutpu
             x2[i * n + j] = (margin + s.get(i, j)) - s.get(j, j);
         }
     }
-    let mut w1 = vec![0.0; n * n];
-    let mut w2 = vec![0.0; n * n];
-    let value = reduce_rows(&x1, n, red, &mut w1) + reduce_cols(&x2, n, red, &mut w2);
-    let mut out = LossOutput::zeros(n);
-    out.value = value;
-    for i in 0..n {
-        for j in 0..n {
-            let (a, b) = (w1[i * n + j], w2[i * n + j]);
-            out.grad[i * n + j] += a + b;
-            out.grad[i * n + i] -= a;
-            out.grad[j * n + j] -= b;
-        }
-    }
-    Ok(out)
+    Ok(pairwise_hinge(&x1, &x2, n, red))
 }
 
 #[cfg(test)]
