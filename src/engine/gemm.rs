@@ -79,20 +79,7 @@ impl<'a> MatRef<'a> {
     /// A row-major `[rows, cols]` matrix whose row `i` starts at `data[i·row_stride]`.
     #[track_caller]
     pub fn with_row_stride(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        assert!(
-            row_stride >= cols,
-            "gemm: row stride {row_stride} < {cols} columns"
-        );
-        let need = if rows == 0 {
-            0
-        } else {
-            (rows - 1) * row_stride + cols
-        };
-        assert!(
-            data.len() >= need,
-            "gemm: a [{rows}, {cols}] matrix with row stride {row_stride} needs {need} values, got {}",
-            data.len()
-        );
+        let need = strided_len(data.len(), rows, cols, row_stride, "matrix");
         MatRef {
             data: &data[..need],
             stored_rows: rows,
@@ -175,20 +162,7 @@ impl<'a> MatMut<'a> {
         cols: usize,
         row_stride: usize,
     ) -> Self {
-        assert!(
-            row_stride >= cols,
-            "gemm: row stride {row_stride} < {cols} columns"
-        );
-        let need = if rows == 0 {
-            0
-        } else {
-            (rows - 1) * row_stride + cols
-        };
-        assert!(
-            data.len() >= need,
-            "gemm: a [{rows}, {cols}] destination with row stride {row_stride} needs {need} values, got {}",
-            data.len()
-        );
+        let need = strided_len(data.len(), rows, cols, row_stride, "destination");
         MatMut {
             data: &mut data[..need],
             rows,
@@ -312,6 +286,26 @@ pub fn sgemm(
         MatRef::new(b, k, n)
     };
     gemm(MatMut::new(c, m, n), a, b, alpha, beta, par);
+}
+
+/// Values a `[rows, cols]` view with `row_stride` spans; panics (naming `what`)
+/// when the stride is shorter than a row or `len` values are too few.
+#[track_caller]
+fn strided_len(len: usize, rows: usize, cols: usize, row_stride: usize, what: &str) -> usize {
+    assert!(
+        row_stride >= cols,
+        "gemm: row stride {row_stride} < {cols} columns"
+    );
+    let need = if rows == 0 {
+        0
+    } else {
+        (rows - 1) * row_stride + cols
+    };
+    assert!(
+        len >= need,
+        "gemm: a [{rows}, {cols}] {what} with row stride {row_stride} needs {need} values, got {len}"
+    );
+    need
 }
 
 #[cfg(test)]
