@@ -92,11 +92,7 @@ pub fn softmax_backward(y: &[f32], grad: &mut [f32], dim: usize) {
         grad.len()
     );
     for (yr, gr) in y.chunks_exact(dim).zip(grad.chunks_exact_mut(dim)) {
-        let dot = yr
-            .iter()
-            .zip(gr.iter())
-            .map(|(&a, &b)| a as f64 * b as f64)
-            .sum::<f64>() as f32;
+        let dot = super::reduce::dot_f64(yr, gr) as f32;
         gr.iter_mut()
             .zip(yr)
             .for_each(|(g, &v)| *g = v * (*g - dot));

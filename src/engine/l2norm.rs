@@ -11,12 +11,14 @@
 //! divides 0 by 0), which the authors' packed-sequence backward then discards.
 //! Callers feed zero upstream gradient to such rows.
 
+use super::reduce::{dot_f64, sum_sq_f64};
+
 /// The epsilon added to every norm.
 pub const EPS: f32 = 1e-8;
 
 /// Normalises each `dim`-long row of `x` in place and returns the norms ‖x‖₂
 /// (without eps). x: [rows, dim] → norms: [rows]. Sums of squares are
-/// accumulated in f64.
+/// accumulated in f64 ([`super::reduce`]).
 pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
     assert!(
         dim > 0 && x.len().is_multiple_of(dim),
@@ -25,7 +27,7 @@ pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
     );
     x.chunks_exact_mut(dim)
         .map(|row| {
-            let n = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
+            let n = sum_sq_f64(row).sqrt() as f32;
             // x / d, computed as x · (1/d) in f64 then rounded: bitwise the same
             // as the f32 division (a quotient of f32s is never within 2^-48 of
             // an f32 rounding midpoint), without a divide per element.
@@ -53,12 +55,7 @@ pub fn backward(y: &[f32], norms: &[f32], grad: &mut [f32], dim: usize) {
     {
         let d = (n + EPS) as f64;
         let k = if n > 0.0 {
-            let ydy: f64 = yr
-                .iter()
-                .zip(gr.iter())
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
-            ydy * d / n as f64
+            dot_f64(yr, gr) * d / n as f64
         } else {
             0.0
         };

@@ -28,6 +28,7 @@ pub mod gru;
 pub mod l2norm;
 pub mod linear;
 pub mod param;
+pub mod reduce;
 pub mod rng;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::eval::sharded::{BlockSize, score_full};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::encode::{encode_captions, encode_images};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
-use crate::model::scan_head::{ScanHead, ScanScorer, Words};
+use crate::model::scan_head::{HeadCache, ScanHead, ScanScorer, Words};
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -42,6 +42,7 @@ pub struct ScanAveCache {
     offsets: Vec<usize>,
     max_len: usize,
     sims: Vec<f32>,
+    head: HeadCache,
 }
 
 impl ScanAve {
@@ -66,7 +67,7 @@ impl ScanAve {
 }
 
 /// Stacks the valid rows of padded per-word output [n, L, d] → ([N_w, d], offsets [n+1]).
-pub(crate) fn stack_words(
+pub fn stack_words(
     padded: &[f32],
     lengths: &[usize],
     l: usize,
@@ -103,7 +104,7 @@ impl Trainable for ScanAve {
             data: &words,
             offsets: &offsets,
         };
-        let sims = self.sim_enc.forward(&img, batch.n_regions, w);
+        let (sims, head) = self.sim_enc.forward_train(&img, batch.n_regions, w);
         let cache = ScanAveCache {
             img_cache,
             txt_cache,
@@ -113,6 +114,7 @@ impl Trainable for ScanAve {
             offsets,
             max_len: batch.max_len,
             sims: sims.clone(),
+            head,
         };
         (sims, cache)
     }
@@ -123,9 +125,14 @@ impl Trainable for ScanAve {
             data: &cache.words,
             offsets: &cache.offsets,
         };
-        let (dimg, dwords) =
-            self.sim_enc
-                .backward(&cache.img, cache.n_regions, w, &cache.sims, d_sims);
+        let (dimg, dwords) = self.sim_enc.backward(
+            &cache.img,
+            cache.n_regions,
+            w,
+            &cache.head,
+            &cache.sims,
+            d_sims,
+        );
         let n = cache.offsets.len() - 1;
         let l = cache.max_len;
         let mut dpad = vec![0.0f32; n * l * d];

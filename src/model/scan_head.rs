@@ -12,9 +12,11 @@
 //! 4. `D = (C − W)²`; `H = L2(D·W_tᵀ + b_t)` [N_w, S]
 //! 5. `h_j = L2(mean_{k∈j} H_k)`; `s_ij = tanh(w_e·h_j + b_e)`
 //!
-//! Three GEMMs with M = N_w per image in the forward pass, six in the
-//! backward. The backward recomputes an image's intermediates instead of
-//! storing `B²·L·d` tensors: between passes nothing is kept but the inputs.
+//! Three GEMMs with M = N_w per image in the forward pass, seven in the
+//! backward. Training keeps each image's small forward state (Â, α, H, h and
+//! norms: `B²·L·(2R + S)` floats, [`HeadCache`]); the `B²·L·d` tensors C,
+//! C − W and D are never stored but rebuilt per image in the backward pass
+//! from α with one GEMM.
 //! Images run in parallel (rayon) in as many contiguous chunks as the pool has
 //! threads, each chunk accumulating its own parameter and word gradients,
 //! reduced in chunk order — bitwise deterministic for a fixed thread count.
@@ -30,10 +32,15 @@ use crate::engine::gemm::{MatMut, MatRef, Par, gemm};
 use crate::engine::l2norm::{self, EPS};
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
+use crate::engine::reduce::dot_f64;
 use crate::eval::sharded::BlockScorer;
 
 /// Slope of the attention LeakyReLU.
 const LEAKY: f32 = 0.1;
+
+/// Words per tile: three `[TILE_WORDS, d]` f32 buffers at d = 1024 take
+/// 3 MiB, about what a core's L2 holds next to the GEMM panels.
+const TILE_WORDS: usize = 256;
 
 /// `sim_enc`: `sim_tran_w` (d → S) and `sim_eval_w` (S → 1), plus λ.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +51,9 @@ pub struct ScanHead {
     pub eval: Linear,
     /// Softmax smoothing λ (9.0).
     pub smooth: f32,
+    /// Words per tile ([`TILE_WORDS`]; tests vary it: scores and gradients do
+    /// not depend on it beyond f32 rounding of the gradient sums).
+    tile_words: usize,
 }
 
 /// Stacked caption words. words: [N_w, d]; offsets: [n_cap + 1], offsets[0] = 0.
@@ -62,17 +72,59 @@ impl Words<'_> {
     fn n_words(&self) -> usize {
         self.offsets[self.n_cap()] - self.offsets[0]
     }
+
+    /// Captions `caps` (relative to this view) as a view of their own. d: word width.
+    fn slice(&self, caps: Range<usize>, d: usize) -> Words<'_> {
+        let offsets = &self.offsets[caps.start..=caps.end];
+        Words {
+            data: &self.data[(offsets[0] - self.offsets[0]) * d..],
+            offsets,
+        }
+    }
+
+    /// Consecutive caption ranges of at most `max_words` words each (a
+    /// caption longer than that is a tile of its own). Tiles keep an image's
+    /// `[words, d]` intermediates within the per-core L2 cache.
+    fn tiles(&self, max_words: usize) -> Vec<Range<usize>> {
+        let mut tiles = Vec::new();
+        let mut start = 0;
+        for j in 0..self.n_cap() {
+            if j > start && self.offsets[j + 1] - self.offsets[start] > max_words {
+                tiles.push(start..j);
+                start = j;
+            }
+        }
+        if start < self.n_cap() {
+            tiles.push(start..self.n_cap());
+        }
+        tiles
+    }
 }
 
-/// Per-thread buffers of one image's pass (resized as needed).
+/// What one image's forward pass leaves for its backward pass: everything but
+/// the `[N_w, d]` tensors (C, C − W, D), which the backward rebuilds from α
+/// with one GEMM. In training one is kept per image —
+/// `N_w·(2R + S + 1) + n_cap·(R + S + 1)` floats (≈ 2 MiB at B = 128,
+/// R = 36, S = 256), against the `N_w·3d` (≈ 18 MiB) a stored pass would need.
 #[derive(Debug, Default)]
-struct Work {
-    /// Â (normalised attention), then reused. [N_w, R]
+struct Saved {
+    /// Â (normalised attention). [N_w, R]
     ahat: Vec<f32>,
     /// α (softmax). [N_w, R]
     alpha: Vec<f32>,
     /// Column norms per (caption, region). [n_cap, R]
     colnorm: Vec<f32>,
+    /// H (normalised). [N_w, S]
+    t: Vec<f32>,
+    tnorm: Vec<f32>,
+    /// h_j (normalised). [n_cap, S]
+    h: Vec<f32>,
+    hnorm: Vec<f32>,
+}
+
+/// Per-thread buffers of one image's pass (resized as needed).
+#[derive(Debug, Default)]
+struct Scratch {
     /// C (normalised context). [N_w, d]
     c: Vec<f32>,
     cnorm: Vec<f32>,
@@ -80,16 +132,18 @@ struct Work {
     diff: Vec<f32>,
     /// D = (C − W)², then dD / dC0 in the backward. [N_w, d]
     dsq: Vec<f32>,
-    /// H (normalised). [N_w, S]
-    t: Vec<f32>,
-    tnorm: Vec<f32>,
-    /// h_j (normalised). [n_cap, S]
-    h: Vec<f32>,
-    hnorm: Vec<f32>,
-    /// Backward scratch: dT [N_w, S], dα [N_w, R], dh [n_cap, S].
+    /// Backward: dT [N_w, S], dTᵀ [S, N_w], dα [N_w, R], dh [n_cap, S].
     dt: Vec<f32>,
+    dtt: Vec<f32>,
     dalpha: Vec<f32>,
     dh: Vec<f32>,
+}
+
+/// The forward state of every image of a training batch, for
+/// [`ScanHead::backward`].
+#[derive(Debug)]
+pub struct HeadCache {
+    saved: Vec<Saved>,
 }
 
 /// Sets `v`'s length to `n` without clearing it: every caller overwrites all
@@ -109,8 +163,6 @@ struct Acc {
     tran_b: Vec<f64>,
     eval_w: Vec<f64>,
     eval_b: f64,
-    /// d loss / d words. [N_w, d]
-    words: Vec<f32>,
 }
 
 impl ScanHead {
@@ -120,6 +172,7 @@ impl ScanHead {
             tran: Linear::xavier("sim_enc.sim_tran_w", embed, sim_dim, true, rng),
             eval: Linear::xavier("sim_enc.sim_eval_w", sim_dim, 1, true, rng),
             smooth,
+            tile_words: TILE_WORDS,
         }
     }
 
@@ -133,9 +186,46 @@ impl ScanHead {
         self.tran.out_dim()
     }
 
-    /// Forward of one image against all captions of `w`; leaves every
-    /// intermediate in `k` and writes the scores. v: [R, d] → out: [n_cap].
-    fn image_forward(&self, v: &[f32], w: Words<'_>, k: &mut Work, out: &mut [f32]) {
+    /// Steps 3b–4a of one image: `C = L2(α·V)`, `C − W` and `D = (C − W)²`
+    /// into `sc`. v: [R, d]; alpha: [N_w, R].
+    fn context(&self, v: &[f32], words: &[f32], alpha: &[f32], sc: &mut Scratch) {
+        let d = self.embed();
+        let r = v.len() / d;
+        let nw = words.len() / d;
+        resize(&mut sc.c, nw * d);
+        gemm(
+            MatMut::new(&mut sc.c, nw, d),
+            MatRef::new(alpha, nw, r),
+            MatRef::new(v, r, d),
+            1.0,
+            0.0,
+            Par::Seq,
+        );
+        sc.cnorm = l2norm::forward(&mut sc.c, d);
+        resize(&mut sc.diff, nw * d);
+        resize(&mut sc.dsq, nw * d);
+        for ((df, sq), (&c, &x)) in sc
+            .diff
+            .iter_mut()
+            .zip(sc.dsq.iter_mut())
+            .zip(sc.c.iter().zip(words))
+        {
+            *df = c - x;
+            *sq = *df * *df;
+        }
+    }
+
+    /// Forward of one image against all captions of `w`; leaves what the
+    /// backward pass needs in `sv`, uses `sc` as scratch, and writes the
+    /// scores. v: [R, d] → out: [n_cap].
+    fn image_forward(
+        &self,
+        v: &[f32],
+        w: Words<'_>,
+        sv: &mut Saved,
+        sc: &mut Scratch,
+        out: &mut [f32],
+    ) {
         let d = self.embed();
         let s = self.sim_dim();
         let r = v.len() / d;
@@ -143,45 +233,48 @@ impl ScanHead {
         let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
         // 1. A = W·Vᵀ, LeakyReLU.
-        resize(&mut k.ahat, nw * r);
+        resize(&mut sv.ahat, nw * r);
         gemm(
-            MatMut::new(&mut k.ahat, nw, r),
+            MatMut::new(&mut sv.ahat, nw, r),
             MatRef::new(words, nw, d),
             MatRef::new(v, r, d).t(),
             1.0,
             0.0,
             Par::Seq,
         );
-        k.ahat
+        sv.ahat
             .iter_mut()
             .for_each(|x| *x = if *x > 0.0 { *x } else { *x * LEAKY });
         // 2. Normalise over each caption's words, per region.
-        resize(&mut k.colnorm, nc * r);
+        resize(&mut sv.colnorm, nc * r);
         let mut acc = vec![0.0f64; r];
+        let mut inv = vec![0.0f64; r];
         for j in 0..nc {
             let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
             acc.fill(0.0);
-            for row in k.ahat[rows.start * r..rows.end * r].chunks_exact(r) {
+            for row in sv.ahat[rows.start * r..rows.end * r].chunks_exact(r) {
                 acc.iter_mut()
                     .zip(row)
                     .for_each(|(a, &x)| *a += x as f64 * x as f64);
             }
-            let cn = &mut k.colnorm[j * r..(j + 1) * r];
+            let cn = &mut sv.colnorm[j * r..(j + 1) * r];
             cn.iter_mut()
                 .zip(&acc)
                 .for_each(|(n, &a)| *n = a.sqrt() as f32);
             // x / (n + eps) as x · (1 / (n + eps)) in f64: bitwise the same
             // (see `l2norm::forward`), one divide per region instead of per value.
-            let inv: Vec<f64> = cn.iter().map(|&n| 1.0 / (n + EPS) as f64).collect();
-            for row in k.ahat[rows.start * r..rows.end * r].chunks_exact_mut(r) {
+            inv.iter_mut()
+                .zip(cn.iter())
+                .for_each(|(q, &n)| *q = 1.0 / (n + EPS) as f64);
+            for row in sv.ahat[rows.start * r..rows.end * r].chunks_exact_mut(r) {
                 row.iter_mut()
                     .zip(&inv)
                     .for_each(|(x, &q)| *x = (*x as f64 * q) as f32);
             }
         }
-        // 3. α = softmax(λ·Â) over regions; C = L2(α·V).
-        resize(&mut k.alpha, nw * r);
-        for (a, row) in k.alpha.chunks_exact_mut(r).zip(k.ahat.chunks_exact(r)) {
+        // 3. α = softmax(λ·Â) over regions; C = L2(α·V); D = (C − W)².
+        resize(&mut sv.alpha, nw * r);
+        for (a, row) in sv.alpha.chunks_exact_mut(r).zip(sv.ahat.chunks_exact(r)) {
             let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * self.smooth;
             let mut sum = 0.0f64;
             for (y, &x) in a.iter_mut().zip(row) {
@@ -191,71 +284,50 @@ impl ScanHead {
             let inv = (1.0 / sum) as f32;
             a.iter_mut().for_each(|y| *y *= inv);
         }
-        resize(&mut k.c, nw * d);
-        gemm(
-            MatMut::new(&mut k.c, nw, d),
-            MatRef::new(&k.alpha, nw, r),
-            MatRef::new(v, r, d),
-            1.0,
-            0.0,
-            Par::Seq,
-        );
-        k.cnorm = l2norm::forward(&mut k.c, d);
-        // 4. D = (C − W)²; H = L2(D·W_tᵀ + b_t).
-        resize(&mut k.diff, nw * d);
-        resize(&mut k.dsq, nw * d);
-        for ((df, sq), (&c, &x)) in k
-            .diff
-            .iter_mut()
-            .zip(k.dsq.iter_mut())
-            .zip(k.c.iter().zip(words))
-        {
-            *df = c - x;
-            *sq = *df * *df;
-        }
-        resize(&mut k.t, nw * s);
-        self.tran.forward_into(&k.dsq, &mut k.t, Par::Seq);
-        k.tnorm = l2norm::forward(&mut k.t, s);
+        self.context(v, words, &sv.alpha, sc);
+        // 4. H = L2(D·W_tᵀ + b_t).
+        resize(&mut sv.t, nw * s);
+        self.tran.forward_into(&sc.dsq, &mut sv.t, Par::Seq);
+        sv.tnorm = l2norm::forward(&mut sv.t, s);
         // 5. h_j = L2(mean H); s = tanh(w_e·h + b_e).
-        resize(&mut k.h, nc * s);
+        resize(&mut sv.h, nc * s);
         let mut hs = vec![0.0f64; s];
         for j in 0..nc {
             let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
             hs.fill(0.0);
-            for row in k.t[rows.start * s..rows.end * s].chunks_exact(s) {
+            for row in sv.t[rows.start * s..rows.end * s].chunks_exact(s) {
                 hs.iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
             }
             let inv = 1.0 / rows.len() as f64;
-            k.h[j * s..(j + 1) * s]
+            sv.h[j * s..(j + 1) * s]
                 .iter_mut()
                 .zip(&hs)
                 .for_each(|(y, &a)| *y = (a * inv) as f32);
         }
-        k.hnorm = l2norm::forward(&mut k.h, s);
+        sv.hnorm = l2norm::forward(&mut sv.h, s);
         let we = &self.eval.weight.value;
         let be = self.eval.bias.as_ref().map_or(0.0, |b| b.value[0]);
         for (j, o) in out.iter_mut().enumerate() {
-            let z: f64 = k.h[j * s..(j + 1) * s]
-                .iter()
-                .zip(we)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
+            let z = dot_f64(&sv.h[j * s..(j + 1) * s], we);
             *o = (z as f32 + be).tanh();
         }
     }
 
-    /// Backward of one image, after [`Self::image_forward`] filled `k` and
-    /// `sims`. ds: [n_cap] (d loss / d s_ij); writes dv: [R, d] and
-    /// accumulates into `acc`.
+    /// Backward of one image against the captions of `w` from its forward
+    /// state `sv` and scores `sims`. ds: [n_cap] (d loss / d s_ij);
+    /// accumulates into dv: [R, d], dwords: [N_w, d] and `acc`. Rebuilds C,
+    /// C − W and D (one GEMM) instead of keeping them.
     #[allow(clippy::too_many_arguments)]
     fn image_backward(
         &self,
         v: &[f32],
         w: Words<'_>,
-        k: &mut Work,
+        sv: &Saved,
+        sc: &mut Scratch,
         sims: &[f32],
         ds: &[f32],
         dv: &mut [f32],
+        dwords: &mut [f32],
         acc: &mut Acc,
     ) {
         let d = self.embed();
@@ -265,42 +337,46 @@ impl ScanHead {
         let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
         let we = &self.eval.weight.value;
+        self.context(v, words, &sv.alpha, sc);
         // 5. tanh, w_e, L2 of h_j, mean.
-        resize(&mut k.dh, nc * s);
+        resize(&mut sc.dh, nc * s);
         for j in 0..nc {
             let dz = ds[j] * (1.0 - sims[j] * sims[j]);
             acc.eval_b += dz as f64;
-            let hj = &k.h[j * s..(j + 1) * s];
+            let hj = &sv.h[j * s..(j + 1) * s];
             acc.eval_w
                 .iter_mut()
                 .zip(hj)
                 .for_each(|(g, &x)| *g += dz as f64 * x as f64);
-            k.dh[j * s..(j + 1) * s]
+            sc.dh[j * s..(j + 1) * s]
                 .iter_mut()
                 .zip(we)
                 .for_each(|(g, &x)| *g = dz * x);
         }
-        l2norm::backward(&k.h, &k.hnorm, &mut k.dh, s);
-        resize(&mut k.dt, nw * s);
+        l2norm::backward(&sv.h, &sv.hnorm, &mut sc.dh, s);
+        resize(&mut sc.dt, nw * s);
         for j in 0..nc {
             let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
             let inv = 1.0 / rows.len() as f32;
-            let dh = &k.dh[j * s..(j + 1) * s];
-            for row in k.dt[rows.start * s..rows.end * s].chunks_exact_mut(s) {
+            let dh = &sc.dh[j * s..(j + 1) * s];
+            for row in sc.dt[rows.start * s..rows.end * s].chunks_exact_mut(s) {
                 row.iter_mut().zip(dh).for_each(|(g, &x)| *g = x * inv);
             }
         }
-        // 4. L2 of H, W_t, the square.
-        l2norm::backward(&k.t, &k.tnorm, &mut k.dt, s);
+        // 4. L2 of H, W_t, the square. dW_t = dTᵀ·D runs on a row-major copy
+        // of dTᵀ (faer is ~25 % faster on it than on the transposed view).
+        l2norm::backward(&sv.t, &sv.tnorm, &mut sc.dt, s);
+        resize(&mut sc.dtt, s * nw);
+        transpose(&sc.dt, nw, s, &mut sc.dtt);
         gemm(
             MatMut::new(&mut acc.tran_w, s, d),
-            MatRef::new(&k.dt, nw, s).t(),
-            MatRef::new(&k.dsq, nw, d),
+            MatRef::new(&sc.dtt, s, nw),
+            MatRef::new(&sc.dsq, nw, d),
             1.0,
             1.0,
             Par::Seq,
         );
-        for row in k.dt.chunks_exact(s) {
+        for row in sc.dt.chunks_exact(s) {
             acc.tran_b
                 .iter_mut()
                 .zip(row)
@@ -308,25 +384,25 @@ impl ScanHead {
         }
         // dD overwrites D.
         gemm(
-            MatMut::new(&mut k.dsq, nw, d),
-            MatRef::new(&k.dt, nw, s),
+            MatMut::new(&mut sc.dsq, nw, d),
+            MatRef::new(&sc.dt, nw, s),
             MatRef::new(&self.tran.weight.value, s, d),
             1.0,
             0.0,
             Par::Seq,
         );
         // dC = 2(C − W)·dD; dW gets the opposite.
-        for ((g, &df), dw) in k.dsq.iter_mut().zip(&k.diff).zip(acc.words.iter_mut()) {
+        for ((g, &df), dw) in sc.dsq.iter_mut().zip(&sc.diff).zip(dwords.iter_mut()) {
             let x = 2.0 * df * *g;
             *g = x;
             *dw -= x;
         }
         // 3. L2 of C, α·V, softmax.
-        l2norm::backward(&k.c, &k.cnorm, &mut k.dsq, d);
-        resize(&mut k.dalpha, nw * r);
+        l2norm::backward(&sc.c, &sc.cnorm, &mut sc.dsq, d);
+        resize(&mut sc.dalpha, nw * r);
         gemm(
-            MatMut::new(&mut k.dalpha, nw, r),
-            MatRef::new(&k.dsq, nw, d),
+            MatMut::new(&mut sc.dalpha, nw, r),
+            MatRef::new(&sc.dsq, nw, d),
             MatRef::new(v, r, d).t(),
             1.0,
             0.0,
@@ -334,41 +410,38 @@ impl ScanHead {
         );
         gemm(
             MatMut::new(dv, r, d),
-            MatRef::new(&k.alpha, nw, r).t(),
-            MatRef::new(&k.dsq, nw, d),
+            MatRef::new(&sv.alpha, nw, r).t(),
+            MatRef::new(&sc.dsq, nw, d),
             1.0,
-            0.0,
+            1.0,
             Par::Seq,
         );
-        softmax_backward(&k.alpha, &mut k.dalpha, r);
-        k.dalpha.iter_mut().for_each(|g| *g *= self.smooth);
+        softmax_backward(&sv.alpha, &mut sc.dalpha, r);
+        sc.dalpha.iter_mut().for_each(|g| *g *= self.smooth);
         // 2. Normalisation over each caption's words (per region).
         let mut dot = vec![0.0f64; r];
+        let mut coef = vec![(0.0f64, 0.0f64); r];
         for j in 0..nc {
             let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
             let span = rows.start * r..rows.end * r;
             dot.fill(0.0);
-            for (yr, gr) in k.ahat[span.clone()]
+            for (yr, gr) in sv.ahat[span.clone()]
                 .chunks_exact(r)
-                .zip(k.dalpha[span.clone()].chunks_exact(r))
+                .zip(sc.dalpha[span.clone()].chunks_exact(r))
             {
                 dot.iter_mut()
                     .zip(yr.iter().zip(gr))
                     .for_each(|(a, (&y, &g))| *a += y as f64 * g as f64);
             }
-            let cn = &k.colnorm[j * r..(j + 1) * r];
-            let coef: Vec<(f64, f64)> = cn
-                .iter()
-                .zip(&dot)
-                .map(|(&n, &dt)| {
-                    let den = (n + EPS) as f64;
-                    let kk = if n > 0.0 { dt * den / n as f64 } else { 0.0 };
-                    (1.0 / den, kk)
-                })
-                .collect();
-            for (yr, gr) in k.ahat[span.clone()]
+            let cn = &sv.colnorm[j * r..(j + 1) * r];
+            for ((c, &n), &dt) in coef.iter_mut().zip(cn).zip(&dot) {
+                let den = (n + EPS) as f64;
+                let kk = if n > 0.0 { dt * den / n as f64 } else { 0.0 };
+                *c = (1.0 / den, kk);
+            }
+            for (yr, gr) in sv.ahat[span.clone()]
                 .chunks_exact(r)
-                .zip(k.dalpha[span].chunks_exact_mut(r))
+                .zip(sc.dalpha[span].chunks_exact_mut(r))
             {
                 for ((g, &y), &(inv, kk)) in gr.iter_mut().zip(yr).zip(&coef) {
                     let dp = (*g as f64 - y as f64 * kk) * inv;
@@ -383,8 +456,8 @@ impl ScanHead {
         }
         // 1. A = W·Vᵀ.
         gemm(
-            MatMut::new(&mut acc.words, nw, d),
-            MatRef::new(&k.dalpha, nw, r),
+            MatMut::new(dwords, nw, d),
+            MatRef::new(&sc.dalpha, nw, r),
             MatRef::new(v, r, d),
             1.0,
             1.0,
@@ -392,7 +465,7 @@ impl ScanHead {
         );
         gemm(
             MatMut::new(dv, r, d),
-            MatRef::new(&k.dalpha, nw, r).t(),
+            MatRef::new(&sc.dalpha, nw, r).t(),
             MatRef::new(words, nw, d),
             1.0,
             1.0,
@@ -401,7 +474,7 @@ impl ScanHead {
     }
 
     /// Scores every image of `img` against every caption of `w`, in parallel
-    /// over images. img: [n_img, R, d] → [n_img, n_cap].
+    /// over images, keeping nothing. img: [n_img, R, d] → [n_img, n_cap].
     pub fn forward(&self, img: &[f32], n_regions: usize, w: Words<'_>) -> Vec<f32> {
         let d = self.embed();
         let nc = w.n_cap();
@@ -409,14 +482,50 @@ impl ScanHead {
         if nc == 0 {
             return out;
         }
+        let tiles = w.tiles(self.tile_words);
         out.par_chunks_mut(nc)
             .zip(img.par_chunks(n_regions * d))
-            .for_each_init(Work::default, |k, (o, v)| self.image_forward(v, w, k, o));
+            .for_each_init(
+                || (Saved::default(), Scratch::default()),
+                |(sv, sc), (o, v)| {
+                    for t in &tiles {
+                        self.image_forward(v, w.slice(t.clone(), d), sv, sc, &mut o[t.clone()]);
+                    }
+                },
+            );
         out
     }
 
-    /// Back-propagates `d_sims: [n_img, n_cap]` through [`Self::forward`]
-    /// (whose output is `sims`), recomputing each image's intermediates.
+    /// [`Self::forward`] that also keeps each image's forward state for
+    /// [`Self::backward`]. img: [n_img, R, d] → ([n_img, n_cap], cache).
+    pub fn forward_train(
+        &self,
+        img: &[f32],
+        n_regions: usize,
+        w: Words<'_>,
+    ) -> (Vec<f32>, HeadCache) {
+        let d = self.embed();
+        let nc = w.n_cap();
+        let n_img = img.len() / (n_regions * d);
+        let mut out = vec![0.0f32; n_img * nc];
+        let tiles = w.tiles(self.tile_words);
+        let nt = tiles.len();
+        let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
+        if nc > 0 {
+            out.par_chunks_mut(nc)
+                .zip(img.par_chunks(n_regions * d))
+                .zip(saved.par_chunks_mut(nt))
+                .for_each_init(Scratch::default, |sc, ((o, v), svs)| {
+                    for (t, sv) in tiles.iter().zip(svs) {
+                        self.image_forward(v, w.slice(t.clone(), d), sv, sc, &mut o[t.clone()]);
+                    }
+                });
+        }
+        (out, HeadCache { saved })
+    }
+
+    /// Back-propagates `d_sims: [n_img, n_cap]` through
+    /// [`Self::forward_train`] (whose outputs are `sims` and `cache`).
     /// Accumulates `sim_enc.*` gradients; returns (d img [n_img, R, d],
     /// d words [N_w, d]).
     pub fn backward(
@@ -424,6 +533,7 @@ impl ScanHead {
         img: &[f32],
         n_regions: usize,
         w: Words<'_>,
+        cache: &HeadCache,
         sims: &[f32],
         d_sims: &[f32],
     ) -> (Vec<f32>, Vec<f32>) {
@@ -432,43 +542,58 @@ impl ScanHead {
         let (nc, nw) = (w.n_cap(), w.n_words());
         let per = n_regions * d;
         let n_img = img.len() / per;
+        let tiles = w.tiles(self.tile_words);
+        let nt = tiles.len();
         assert!(
-            sims.len() == n_img * nc && d_sims.len() == n_img * nc,
-            "scan head backward: sims {} and d_sims {} for [{n_img}, {nc}]",
+            sims.len() == n_img * nc
+                && d_sims.len() == n_img * nc
+                && cache.saved.len() == n_img * nt,
+            "scan head backward: sims {}, d_sims {} and {} cached tiles for [{n_img}, {nc}] \
+             in {nt} tiles",
             sims.len(),
-            d_sims.len()
+            d_sims.len(),
+            cache.saved.len()
         );
         let mut dimg = vec![0.0f32; img.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
-        let accs: Vec<Acc> = dimg
+        let accs: Vec<(Acc, Vec<f32>)> = dimg
             .par_chunks_mut(chunk * per)
+            .zip(cache.saved.par_chunks(chunk * nt))
             .enumerate()
-            .map(|(c, dimg_c)| {
+            .map(|(c, (dimg_c, saved_c))| {
                 let mut acc = Acc {
                     tran_w: vec![0.0; s * d],
                     tran_b: vec![0.0; s],
                     eval_w: vec![0.0; s],
                     eval_b: 0.0,
-                    words: vec![0.0; nw * d],
                 };
-                let mut k = Work::default();
-                let mut row = vec![0.0f32; nc];
-                for (ii, dv) in dimg_c.chunks_exact_mut(per).enumerate() {
+                let mut dwords = vec![0.0f32; nw * d];
+                let mut sc = Scratch::default();
+                for (ii, (dv, svs)) in dimg_c
+                    .chunks_exact_mut(per)
+                    .zip(saved_c.chunks_exact(nt))
+                    .enumerate()
+                {
                     let i = c * chunk + ii;
-                    let v = &img[i * per..(i + 1) * per];
-                    this.image_forward(v, w, &mut k, &mut row);
-                    this.image_backward(
-                        v,
-                        w,
-                        &mut k,
-                        &sims[i * nc..(i + 1) * nc],
-                        &d_sims[i * nc..(i + 1) * nc],
-                        dv,
-                        &mut acc,
-                    );
+                    for (t, sv) in tiles.iter().zip(svs) {
+                        let rows =
+                            w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
+                        let (a, b) = (i * nc + t.start, i * nc + t.end);
+                        this.image_backward(
+                            &img[i * per..(i + 1) * per],
+                            w.slice(t.clone(), d),
+                            sv,
+                            &mut sc,
+                            &sims[a..b],
+                            &d_sims[a..b],
+                            dv,
+                            &mut dwords[rows.start * d..rows.end * d],
+                            &mut acc,
+                        );
+                    }
                 }
-                acc
+                (acc, dwords)
             })
             .collect();
         let mut dwords = vec![0.0f32; nw * d];
@@ -476,8 +601,8 @@ impl ScanHead {
         let mut eval_w = vec![0.0f64; s];
         let mut eval_b = 0.0f64;
         let mut tran_w = vec![0.0f32; s * d];
-        for a in &accs {
-            dwords.iter_mut().zip(&a.words).for_each(|(x, &y)| *x += y);
+        for (a, dw) in &accs {
+            dwords.iter_mut().zip(dw).for_each(|(x, &y)| *x += y);
             tran_w.iter_mut().zip(&a.tran_w).for_each(|(x, &y)| *x += y);
             tran_b.iter_mut().zip(&a.tran_b).for_each(|(x, &y)| *x += y);
             eval_w.iter_mut().zip(&a.eval_w).for_each(|(x, &y)| *x += y);
@@ -492,6 +617,20 @@ impl ScanHead {
             b.grad[0] += eval_b as f32;
         }
         (dimg, dwords)
+    }
+}
+
+/// `dst = srcᵀ` in 16 × 16 blocks. src: [rows, cols] → dst: [cols, rows].
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
     }
 }
 
@@ -546,16 +685,85 @@ impl BlockScorer for ScanScorer<'_> {
     fn score_block(&self, images: Range<usize>, captions: Range<usize>, out: &mut [f32]) {
         let d = self.head.embed();
         let per = self.n_regions * d;
-        let offsets = &self.words.offsets[captions.start..=captions.end];
-        let w = Words {
-            data: &self.words.data[offsets[0] * d..],
-            offsets,
-        };
+        let w = self.words.slice(captions.clone(), d);
+        let tiles = w.tiles(self.head.tile_words);
         let nc = captions.len();
-        let mut k = Work::default();
+        let (mut sv, mut sc) = (Saved::default(), Scratch::default());
         for (ii, o) in images.zip(out.chunks_exact_mut(nc)) {
-            self.head
-                .image_forward(&self.img[ii * per..(ii + 1) * per], w, &mut k, o);
+            let v = &self.img[ii * per..(ii + 1) * per];
+            for t in &tiles {
+                self.head.image_forward(
+                    v,
+                    w.slice(t.clone(), d),
+                    &mut sv,
+                    &mut sc,
+                    &mut o[t.clone()],
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rng::seeded;
+    use crate::engine::testutil::rand_vec;
+
+    /// Scores and every gradient of a 60-caption batch (≈ 420 words) with the
+    /// default tiling (several tiles) and with one tile per image.
+    fn run(tile_words: usize) -> Vec<Vec<f32>> {
+        let (d, s, r, n_img) = (16, 8, 5, 3);
+        let mut head = ScanHead::new(d, s, 9.0, &mut seeded(7));
+        head.tile_words = tile_words;
+        let mut offsets = vec![0usize];
+        for j in 0..60 {
+            offsets.push(offsets[j] + 3 + (j * 7) % 9);
+        }
+        let nw = offsets[60];
+        let words = rand_vec(nw * d, 1, 1.0);
+        let img = rand_vec(n_img * r * d, 2, 1.0);
+        let w = Words {
+            data: &words,
+            offsets: &offsets,
+        };
+        let (sims, cache) = head.forward_train(&img, r, w);
+        assert_eq!(sims, head.forward(&img, r, w), "forward_train = forward");
+        let ds = rand_vec(sims.len(), 3, 1.0);
+        let (dimg, dwords) = head.backward(&img, r, w, &cache, &sims, &ds);
+        let mut out = vec![sims, dimg, dwords];
+        out.extend(head.params().iter().map(|p| p.grad.clone()));
+        out
+    }
+
+    #[test]
+    fn tiling_changes_nothing_but_rounding() {
+        let tiled = run(TILE_WORDS.min(64));
+        let whole = run(usize::MAX);
+        for (k, (a, b)) in tiled.iter().zip(&whole).enumerate() {
+            let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let err = a
+                .iter()
+                .zip(b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                err <= 1e-6 * scale.max(1.0),
+                "output {k}: {err} (scale {scale})"
+            );
+        }
+        // Scores depend only on their own caption: identical bits.
+        assert_eq!(tiled[0], whole[0]);
+    }
+
+    #[test]
+    fn transpose_blocks() {
+        let src: Vec<f32> = (0..37 * 21).map(|x| x as f32).collect();
+        let mut dst = vec![0.0; src.len()];
+        transpose(&src, 37, 21, &mut dst);
+        for r in 0..37 {
+            for c in 0..21 {
+                assert_eq!(dst[c * 37 + r], src[r * 21 + c]);
+            }
         }
     }
 }
