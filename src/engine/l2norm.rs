@@ -25,17 +25,19 @@ pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
         "l2norm: {} values are not rows of {dim}",
         x.len()
     );
-    x.chunks_exact_mut(dim)
-        .map(|row| {
-            let n = sum_sq_f64(row).sqrt() as f32;
-            // x / d, computed as x · (1/d) in f64 then rounded: bitwise the same
-            // as the f32 division (a quotient of f32s is never within 2^-48 of
-            // an f32 rounding midpoint), without a divide per element.
-            let inv = 1.0 / (n + EPS) as f64;
-            row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
-            n
-        })
-        .collect()
+    x.chunks_exact_mut(dim).map(forward_row).collect()
+}
+
+/// [`forward`] of one row, in place; returns its norm ‖x‖₂ (without eps).
+#[inline]
+pub fn forward_row(row: &mut [f32]) -> f32 {
+    let n = sum_sq_f64(row).sqrt() as f32;
+    // x / d, computed as x · (1/d) in f64 then rounded: bitwise the same
+    // as the f32 division (a quotient of f32s is never within 2^-48 of
+    // an f32 rounding midpoint), without a divide per element.
+    let inv = 1.0 / (n + EPS) as f64;
+    row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
+    n
 }
 
 /// Turns the upstream gradient into the input gradient, in place.
@@ -53,18 +55,24 @@ pub fn backward(y: &[f32], norms: &[f32], grad: &mut [f32], dim: usize) {
         .zip(grad.chunks_exact_mut(dim))
         .zip(norms)
     {
-        let d = (n + EPS) as f64;
-        let k = if n > 0.0 {
-            dot_f64(yr, gr) * d / n as f64
-        } else {
-            0.0
-        };
-        // One reciprocal per row instead of an f64 divide per element (≤ 1 ulp
-        // of f64 apart before rounding to f32).
-        let inv = 1.0 / d;
-        for (g, &yv) in gr.iter_mut().zip(yr) {
-            *g = ((*g as f64 - yv as f64 * k) * inv) as f32;
-        }
+        backward_row(yr, n, gr);
+    }
+}
+
+/// [`backward`] of one row: y: [dim] (output), n: its norm, grad: [dim] in place.
+#[inline]
+pub fn backward_row(y: &[f32], n: f32, grad: &mut [f32]) {
+    let d = (n + EPS) as f64;
+    let k = if n > 0.0 {
+        dot_f64(y, grad) * d / n as f64
+    } else {
+        0.0
+    };
+    // One reciprocal per row instead of an f64 divide per element (≤ 1 ulp
+    // of f64 apart before rounding to f32).
+    let inv = 1.0 / d;
+    for (g, &yv) in grad.iter_mut().zip(y) {
+        *g = ((*g as f64 - yv as f64 * k) * inv) as f32;
     }
 }
 

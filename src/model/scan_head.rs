@@ -128,8 +128,6 @@ struct Scratch {
     /// C (normalised context). [N_w, d]
     c: Vec<f32>,
     cnorm: Vec<f32>,
-    /// C − W. [N_w, d]
-    diff: Vec<f32>,
     /// D = (C − W)², then dD / dC0 in the backward. [N_w, d]
     dsq: Vec<f32>,
     /// Backward: dT [N_w, S], dTᵀ [S, N_w], dα [N_w, R], dh [n_cap, S].
@@ -186,8 +184,7 @@ impl ScanHead {
         self.tran.out_dim()
     }
 
-    /// Steps 3b–4a of one image: `C = L2(α·V)`, `C − W` and `D = (C − W)²`
-    /// into `sc`. v: [R, d]; alpha: [N_w, R].
+    /// Steps 3b–4a of one image: `C = L2(α·V)` and `D = (C − W)²` into `sc`. v: [R, d]; alpha: [N_w, R].
     fn context(&self, v: &[f32], words: &[f32], alpha: &[f32], sc: &mut Scratch) {
         let d = self.embed();
         let r = v.len() / d;
@@ -201,17 +198,21 @@ impl ScanHead {
             0.0,
             Par::Seq,
         );
-        sc.cnorm = l2norm::forward(&mut sc.c, d);
-        resize(&mut sc.diff, nw * d);
+        // One pass per row, while it is in L1: normalise, then D = (C − W)².
+        resize(&mut sc.cnorm, nw);
         resize(&mut sc.dsq, nw * d);
-        for ((df, sq), (&c, &x)) in sc
-            .diff
-            .iter_mut()
-            .zip(sc.dsq.iter_mut())
-            .zip(sc.c.iter().zip(words))
+        for (((c, sq), w), n) in sc
+            .c
+            .chunks_exact_mut(d)
+            .zip(sc.dsq.chunks_exact_mut(d))
+            .zip(words.chunks_exact(d))
+            .zip(sc.cnorm.iter_mut())
         {
-            *df = c - x;
-            *sq = *df * *df;
+            *n = l2norm::forward_row(c);
+            for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+                let df = c - x;
+                *q = df * df;
+            }
         }
     }
 
@@ -315,8 +316,8 @@ impl ScanHead {
 
     /// Backward of one image against the captions of `w` from its forward
     /// state `sv` and scores `sims`. ds: [n_cap] (d loss / d s_ij);
-    /// accumulates into dv: [R, d], dwords: [N_w, d] and `acc`. Rebuilds C,
-    /// C − W and D (one GEMM) instead of keeping them.
+    /// accumulates into dv: [R, d], dwords: [N_w, d] and `acc`. Rebuilds C
+    /// and D (one GEMM) instead of keeping them.
     #[allow(clippy::too_many_arguments)]
     fn image_backward(
         &self,
@@ -391,14 +392,24 @@ impl ScanHead {
             0.0,
             Par::Seq,
         );
-        // dC = 2(C − W)·dD; dW gets the opposite.
-        for ((g, &df), dw) in sc.dsq.iter_mut().zip(&sc.diff).zip(dwords.iter_mut()) {
-            let x = 2.0 * df * *g;
-            *g = x;
-            *dw -= x;
+        // dC = 2(C − W)·dD (dW gets the opposite), then the L2 of C, one
+        // pass per row while it is in L1.
+        for ((((g, c), w), dw), &n) in sc
+            .dsq
+            .chunks_exact_mut(d)
+            .zip(sc.c.chunks_exact(d))
+            .zip(words.chunks_exact(d))
+            .zip(dwords.chunks_exact_mut(d))
+            .zip(&sc.cnorm)
+        {
+            for (((g, &c), &x), dw) in g.iter_mut().zip(c).zip(w).zip(dw.iter_mut()) {
+                let v = 2.0 * (c - x) * *g;
+                *g = v;
+                *dw -= v;
+            }
+            l2norm::backward_row(c, n, g);
         }
-        // 3. L2 of C, α·V, softmax.
-        l2norm::backward(&sc.c, &sc.cnorm, &mut sc.dsq, d);
+        // 3. α·V, softmax.
         resize(&mut sc.dalpha, nw * r);
         gemm(
             MatMut::new(&mut sc.dalpha, nw, r),
