@@ -207,6 +207,19 @@ pub fn gemm(mut c: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, alpha: f32, beta: f
         c.scale(beta);
         return;
     }
+    if a.transposed && a.row_stride == a.stored_cols && m * k >= TRANSPOSE_MIN && n >= 32 {
+        // faer runs 1.3–1.8× faster on a row-major A than on a transposed view
+        // for weight gradients dW = dYᵀ·X (measured, 1 thread, alternating in
+        // one process: image FC 45 → 81 GFLOP/s, GRU W_hh 47 → 77); the copy costs m·k moves against
+        // 2·m·k·n FLOP. The buffer is taken out of the thread-local slot, not
+        // borrowed, so a rayon task stolen during the product may use it too.
+        let mut buf = ROW_MAJOR_A.with(|c| c.take());
+        buf.resize(m * k, 0.0);
+        transpose(a.data, k, m, &mut buf);
+        gemm(c, MatRef::new(&buf, m, k), b, alpha, beta, par);
+        ROW_MAJOR_A.with(|c| c.replace(buf));
+        return;
+    }
     let accum = if beta == 0.0 {
         Accum::Replace
     } else {
@@ -227,6 +240,34 @@ pub fn gemm(mut c: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, alpha: f32, beta: f
     if par.is_parallel() {
         // The micro-kernels also ran on rayon workers; clean those too.
         rayon::broadcast(|_| clear_upper_simd_state());
+    }
+}
+
+/// A transposed A with at least this many values is copied row-major first.
+const TRANSPOSE_MIN: usize = 1 << 15;
+
+thread_local! {
+    /// [`gemm`]'s buffer for row-major copies of transposed A operands.
+    static ROW_MAJOR_A: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `dst = srcᵀ` in 16 × 16 blocks. src: [rows, cols] → dst: [cols, rows].
+pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    assert!(
+        src.len() == rows * cols && dst.len() == rows * cols,
+        "transpose: [{rows}, {cols}] from {} into {} values",
+        src.len(),
+        dst.len()
+    );
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
     }
 }
 
@@ -367,6 +408,37 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn large_transposed_a_is_copied_row_major_and_still_right() {
+        let (m, n, k) = (300, 40, 200);
+        assert!(m * k >= TRANSPOSE_MIN);
+        let a = rand_vec(m * k, 6);
+        let b = rand_vec(k * n, 7);
+        let c0 = rand_vec(m * n, 8);
+        for tb in [false, true] {
+            for par in [Par::Seq, Par::Rayon(2)] {
+                let want = naive(&c0, &a, true, &b, tb, m, n, k, 0.5, 1.0);
+                let mut c = c0.clone();
+                sgemm(&mut c, &a, true, &b, tb, m, n, k, 0.5, 1.0, par);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((*x as f64 - y).abs() < 1e-4, "{tb}: {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_blocks() {
+        let src: Vec<f32> = (0..37 * 21).map(|x| x as f32).collect();
+        let mut dst = vec![0.0; src.len()];
+        transpose(&src, 37, 21, &mut dst);
+        for r in 0..37 {
+            for c in 0..21 {
+                assert_eq!(dst[c * 37 + r], src[r * 21 + c]);
             }
         }
     }

@@ -130,9 +130,8 @@ struct Scratch {
     cnorm: Vec<f32>,
     /// D = (C − W)², then dD / dC0 in the backward. [N_w, d]
     dsq: Vec<f32>,
-    /// Backward: dT [N_w, S], dTᵀ [S, N_w], dα [N_w, R], dh [n_cap, S].
+    /// Backward: dT [N_w, S], dα [N_w, R], dh [n_cap, S].
     dt: Vec<f32>,
-    dtt: Vec<f32>,
     dalpha: Vec<f32>,
     dh: Vec<f32>,
 }
@@ -201,12 +200,11 @@ impl ScanHead {
         // One pass per row, while it is in L1: normalise, then D = (C − W)².
         resize(&mut sc.cnorm, nw);
         resize(&mut sc.dsq, nw * d);
-        for (((c, sq), w), n) in sc
-            .c
-            .chunks_exact_mut(d)
-            .zip(sc.dsq.chunks_exact_mut(d))
-            .zip(words.chunks_exact(d))
-            .zip(sc.cnorm.iter_mut())
+        for (((c, sq), w), n) in
+            sc.c.chunks_exact_mut(d)
+                .zip(sc.dsq.chunks_exact_mut(d))
+                .zip(words.chunks_exact(d))
+                .zip(sc.cnorm.iter_mut())
         {
             *n = l2norm::forward_row(c);
             for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
@@ -364,14 +362,11 @@ impl ScanHead {
                 row.iter_mut().zip(dh).for_each(|(g, &x)| *g = x * inv);
             }
         }
-        // 4. L2 of H, W_t, the square. dW_t = dTᵀ·D runs on a row-major copy
-        // of dTᵀ (faer is ~25 % faster on it than on the transposed view).
+        // 4. L2 of H, W_t, the square.
         l2norm::backward(&sv.t, &sv.tnorm, &mut sc.dt, s);
-        resize(&mut sc.dtt, s * nw);
-        transpose(&sc.dt, nw, s, &mut sc.dtt);
         gemm(
             MatMut::new(&mut acc.tran_w, s, d),
-            MatRef::new(&sc.dtt, s, nw),
+            MatRef::new(&sc.dt, nw, s).t(),
             MatRef::new(&sc.dsq, nw, d),
             1.0,
             1.0,
@@ -631,20 +626,6 @@ impl ScanHead {
     }
 }
 
-/// `dst = srcᵀ` in 16 × 16 blocks. src: [rows, cols] → dst: [cols, rows].
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const B: usize = 16;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
-}
-
 fn add(dst: &mut [f32], src: impl Iterator<Item = f32>) {
     dst.iter_mut().zip(src).for_each(|(g, x)| *g += x);
 }
@@ -764,17 +745,5 @@ mod tests {
         }
         // Scores depend only on their own caption: identical bits.
         assert_eq!(tiled[0], whole[0]);
-    }
-
-    #[test]
-    fn transpose_blocks() {
-        let src: Vec<f32> = (0..37 * 21).map(|x| x as f32).collect();
-        let mut dst = vec![0.0; src.len()];
-        transpose(&src, 37, 21, &mut dst);
-        for r in 0..37 {
-            for c in 0..21 {
-                assert_eq!(dst[c * 37 + r], src[r * 21 + c]);
-            }
-        }
     }
 }
