@@ -1,7 +1,8 @@
 //! A scoring repetition (spec §8 steps 1–3, eval mode) on the deterministic
-//! split: encode images in batches of 100 (`ImageEncoder::encode`), captions in
-//! batches of 100 (`TextEncoder::forward`, each batch sorted by length as the
-//! packed GRU needs), then score every pair with the same block scorers and
+//! split: encode images in batches of 100 (`ImageEncoder::encode`), captions
+//! with `encode::encode_caption_list` (as `Trainable::score_split` does:
+//! chunks of `CAPTION_CHUNK`, each sorted by length as the packed GRU
+//! needs), then score every pair with the same block scorers and
 //! `score_full` as `Trainable::score_split` (scan-ave: `ScanScorer` over
 //! 100 × 100 shards; vse: `DotScorer`). Inputs are generated before timing
 //! (the peer holds them in RAM too). Each phase is timed separately.
@@ -11,9 +12,9 @@ use std::time::Instant;
 use super::BenchError;
 use super::config::{BenchConfig, SHARD};
 use super::inputs::{caption_tokens, image_features};
-use crate::engine::rng::seeded;
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::{BlockSize, score_full};
+use crate::model::encode::encode_caption_list;
 use crate::model::scan_head::{ScanScorer, Words};
 use crate::model::{ENCODER_PAR, Model};
 
@@ -81,27 +82,21 @@ impl ScoreBench {
         } else {
             vec![0.0f32; offsets[n_cap] * d]
         };
-        let mut rng = seeded(0); // eval mode never draws from it
-        for start in (0..n_cap).step_by(SHARD) {
-            let end = (start + SHARD).min(n_cap);
-            let mut order: Vec<usize> = (start..end).collect();
-            order.sort_by_key(|&k| std::cmp::Reverse(self.captions[k].len()));
-            let lengths: Vec<usize> = order.iter().map(|&k| self.captions[k].len()).collect();
-            let l = lengths[0];
-            let mut ids = vec![0u32; order.len() * l];
-            for (row, &k) in ids.chunks_exact_mut(l).zip(&order) {
-                row[..self.captions[k].len()].copy_from_slice(&self.captions[k]);
-            }
-            let (y, _) = txt_enc.forward(&ids, &lengths, l, false, &mut rng, ENCODER_PAR);
-            for (p, &k) in order.iter().enumerate() {
-                if txt_enc.pool_mean {
-                    cap[k * d..(k + 1) * d].copy_from_slice(&y[p * d..(p + 1) * d]);
+        let pooled = txt_enc.pool_mean;
+        encode_caption_list(
+            txt_enc,
+            n_cap,
+            |k| &self.captions[k],
+            ENCODER_PAR,
+            |k, rows| {
+                let dst = if pooled {
+                    k * d..(k + 1) * d
                 } else {
-                    cap[offsets[k] * d..offsets[k + 1] * d]
-                        .copy_from_slice(&y[p * l * d..(p * l + lengths[p]) * d]);
-                }
-            }
-        }
+                    offsets[k] * d..offsets[k + 1] * d
+                };
+                cap[dst].copy_from_slice(rows);
+            },
+        );
         let t2 = Instant::now();
         let block = BlockSize {
             images: SHARD,

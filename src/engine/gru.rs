@@ -27,7 +27,7 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::engine::activation::sigmoid;
+use crate::engine::fastmath::{sigmoid_in_place, tanh_in_place};
 use crate::engine::gemm::{MatMut, MatRef, Par, gemm};
 use crate::engine::param::{Module, Param};
 
@@ -386,23 +386,60 @@ impl BiGru {
             let gates_blk = &mut gates[off * 4 * h..(off + n) * 4 * h];
             for_rows(par, gates_blk, 4 * h, cur, h, |b, grow, hrow| {
                 let gi_r = &gi_blk[b * g3..(b + 1) * g3];
-                let has_prev = b < n_prev;
-                for j in 0..h {
-                    let (ghr, ghz, ghn, hp) = if has_prev {
-                        let r = &gh_ref[b * g3..(b + 1) * g3];
-                        (r[j], r[h + j], r[2 * h + j], prev[b * h + j])
-                    } else {
-                        (0.0, 0.0, 0.0, 0.0)
-                    };
-                    let r = sigmoid((ghr + b_hh[j]) + (gi_r[j] + b_ih[j]));
-                    let z = sigmoid((ghz + b_hh[h + j]) + (gi_r[h + j] + b_ih[h + j]));
-                    let hn = ghn + b_hh[2 * h + j];
-                    let nn = ((gi_r[2 * h + j] + b_ih[2 * h + j]) + hn * r).tanh();
-                    hrow[j] = (hp - nn) * z + nn;
-                    grow[j] = r;
-                    grow[h + j] = z;
-                    grow[2 * h + j] = nn;
-                    grow[3 * h + j] = hn;
+                let (gi_rz, gi_n) = gi_r.split_at(2 * h);
+                let (b_ih_rz, b_ih_n) = b_ih.split_at(2 * h);
+                let (b_hh_rz, b_hh_n) = b_hh.split_at(2 * h);
+                let (g_rz, g_rest) = grow.split_at_mut(2 * h);
+                let (g_n, g_hn) = g_rest.split_at_mut(h);
+                // Without a predecessor the hidden-side products are 0.
+                let zeros = [0.0f32; 0];
+                let (gh_r, hp): (&[f32], &[f32]) = if b < n_prev {
+                    (&gh_ref[b * g3..(b + 1) * g3], &prev[b * h..(b + 1) * h])
+                } else {
+                    (&zeros, &zeros)
+                };
+                // r, z = σ((gh + b_hh) + (gi + b_ih)); n = tanh((gi_n + b_ih_n) + hn·r),
+                // hn = gh_n + b_hh_n; h = (h_prev − n)·z + n. Separate slice passes
+                // so each vectorises (fastmath's σ and tanh are branch-free).
+                if gh_r.is_empty() {
+                    for (((g, &x), &bi), &bh) in
+                        g_rz.iter_mut().zip(gi_rz).zip(b_ih_rz).zip(b_hh_rz)
+                    {
+                        *g = (0.0 + bh) + (x + bi);
+                    }
+                    for (g, &bh) in g_hn.iter_mut().zip(b_hh_n) {
+                        *g = 0.0 + bh;
+                    }
+                } else {
+                    for ((((g, &x), &bi), &bh), &y) in g_rz
+                        .iter_mut()
+                        .zip(gi_rz)
+                        .zip(b_ih_rz)
+                        .zip(b_hh_rz)
+                        .zip(&gh_r[..2 * h])
+                    {
+                        *g = (y + bh) + (x + bi);
+                    }
+                    for ((g, &bh), &y) in g_hn.iter_mut().zip(b_hh_n).zip(&gh_r[2 * h..]) {
+                        *g = y + bh;
+                    }
+                }
+                sigmoid_in_place(g_rz);
+                let (g_r, g_z) = g_rz.split_at(h);
+                for ((((g, &x), &bi), &hn), &r) in
+                    g_n.iter_mut().zip(gi_n).zip(b_ih_n).zip(&*g_hn).zip(g_r)
+                {
+                    *g = (x + bi) + hn * r;
+                }
+                tanh_in_place(g_n);
+                if hp.is_empty() {
+                    for ((o, &nn), &z) in hrow.iter_mut().zip(&*g_n).zip(g_z) {
+                        *o = (0.0 - nn) * z + nn;
+                    }
+                } else {
+                    for (((o, &nn), &z), &p) in hrow.iter_mut().zip(&*g_n).zip(g_z).zip(hp) {
+                        *o = (p - nn) * z + nn;
+                    }
                 }
             });
         }

@@ -23,6 +23,7 @@ pub mod dropout;
 pub mod ema;
 pub mod embedding;
 pub mod error;
+pub mod fastmath;
 pub mod gemm;
 pub mod gru;
 pub mod l2norm;
