@@ -306,8 +306,16 @@ impl BiGru {
         );
         let packing = Packing::new(lengths, seq_len);
         let xp = packing.pack(x, i_dim);
-        let d0 = self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, par);
-        let d1 = self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, par);
+        let (d0, d1) = match split_directions(par) {
+            Some(inner) => rayon::join(
+                || self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, inner),
+                || self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, inner),
+            ),
+            None => (
+                self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, par),
+                self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, par),
+            ),
+        };
         let mut avg = d0.h.clone();
         avg.iter_mut()
             .zip(&d1.h)
@@ -464,6 +472,48 @@ impl BiGru {
         dyp.iter_mut().for_each(|v| *v /= 2.0);
         let n_tok = pk.tokens();
         let mut dxp = vec![0.0; n_tok * i_dim];
+        if let Some(inner) = split_directions(par) {
+            // Each direction writes its own input gradient; summed after.
+            let mut dx_bwd = vec![0.0; n_tok * i_dim];
+            let (f, b) = (&mut self.fwd, &mut self.bwd);
+            let (x, dirs, dyp) = (&cache.x, &cache.dirs, &dyp);
+            let dxf = &mut dxp;
+            let dxb = &mut dx_bwd;
+            rayon::join(
+                || {
+                    backward_dir(
+                        f,
+                        Dir::Forward,
+                        pk,
+                        x,
+                        &dirs[0],
+                        dyp,
+                        dxf,
+                        true,
+                        i_dim,
+                        h,
+                        inner,
+                    )
+                },
+                || {
+                    backward_dir(
+                        b,
+                        Dir::Backward,
+                        pk,
+                        x,
+                        &dirs[1],
+                        dyp,
+                        dxb,
+                        true,
+                        i_dim,
+                        h,
+                        inner,
+                    )
+                },
+            );
+            dxp.iter_mut().zip(&dx_bwd).for_each(|(a, &b)| *a += b);
+            return pk.unpack(&dxp, i_dim);
+        }
         for (k, dir) in [Dir::Forward, Dir::Backward].into_iter().enumerate() {
             let dc = &cache.dirs[k];
             let p = if k == 0 { &mut self.fwd } else { &mut self.bwd };
@@ -483,6 +533,19 @@ impl BiGru {
         }
         pk.unpack(&dxp, i_dim)
     }
+}
+
+/// With a parallel `par` on at least 2 threads, the two directions run side by
+/// side (`rayon::join`), each with half of the threads (the per-timestep
+/// GEMMs are too small to split well); `None` runs them one after the other
+/// with `par`. Deterministic for a fixed thread count either way.
+fn split_directions(par: Par) -> Option<Par> {
+    let threads = match par {
+        Par::Seq => return None,
+        Par::Rayon(0) => rayon::current_num_threads(),
+        Par::Rayon(n) => n,
+    };
+    (threads >= 2).then(|| Par::threads(threads / 2))
 }
 
 /// Backpropagation through time for one direction.

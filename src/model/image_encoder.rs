@@ -61,41 +61,44 @@ impl ImageEncoder {
 
     /// x: [n, R, img_dim] (taken by value; kept for backward) →
     /// ([n, R, d] or [n, d], cache).
+    ///
+    /// Mean pooling is applied to the features *before* the FC layer:
+    /// `mean_r(x_r·Wᵀ + b) = (mean_r x_r)·Wᵀ + b` exactly in real arithmetic,
+    /// and it costs 1/R of the FLOPs in both passes (the authors pool after;
+    /// the results differ by f32 rounding only, within the parity tests).
     pub fn forward(&self, x: Vec<f32>, n_regions: usize, par: Par) -> (Vec<f32>, ImageCache) {
         let d = self.embed();
+        if self.pool == Some(VsePool::Mean) {
+            let x = mean_over_regions(&x, n_regions, self.fc.in_dim());
+            let mut y = self.fc.forward(&x, par);
+            let norms = l2norm::forward(&mut y, d);
+            let cache = ImageCache {
+                x,
+                argmax: Vec::new(),
+                y: y.clone(),
+                norms,
+                n_regions,
+            };
+            return (y, cache);
+        }
         let regions = self.fc.forward(&x, par);
         let mut argmax = Vec::new();
         let mut y = match self.pool {
             None => regions,
-            Some(pool) => {
+            // Mean pooling returned above; max pooling over the FC outputs.
+            Some(_) => {
                 let n = regions.len() / (n_regions * d).max(1);
                 let mut out = vec![0.0f32; n * d];
-                if pool == VsePool::Max {
-                    argmax = vec![0u32; n * d];
-                }
+                argmax = vec![0u32; n * d];
                 for (i, img) in regions.chunks_exact(n_regions * d).enumerate() {
                     let o = &mut out[i * d..(i + 1) * d];
-                    match pool {
-                        VsePool::Mean => {
-                            let mut acc = vec![0.0f64; d];
-                            for r in img.chunks_exact(d) {
-                                acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v as f64);
-                            }
-                            let inv = 1.0 / n_regions as f64;
-                            o.iter_mut()
-                                .zip(&acc)
-                                .for_each(|(v, &a)| *v = (a * inv) as f32);
-                        }
-                        VsePool::Max => {
-                            let am = &mut argmax[i * d..(i + 1) * d];
-                            o.copy_from_slice(&img[..d]);
-                            for (r, row) in img.chunks_exact(d).enumerate().skip(1) {
-                                for k in 0..d {
-                                    if row[k] > o[k] {
-                                        o[k] = row[k];
-                                        am[k] = r as u32;
-                                    }
-                                }
+                    let am = &mut argmax[i * d..(i + 1) * d];
+                    o.copy_from_slice(&img[..d]);
+                    for (r, row) in img.chunks_exact(d).enumerate().skip(1) {
+                        for k in 0..d {
+                            if row[k] > o[k] {
+                                o[k] = row[k];
+                                am[k] = r as u32;
                             }
                         }
                     }
@@ -122,25 +125,17 @@ impl ImageEncoder {
         l2norm::backward(&cache.y, &cache.norms, &mut dy, d);
         let d_regions = match self.pool {
             None => dy,
-            Some(pool) => {
+            // The cached input is already the per-image mean of the features.
+            Some(VsePool::Mean) => dy,
+            Some(VsePool::Max) => {
                 let n = dy.len() / d;
                 let mut g = vec![0.0f32; n * r * d];
                 for i in 0..n {
                     let src = &dy[i * d..(i + 1) * d];
                     let dst = &mut g[i * r * d..(i + 1) * r * d];
-                    match pool {
-                        VsePool::Mean => {
-                            let inv = 1.0 / r as f32;
-                            for row in dst.chunks_exact_mut(d) {
-                                row.iter_mut().zip(src).for_each(|(a, &v)| *a = v * inv);
-                            }
-                        }
-                        VsePool::Max => {
-                            let am = &cache.argmax[i * d..(i + 1) * d];
-                            for k in 0..d {
-                                dst[am[k] as usize * d + k] = src[k];
-                            }
-                        }
+                    let am = &cache.argmax[i * d..(i + 1) * d];
+                    for k in 0..d {
+                        dst[am[k] as usize * d + k] = src[k];
                     }
                 }
                 g
@@ -148,6 +143,25 @@ impl ImageEncoder {
         };
         self.fc.backward(&cache.x, &d_regions, None, par);
     }
+}
+
+/// Per-image mean of the region features (f64 sums). x: [n, R, D] → [n, D].
+fn mean_over_regions(x: &[f32], n_regions: usize, dim: usize) -> Vec<f32> {
+    let per = n_regions * dim;
+    let n = if per == 0 { 0 } else { x.len() / per };
+    let mut out = vec![0.0f32; n * dim];
+    let mut acc = vec![0.0f64; dim];
+    let inv = 1.0 / n_regions as f64;
+    for (img, o) in x.chunks_exact(per).zip(out.chunks_exact_mut(dim)) {
+        acc.fill(0.0);
+        for r in img.chunks_exact(dim) {
+            acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v as f64);
+        }
+        o.iter_mut()
+            .zip(&acc)
+            .for_each(|(v, &a)| *v = (a * inv) as f32);
+    }
+    out
 }
 
 impl Module for ImageEncoder {
