@@ -32,7 +32,7 @@ pub fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let er = (p * (r * r) + r) + 1.0;
     // 2ⁿ from n's integer bits (t's low mantissa bits hold n), applied as
     // 2^⌊n/2⌋·2^(n−⌊n/2⌋) so each factor is a normal f32 for n ∈ [−150, 128]:
@@ -57,9 +57,9 @@ pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
     // Small |x|: x + x·z·Q(z), z = x².
     let z = x * x;
-    let q = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1)
+    let q = ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1)
         * z
-        - 3.333_328_2e-1)
+        - 3.333_328e-1)
         * z;
     let small = x + x * q;
     // Large |x|: (1 − e)/(1 + e), e = e^{−2|x|} (clamped: tanh(9) = 1 in f32).

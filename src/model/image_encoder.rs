@@ -148,7 +148,7 @@ impl ImageEncoder {
 /// Per-image mean of the region features (f64 sums). x: [n, R, D] → [n, D].
 fn mean_over_regions(x: &[f32], n_regions: usize, dim: usize) -> Vec<f32> {
     let per = n_regions * dim;
-    let n = if per == 0 { 0 } else { x.len() / per };
+    let n = x.len().checked_div(per).unwrap_or(0);
     let mut out = vec![0.0f32; n * dim];
     let mut acc = vec![0.0f64; dim];
     let inv = 1.0 / n_regions as f64;
