@@ -47,7 +47,8 @@ pub fn encode_captions(
 }
 
 /// [`encode_captions`] over `n` captions given by `caption(k)` (token ids,
-/// `<start>`/`<end>` included), in chunks of [`CAPTION_CHUNK`].
+/// `<start>`/`<end>` included), in chunks of [`CAPTION_CHUNK`] captions of
+/// similar length (`place` is called in that order, not by index).
 pub fn encode_caption_list<'a>(
     enc: &TextEncoder,
     n: usize,
@@ -57,14 +58,16 @@ pub fn encode_caption_list<'a>(
 ) {
     let d = enc.embed_dim();
     let mut rng = seeded(0); // eval mode never draws from it
-    for start in (0..n).step_by(CAPTION_CHUNK) {
-        let end = (start + CAPTION_CHUNK).min(n);
-        let mut order: Vec<usize> = (start..end).collect();
-        order.sort_by_key(|&k| std::cmp::Reverse(caption(k).len()));
+    // Chunks of captions of (nearly) equal length, longest first: every
+    // timestep of the packed GRU then has about a full chunk of rows, instead
+    // of a tail of steps with a handful of long captions.
+    let mut all: Vec<usize> = (0..n).collect();
+    all.sort_by_key(|&k| std::cmp::Reverse(caption(k).len()));
+    for order in all.chunks(CAPTION_CHUNK) {
         let lengths: Vec<usize> = order.iter().map(|&k| caption(k).len()).collect();
         let l = lengths[0];
         let mut ids = vec![0u32; order.len() * l];
-        for (row, &k) in ids.chunks_exact_mut(l).zip(&order) {
+        for (row, &k) in ids.chunks_exact_mut(l).zip(order) {
             let cap = caption(k);
             row[..cap.len()].copy_from_slice(cap);
         }
