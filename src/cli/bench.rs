@@ -1,7 +1,7 @@
 //! `dbl bench`: times one benchmark configuration (issue #5; see
 //! `tools/bench/README.md` for the configurations, the deterministic inputs and
-//! the JSON line, and `BENCHMARKS.md` for results). One warm-up repetition,
-//! then `--reps` timed ones, all in a dedicated rayon pool of `--threads`.
+//! the JSON line, and `BENCHMARKS.md` for results). `--warmup` untimed
+//! repetitions (default 1), then `--reps` timed ones, all in a dedicated rayon pool of `--threads`.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -27,9 +27,12 @@ pub struct Args {
     /// Threads of the dedicated rayon pool every kernel runs on.
     #[arg(long, default_value_t = 1, value_name = "T")]
     pub threads: usize,
-    /// Timed repetitions after one untimed warm-up.
+    /// Timed repetitions after the untimed warm-up ones.
     #[arg(long, default_value_t = 5, value_name = "R")]
     pub reps: usize,
+    /// Untimed warm-up repetitions first (0 for the ~10-minute full scoring split).
+    #[arg(long, default_value_t = 1, value_name = "W")]
+    pub warmup: usize,
     /// Scoring configs: images 0..N of the deterministic split (default 1000, F30K test).
     #[arg(long, value_name = "N")]
     pub images: Option<usize>,
@@ -71,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build()
         .context("building the rayon pool")?;
-    let pb = ProgressBar::new(args.reps as u64 + 1);
+    let pb = ProgressBar::new((args.warmup + args.reps) as u64);
     if !std::io::stderr().is_terminal() {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
@@ -88,14 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         match cfg.kind {
             Kind::Train => {
                 let mut b = TrainBench::new(cfg, args.seed)?;
-                for rep in 0..=args.reps {
+                for rep in 0..args.warmup + args.reps {
                     let (c0, t0) = (cpu_seconds(), Instant::now());
                     let losses = b.step(Par::Rayon(0))?;
                     let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
                     if losses.iter().any(|l| !l.is_finite()) {
                         bail!("{}: non-finite loss {losses:?}", cfg.name);
                     }
-                    if rep > 0 {
+                    if rep >= args.warmup {
                         seconds.push(dt);
                         cpu.push(dc);
                     }
@@ -104,11 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Kind::Score => {
                 let b = ScoreBench::new(cfg, n_img, n_cap, args.seed)?;
-                for rep in 0..=args.reps {
+                for rep in 0..args.warmup + args.reps {
                     let (c0, t0) = (cpu_seconds(), Instant::now());
                     let (_, p) = b.run()?;
                     let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
-                    if rep > 0 {
+                    if rep >= args.warmup {
                         seconds.push(dt);
                         cpu.push(dc);
                         phases[0].push(p.encode_images);

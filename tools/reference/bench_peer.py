@@ -53,7 +53,8 @@ def parse_args(argv=None):
     )
     p.add_argument("--config", required=True, choices=list(configs.CONFIGS), help="configuration to run")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (torch.set_num_threads); default 1")
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions after one warm-up; default 5")
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions after the warm-up; default 5")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up repetitions first; default 1")
     p.add_argument(
         "--images",
         type=int,
@@ -71,6 +72,8 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.threads < 1:
         p.error("--threads must be >= 1")
+    if a.warmup < 0:
+        p.error("--warmup must be >= 0")
     if a.reps < 1:
         p.error("--reps must be >= 1")
     if a.images < 1 or a.captions < 1:
@@ -186,7 +189,8 @@ def main(argv=None):
         run = make_score(cfg, a.images, a.captions)
         count = flops.count(cfg.name, a.images, a.captions)
 
-    run()  # warm-up, excluded
+    for _ in range(a.warmup):
+        run()  # warm-up, excluded
     seconds, cpu_seconds, phases = [], [], {}
     for _ in range(a.reps):
         c0 = time.process_time()
