@@ -23,8 +23,8 @@ to the thread count for both sides.
 Examples (from the repository root):
   python3 tools/bench/run_bench.py --images 100 --captions 500 --jsonl out/bench.jsonl --markdown out/bench.md
   python3 tools/bench/run_bench.py --configs vse-train --threads 1 --reps 3
-  python3 tools/bench/run_bench.py --from-jsonl tools/bench/peer_results.jsonl \
-      --peak-json tools/bench/sgemm_peak.jsonl --markdown BENCHMARKS.table.md
+  python3 tools/bench/run_bench.py --from-jsonl tools/bench/results.jsonl \
+      --peak-json out/sgemm_peak.jsonl --markdown BENCHMARKS.table.md
 """
 
 import argparse
