@@ -15,10 +15,9 @@ use crate::engine::clip::clip_grad_norm;
 use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
-use crate::loss::ScoreMatrix;
 use crate::loss::config::{BoostConfig, BoostForm, LossConfig, PeerLoss};
 use crate::model::{Model, Trainable};
-use crate::train::runner::{dropout_rng, init_rng};
+use crate::train::runner::{dropout_rng, forward_branches, init_rng};
 use rand::Rng as _;
 
 /// Gradient-norm clip of the authors' step (spec §7).
@@ -67,19 +66,8 @@ impl TrainBench {
 
     /// One step of every branch; returns the branches' losses.
     pub fn step(&mut self, par: Par) -> Result<Vec<f64>, BenchError> {
-        let n = self.batch.size();
-        let mut sims = Vec::with_capacity(self.models.len());
-        let mut caches = Vec::with_capacity(self.models.len());
-        for (m, rng) in self.models.iter().zip(self.rngs.iter_mut()) {
-            let (s, c) = m.forward(&self.batch, true, rng);
-            sims.push(s);
-            caches.push(Some(c));
-        }
-        let mats = sims
-            .iter()
-            .enumerate()
-            .map(|(k, s)| ScoreMatrix::from_f32(&format!("branch {k} scores"), s, n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (mats, mut caches) =
+            forward_branches(self.models.iter().zip(self.rngs.iter_mut()), &self.batch)?;
         let mut losses = Vec::with_capacity(self.models.len());
         for (k, (m, opt)) in self.models.iter_mut().zip(self.opts.iter_mut()).enumerate() {
             let out = self.loss.branch_loss(&mats, k)?;

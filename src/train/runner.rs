@@ -356,6 +356,26 @@ fn run_phase<M: Trainable>(
     Ok(true)
 }
 
+/// Score matrices [n, n] per branch and each branch's cache for the backward.
+pub type BranchForward<M> = (Vec<ScoreMatrix>, Vec<Option<<M as Trainable>::Cache>>);
+
+/// Every branch forwards `batch` in train mode (each with its own dropout
+/// stream): → (score matrices [n, n] per branch, caches for the backward).
+pub fn forward_branches<'a, M: Trainable + 'a>(
+    branches: impl Iterator<Item = (&'a M, &'a mut EngineRng)>,
+    batch: &crate::data::batch::Batch,
+) -> Result<BranchForward<M>, crate::loss::LossError> {
+    let n = batch.size();
+    let mut mats = Vec::new();
+    let mut caches = Vec::new();
+    for (k, (model, rng)) in branches.enumerate() {
+        let (s, c) = model.forward(batch, true, rng);
+        mats.push(ScoreMatrix::from_f32(&format!("branch {k} scores"), &s, n)?);
+        caches.push(Some(c));
+    }
+    Ok((mats, caches))
+}
+
 /// One OSS/baseline step: every branch forwards `batch` in train mode, then
 /// branch k (in order) back-propagates `LossConfig::branch_loss` (peers detached:
 /// their scores enter as constants), clips and steps. Returns (branch, record) pairs.
@@ -366,19 +386,8 @@ pub fn cohort_step<M: Trainable>(
     clip: f64,
     par: Par,
 ) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
-    let n = batch.size();
-    let mut sims = Vec::with_capacity(branches.len());
-    let mut caches = Vec::with_capacity(branches.len());
-    for b in branches.iter_mut() {
-        let (s, c) = b.model.forward(batch, true, &mut b.rng);
-        sims.push(s);
-        caches.push(Some(c));
-    }
-    let mats = sims
-        .iter()
-        .enumerate()
-        .map(|(k, s)| ScoreMatrix::from_f32(&format!("branch {k} scores"), s, n))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (mats, mut caches) =
+        forward_branches(branches.iter_mut().map(|b| (&b.model, &mut b.rng)), batch)?;
     let mut records = Vec::with_capacity(branches.len());
     for (k, b) in branches.iter_mut().enumerate() {
         let out = loss.branch_loss(&mats, k)?;
