@@ -25,6 +25,8 @@ pub enum BenchError {
     Engine(#[from] crate::engine::error::EngineError),
     #[error("bench loss: {0}")]
     Loss(#[from] crate::loss::LossError),
+    #[error("bench inputs: {0}")]
+    Npy(#[from] crate::data::npy::NpyError),
     #[error("bench scoring: {0}")]
     Eval(#[from] crate::eval::error::EvalError),
     #[error("bench scoring: score {0} (row-major) is not finite")]

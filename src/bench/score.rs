@@ -4,17 +4,22 @@
 //! chunks of `CAPTION_CHUNK`, each sorted by length as the packed GRU
 //! needs), then score every pair with the same block scorers and
 //! `score_full` as `Trainable::score_split` (scan-ave: `ScanScorer` over
-//! 100 × 100 shards; vse: `DotScorer`). Inputs are generated before timing
-//! (the peer holds them in RAM too). Each phase is timed separately.
+//! 100 × 100 shards; vse: `DotScorer`). Inputs are generated before timing.
+//! The region features go to a temporary `.npy` that is memory-mapped and
+//! streamed chunk by chunk (`encode::encode_image_rows`), as `dbl eval` reads
+//! a split's `_ims.npy`; the peer, like the authors' loader, holds them in RAM.
+//! Each phase is timed separately.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::BenchError;
 use super::config::{BenchConfig, SHARD};
-use super::inputs::{caption_tokens, image_features};
+use super::inputs::{caption_tokens, push_image_features};
+use crate::data::npy::{NpyF32, NpyWriter};
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::{BlockSize, score_full};
-use crate::model::encode::encode_caption_list;
+use crate::model::encode::{encode_caption_list, encode_image_rows};
 use crate::model::scan_head::{ScanScorer, Words};
 use crate::model::{ENCODER_PAR, Model};
 
@@ -33,26 +38,46 @@ pub struct Phases {
 pub struct ScoreBench {
     model: Model,
     regions: usize,
-    img_dim: usize,
-    /// [n_img, R, D]
-    features: Vec<f32>,
+    n_img: usize,
+    /// [n_img, R, D], memory-mapped from `path`.
+    features: NpyF32,
+    /// The temporary file behind `features`, removed on drop.
+    path: PathBuf,
     /// Captions `0..n_cap`, unpadded.
     captions: Vec<Vec<u32>>,
 }
 
 impl ScoreBench {
-    /// Builds the model (eval mode) and the split `0..n_img` × `0..n_cap`.
+    /// Builds the model (eval mode) and the split `0..n_img` × `0..n_cap`,
+    /// writing the features to a temporary `.npy` in [`std::env::temp_dir`].
     pub fn new(
         cfg: &BenchConfig,
         n_img: usize,
         n_cap: usize,
         seed: u64,
     ) -> Result<Self, BenchError> {
+        let path = std::env::temp_dir().join(format!(
+            "dbl-bench-{}-{}x{}x{}.npy",
+            std::process::id(),
+            n_img,
+            cfg.regions,
+            cfg.img_dim
+        ));
+        let mut w = NpyWriter::create(&path, &[n_img, cfg.regions, cfg.img_dim])?;
+        let mut row = Vec::with_capacity(cfg.regions * cfg.img_dim);
+        for i in 0..n_img {
+            row.clear();
+            push_image_features(i, cfg.regions, cfg.img_dim, &mut row);
+            w.write(&row)?;
+        }
+        w.finish()?;
+        let features = NpyF32::open_ndim(&path, 3)?;
         Ok(ScoreBench {
             model: Model::new(&cfg.model(), seed)?,
             regions: cfg.regions,
-            img_dim: cfg.img_dim,
-            features: image_features(n_img, cfg.regions, cfg.img_dim),
+            n_img,
+            features,
+            path,
             captions: (0..n_cap).map(|c| caption_tokens(c, cfg.vocab)).collect(),
         })
     }
@@ -64,11 +89,13 @@ impl ScoreBench {
             Model::Vse(_, m) => (&m.img_enc, &m.txt_enc),
         };
         let t0 = Instant::now();
-        let per = self.regions * self.img_dim;
-        let mut img = Vec::new();
-        for chunk in self.features.chunks(SHARD * per) {
-            img.extend(img_enc.encode(chunk, self.regions, ENCODER_PAR));
-        }
+        let img = encode_image_rows(
+            img_enc,
+            &self.features,
+            self.n_img,
+            self.regions,
+            ENCODER_PAR,
+        );
         let t1 = Instant::now();
         let d = txt_enc.embed_dim();
         let n_cap = self.captions.len();
@@ -128,5 +155,11 @@ impl ScoreBench {
                 score: (t3 - t2).as_secs_f64(),
             },
         ))
+    }
+}
+
+impl Drop for ScoreBench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -2,6 +2,7 @@
 //! (one per `_ims.npy` row in use) and every caption, in chunks, so that
 //! scoring can then run sharded over the encoded data.
 
+use crate::data::npy::NpyF32;
 use crate::data::precomp::Precomp;
 use crate::engine::gemm::Par;
 use crate::engine::rng::seeded;
@@ -18,10 +19,21 @@ pub const CAPTION_CHUNK: usize = 128;
 
 /// Encodes images `0..ds.n_images()`: → [n_img, R, d] (no pooling) or [n_img, d].
 pub fn encode_images(enc: &ImageEncoder, ds: &Precomp, par: Par) -> Vec<f32> {
-    let n = ds.n_images();
-    let r = ds.n_regions();
+    encode_image_rows(enc, ds.images(), ds.n_images(), ds.n_regions(), par)
+}
+
+/// Encodes rows `0..n` of a memory-mapped [N, R, D] feature array in chunks of
+/// [`ENCODE_CHUNK`], dropping each chunk's pages once it is copied, so the
+/// resident set holds one chunk of raw features rather than the whole file:
+/// → [n, R, d] (no pooling) or [n, d].
+pub fn encode_image_rows(
+    enc: &ImageEncoder,
+    map: &NpyF32,
+    n: usize,
+    regions: usize,
+    par: Par,
+) -> Vec<f32> {
     let mut out = Vec::new();
-    let map = ds.images();
     for start in (0..n).step_by(ENCODE_CHUNK) {
         let end = (start + ENCODE_CHUNK).min(n);
         let mut x = Vec::with_capacity((end - start) * map.row_len());
@@ -29,7 +41,7 @@ pub fn encode_images(enc: &ImageEncoder, ds: &Precomp, par: Par) -> Vec<f32> {
             x.extend_from_slice(map.row(i));
         }
         map.release_rows(start..end);
-        out.extend(enc.encode(&x, r, par));
+        out.extend(enc.encode(&x, regions, par));
     }
     out
 }
