@@ -3,7 +3,7 @@
 
 For every configuration and thread count it starts one process per side and repetition
 set, alternating the sides (round r runs Rust then PyTorch when r is even, PyTorch then
-Rust when odd), each process doing one warm-up plus `--reps` timed repetitions and
+Rust when odd), each process doing `--warmup` (default 1) untimed plus `--reps` timed repetitions and
 printing one JSON line (keys documented in tools/reference/bench_peer.py). Per side it
 pools the repetitions of all rounds and takes the median; peak RSS is the largest any
 of its processes reported. GFLOP/s use tools/bench/flops.py's count (the same for both
@@ -17,7 +17,7 @@ with the PyTorch side alone.
 
 Command templates take the placeholders {config} {threads} {reps} {subset}; {subset}
 expands to `--images N --captions M` for scoring configurations and to nothing for
-training configurations. OMP_NUM_THREADS / MKL_NUM_THREADS / RAYON_NUM_THREADS are set
+training configurations; `--warmup N` is appended to both. OMP_NUM_THREADS / MKL_NUM_THREADS / RAYON_NUM_THREADS are set
 to the thread count for both sides.
 
 Examples (from the repository root):
@@ -71,6 +71,13 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     p.add_argument("--reps", type=int, default=5, help="timed repetitions per process (default 5)")
     p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed warm-up repetitions per process, passed to both sides as --warmup (default 1; "
+        "0 for the full scoring split)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -108,7 +115,7 @@ def parse_args(argv=None):
         help="do not run anything: build the report from these result files (Rust and/or PyTorch lines)",
     )
     a = p.parse_args(argv)
-    if min(a.threads) < 1 or a.reps < 1 or a.rounds < 1 or a.images < 1 or a.captions < 1:
+    if min(a.threads) < 1 or a.reps < 1 or a.warmup < 0 or a.rounds < 1 or a.images < 1 or a.captions < 1:
         p.error("threads, reps, rounds, images and captions must be >= 1")
     return a
 
@@ -170,11 +177,11 @@ def machine_details():
 
 
 # ---------------------------------------------------------------- running
-def expand(template, cfg, threads, reps, images, captions):
+def expand(template, cfg, threads, reps, images, captions, warmup):
     subset = f"--images {images} --captions {captions}" if cfg.kind == "score" else ""
     return shlex.split(
         template.format(config=cfg.name, threads=threads, reps=reps, subset=subset),
-    )
+    ) + ["--warmup", str(warmup)]
 
 
 def rust_missing_reason(template):
@@ -236,7 +243,7 @@ def run_all(a):
                         if side == "rust" and rust_reason:
                             continue
                         template = a.rust_cmd if side == "rust" else a.peer_cmd
-                        argv = expand(template, cfg, t, a.reps, a.images, a.captions)
+                        argv = expand(template, cfg, t, a.reps, a.images, a.captions, a.warmup)
                         print(f"[{name} T={t} round {r} {side}] {' '.join(argv)}", file=sys.stderr, flush=True)
                         res, err = run_one(side, argv, t, a.timeout)
                         if err:
