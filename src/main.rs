@@ -29,6 +29,8 @@ enum Command {
     ImportTorch(cli::import_torch::Args),
     /// Train a run (baseline, OAS, OSS cohort, MSS) from a config; --resume continues one.
     Train(cli::train::Args),
+    /// Score a split with a trained run's checkpoint; writes the similarity matrix for `eval`.
+    Score(cli::score::Args),
     /// Draw a run's loss and dev rSum curves per branch (PNG + SVG).
     Report(cli::report::Args),
     /// Synthetic data + anchor/target training + test table, end to end.
@@ -45,6 +47,7 @@ fn main() {
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Eval(a) => cli::eval::run(a),
+        Command::Score(a) => cli::score::run(a),
         Command::Model(a) => cli::model::run(a),
         Command::ImportTorch(a) => cli::import_torch::run(a),
         Command::Train(a) => cli::train::run(a),

@@ -29,6 +29,10 @@ pub enum BenchError {
     Npy(#[from] crate::data::npy::NpyError),
     #[error("bench scoring: {0}")]
     Eval(#[from] crate::eval::error::EvalError),
+    #[error("bench scoring: {0}")]
+    Amx(#[from] crate::engine::amx::Unavailable),
+    #[error("bench: --head-precision bf16 applies to scan-score only (vse has no similarity head)")]
+    Bf16NeedsScan,
     #[error("bench scoring: score {0} (row-major) is not finite")]
     NonFinite(usize),
 }

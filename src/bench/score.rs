@@ -20,6 +20,7 @@ use crate::data::npy::{NpyF32, NpyWriter};
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::{BlockSize, score_full};
 use crate::model::encode::{encode_caption_list, encode_image_rows};
+use crate::model::precision::HeadPrecision;
 use crate::model::scan_head::{ScanScorer, Words};
 use crate::model::{ENCODER_PAR, Model};
 
@@ -82,8 +83,10 @@ impl ScoreBench {
         })
     }
 
-    /// Encodes and scores the split: → (scores [n_img, n_cap], phase seconds).
-    pub fn run(&self) -> Result<(Vec<f32>, Phases), BenchError> {
+    /// Encodes and scores the split, the scan-ave head's projection in
+    /// `precision` (bf16 needs AMX and scan-ave): → (scores [n_img, n_cap],
+    /// phase seconds).
+    pub fn run(&self, precision: HeadPrecision) -> Result<(Vec<f32>, Phases), BenchError> {
         let (img_enc, txt_enc) = match &self.model {
             Model::ScanAve(_, m) => (&m.img_enc, &m.txt_enc),
             Model::Vse(_, m) => (&m.img_enc, &m.txt_enc),
@@ -136,10 +139,17 @@ impl ScoreBench {
                     data: &cap,
                     offsets: &offsets,
                 };
-                score_full(
-                    &ScanScorer::new(&m.sim_enc, &img, self.regions, words),
-                    block,
-                )?
+                let scorer = ScanScorer::new(&m.sim_enc, &img, self.regions, words);
+                match precision {
+                    HeadPrecision::F32 => score_full(&scorer, block)?,
+                    HeadPrecision::Bf16 => {
+                        let packed = m.sim_enc.pack_projection_bf16();
+                        score_full(&scorer.with_bf16(&packed)?, block)?
+                    }
+                }
+            }
+            Model::Vse(..) if precision == HeadPrecision::Bf16 => {
+                return Err(BenchError::Bf16NeedsScan);
             }
             Model::Vse(..) => score_full(&DotScorer::new(&img, &cap, d)?, block)?,
         };

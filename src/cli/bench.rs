@@ -16,6 +16,7 @@ use crate::bench::score::ScoreBench;
 use crate::bench::train::TrainBench;
 use crate::bench::{flops, measure};
 use crate::engine::gemm::Par;
+use crate::model::precision::HeadPrecision;
 
 /// Arguments of `dbl bench`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +43,11 @@ pub struct Args {
     /// Seed of the models' initialisation (does not change the work).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// scan-score only: precision of the similarity head's projection. `bf16`
+    /// runs `D·W_tᵀ` on Intel AMX (compare with `bench_peer.py --head-precision
+    /// bf16`, which scores under `torch.autocast("cpu", torch.bfloat16)`).
+    #[arg(long, value_enum, default_value_t = HeadPrecision::F32)]
+    pub head_precision: HeadPrecision,
     /// Print the one-line JSON record of the contract instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +75,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if cfg.kind == Kind::Score && (n_img == 0 || n_cap == 0) {
         bail!("--images and --captions must be at least 1");
+    }
+    if args.head_precision == HeadPrecision::Bf16 {
+        if cfg.name != "scan-score" {
+            bail!(
+                "--head-precision bf16 applies to scan-score only, not {}",
+                cfg.name
+            );
+        }
+        crate::engine::amx::require()?;
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
@@ -109,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let b = ScoreBench::new(cfg, n_img, n_cap, args.seed)?;
                 for rep in 0..args.warmup + args.reps {
                     let (c0, t0) = (cpu_seconds(), Instant::now());
-                    let (_, p) = b.run()?;
+                    let (_, p) = b.run(args.head_precision)?;
                     let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
                     if rep >= args.warmup {
                         seconds.push(dt);
@@ -142,6 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     if cfg.kind == Kind::Score {
         rec["images"] = json!(n_img);
+        rec["precision"] = json!(args.head_precision);
         rec["captions"] = json!(n_cap);
         rec["phases"] = json!({
             "encode_images": median(&phases[0]),
@@ -153,8 +169,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{rec}");
     } else {
         println!(
-            "{} threads {}: median {med:.3} s over {} reps, {:.1} GFLOP/s, peak RSS {:.0} MiB",
+            "{}{} threads {}: median {med:.3} s over {} reps, {:.1} GFLOP/s, peak RSS {:.0} MiB",
             cfg.name,
+            if args.head_precision == HeadPrecision::Bf16 {
+                " (bf16 head)"
+            } else {
+                ""
+            },
             args.threads,
             args.reps,
             flop as f64 / med / 1e9,

@@ -7,6 +7,7 @@ pub mod import_torch;
 pub mod inspect;
 pub mod model;
 pub mod report;
+pub mod score;
 pub mod synth;
 pub mod tokenize;
 pub mod train;

@@ -18,6 +18,8 @@
 
 pub mod activation;
 pub mod adam;
+pub mod amx;
+pub mod bf16;
 pub mod clip;
 pub mod dropout;
 pub mod ema;

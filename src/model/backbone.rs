@@ -7,6 +7,7 @@ use crate::engine::param::{Module, Param};
 use crate::engine::rng::EngineRng;
 use crate::model::Trainable;
 use crate::model::config::{Backbone, ConfigError, ModelConfig};
+use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_ave::{ScanAve, ScanAveCache};
 use crate::model::vse::{Vse, VseCache};
 
@@ -91,6 +92,17 @@ impl Trainable for Model {
         match self {
             Model::ScanAve(_, m) => m.score_split(ds),
             Model::Vse(_, m) => m.score_split(ds),
+        }
+    }
+
+    fn score_split_with(
+        &self,
+        ds: &Precomp,
+        precision: HeadPrecision,
+    ) -> Result<Vec<f32>, PrecisionError> {
+        match self {
+            Model::ScanAve(_, m) => m.score_split_with(ds, precision),
+            Model::Vse(_, m) => m.score_split_with(ds, precision),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod backbone;
 pub mod config;
 pub mod encode;
 pub mod image_encoder;
+pub mod precision;
 pub mod scan_ave;
 pub mod scan_head;
 pub mod text_encoder;
@@ -19,6 +20,7 @@ use crate::data::precomp::Precomp;
 use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
+use crate::model::precision::{HeadPrecision, PrecisionError};
 
 /// Threading of the encoders' GEMMs: faer on the current rayon pool (results
 /// are bitwise reproducible for a fixed pool size).
@@ -46,4 +48,17 @@ pub trait Trainable: Module + Clone + Send + Sync {
     /// returns `[ds.n_images(), ds.len()]` row-major (images de-duplicated by
     /// the im_div rule, all captions).
     fn score_split(&self, ds: &Precomp) -> Vec<f32>;
+
+    /// [`Self::score_split`] with the similarity head's projection in
+    /// `precision`. Backbones without a similarity head support f32 only.
+    fn score_split_with(
+        &self,
+        ds: &Precomp,
+        precision: HeadPrecision,
+    ) -> Result<Vec<f32>, PrecisionError> {
+        match precision {
+            HeadPrecision::F32 => Ok(self.score_split(ds)),
+            HeadPrecision::Bf16 => Err(PrecisionError::NoHead),
+        }
+    }
 }

@@ -6,6 +6,7 @@
 
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
+use crate::engine::amx;
 use crate::engine::dropout::Dropout;
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
@@ -13,6 +14,7 @@ use crate::eval::sharded::{BlockSize, score_full};
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::encode::{encode_captions, encode_images};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
+use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_head::{HeadCache, ScanHead, ScanScorer, Words};
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
@@ -145,6 +147,19 @@ impl Trainable for ScanAve {
     }
 
     fn score_split(&self, ds: &Precomp) -> Vec<f32> {
+        self.score_split_with(ds, HeadPrecision::F32)
+            .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split()))
+    }
+
+    /// Errors only when bf16 is asked for on a machine without AMX.
+    fn score_split_with(
+        &self,
+        ds: &Precomp,
+        precision: HeadPrecision,
+    ) -> Result<Vec<f32>, PrecisionError> {
+        if precision == HeadPrecision::Bf16 {
+            amx::require()?;
+        }
         let d = self.sim_enc.embed();
         let img = encode_images(&self.img_enc, ds, ENCODER_PAR);
         let mut offsets = Vec::with_capacity(ds.len() + 1);
@@ -156,17 +171,21 @@ impl Trainable for ScanAve {
         encode_captions(&self.txt_enc, ds, ENCODER_PAR, |k, rows| {
             words[offsets[k] * d..offsets[k + 1] * d].copy_from_slice(rows);
         });
-        let scorer = ScanScorer::new(
-            &self.sim_enc,
-            &img,
-            ds.n_regions(),
-            Words {
-                data: &words,
-                offsets: &offsets,
-            },
-        );
-        score_full(&scorer, BlockSize::default())
-            .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split()))
+        let words = Words {
+            data: &words,
+            offsets: &offsets,
+        };
+        let scorer = ScanScorer::new(&self.sim_enc, &img, ds.n_regions(), words);
+        let packed;
+        let scorer = match precision {
+            HeadPrecision::F32 => scorer,
+            HeadPrecision::Bf16 => {
+                packed = self.sim_enc.pack_projection_bf16();
+                scorer.with_bf16(&packed)?
+            }
+        };
+        Ok(score_full(&scorer, BlockSize::default())
+            .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split())))
     }
 }
 

@@ -20,7 +20,10 @@
 //! Images run in parallel (rayon) in as many contiguous chunks as the pool has
 //! threads, each chunk accumulating its own parameter and word gradients,
 //! reduced in chunk order — bitwise deterministic for a fixed thread count.
-//! The same kernel (forward only) scores evaluation blocks ([`ScanScorer`]).
+//! The same kernel (forward only) scores evaluation blocks ([`ScanScorer`]),
+//! optionally with the step-4 projection `D·W_tᵀ` in bf16 on AMX
+//! ([`ScanScorer::with_bf16`]; D and W_t rounded to bf16, f32 accumulation,
+//! everything else f32).
 
 use std::ops::Range;
 
@@ -28,6 +31,8 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use crate::engine::activation::softmax_backward;
+use crate::engine::amx::{self, PackedB};
+use crate::engine::bf16::to_bf16;
 use crate::engine::gemm::{MatMut, MatRef, Par, gemm};
 use crate::engine::l2norm::{self, EPS};
 use crate::engine::linear::Linear;
@@ -130,6 +135,10 @@ struct Scratch {
     cnorm: Vec<f32>,
     /// D = (C − W)², then dD / dC0 in the backward. [N_w, d]
     dsq: Vec<f32>,
+    /// bf16 path: D in bf16, [N_w rounded up to 32, d rounded up to 32]
+    /// (pad columns zero), and the projection [same rows, S rounded up to 32].
+    dsq16: Vec<u16>,
+    t16: Vec<f32>,
     /// Backward: dT [N_w, S], dα [N_w, R], dh [n_cap, S].
     dt: Vec<f32>,
     dalpha: Vec<f32>,
@@ -183,8 +192,15 @@ impl ScanHead {
         self.tran.out_dim()
     }
 
-    /// Steps 3b–4a of one image: `C = L2(α·V)` and `D = (C − W)²` into `sc`. v: [R, d]; alpha: [N_w, R].
-    fn context(&self, v: &[f32], words: &[f32], alpha: &[f32], sc: &mut Scratch) {
+    /// `W_t` (`sim_tran_w.weight`, [S, d]) packed in bf16 for
+    /// [`ScanScorer::with_bf16`].
+    pub fn pack_projection_bf16(&self) -> PackedB {
+        PackedB::from_weight(&self.tran.weight.value, self.sim_dim(), self.embed())
+    }
+
+    /// Steps 3b–4a of one image: `C = L2(α·V)` and `D = (C − W)²` into `sc`
+    /// (`sc.dsq`, or `sc.dsq16` in bf16 when `bf16`). v: [R, d]; alpha: [N_w, R].
+    fn context(&self, v: &[f32], words: &[f32], alpha: &[f32], sc: &mut Scratch, bf16: bool) {
         let d = self.embed();
         let r = v.len() / d;
         let nw = words.len() / d;
@@ -199,6 +215,25 @@ impl ScanHead {
         );
         // One pass per row, while it is in L1: normalise, then D = (C − W)².
         resize(&mut sc.cnorm, nw);
+        if bf16 {
+            let kp = d.next_multiple_of(amx::BLOCK);
+            // Rows nw.. keep earlier values (their products are dropped);
+            // columns d.. are never written, so they stay 0.
+            sc.dsq16.resize(nw.next_multiple_of(amx::BLOCK) * kp, 0);
+            for (((c, sq), w), n) in
+                sc.c.chunks_exact_mut(d)
+                    .zip(sc.dsq16.chunks_exact_mut(kp))
+                    .zip(words.chunks_exact(d))
+                    .zip(sc.cnorm.iter_mut())
+            {
+                *n = l2norm::forward_row(c);
+                for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+                    let df = c - x;
+                    *q = to_bf16(df * df);
+                }
+            }
+            return;
+        }
         resize(&mut sc.dsq, nw * d);
         for (((c, sq), w), n) in
             sc.c.chunks_exact_mut(d)
@@ -214,9 +249,27 @@ impl ScanHead {
         }
     }
 
+    /// Step 4a in bf16: `T = D·W_tᵀ + b_t` from `sc.dsq16` on AMX. → t: [N_w, S].
+    fn project_bf16(&self, p: &PackedB, nw: usize, sc: &mut Scratch, t: &mut Vec<f32>) {
+        let s = self.sim_dim();
+        let mp = nw.next_multiple_of(amx::BLOCK);
+        resize(&mut sc.t16, mp * p.n_pad());
+        amx::gemm(&sc.dsq16[..mp * p.k_pad()], mp, p, &mut sc.t16);
+        resize(t, nw * s);
+        let zeros = vec![0.0f32; s];
+        let bias = self.tran.bias.as_ref().map_or(&zeros, |b| &b.value);
+        for (row, src) in t.chunks_exact_mut(s).zip(sc.t16.chunks_exact(p.n_pad())) {
+            row.iter_mut()
+                .zip(src)
+                .zip(bias)
+                .for_each(|((y, &x), &b)| *y = x + b);
+        }
+    }
+
     /// Forward of one image against all captions of `w`; leaves what the
     /// backward pass needs in `sv`, uses `sc` as scratch, and writes the
-    /// scores. v: [R, d] → out: [n_cap].
+    /// scores. With `bf16` (eval only) the step-4 projection runs on AMX.
+    /// v: [R, d] → out: [n_cap].
     fn image_forward(
         &self,
         v: &[f32],
@@ -224,6 +277,7 @@ impl ScanHead {
         sv: &mut Saved,
         sc: &mut Scratch,
         out: &mut [f32],
+        bf16: Option<&PackedB>,
     ) {
         let d = self.embed();
         let s = self.sim_dim();
@@ -283,10 +337,14 @@ impl ScanHead {
             let inv = (1.0 / sum) as f32;
             a.iter_mut().for_each(|y| *y *= inv);
         }
-        self.context(v, words, &sv.alpha, sc);
+        self.context(v, words, &sv.alpha, sc, bf16.is_some());
         // 4. H = L2(D·W_tᵀ + b_t).
-        resize(&mut sv.t, nw * s);
-        self.tran.forward_into(&sc.dsq, &mut sv.t, Par::Seq);
+        if let Some(p) = bf16 {
+            self.project_bf16(p, nw, sc, &mut sv.t);
+        } else {
+            resize(&mut sv.t, nw * s);
+            self.tran.forward_into(&sc.dsq, &mut sv.t, Par::Seq);
+        }
         sv.tnorm = l2norm::forward(&mut sv.t, s);
         // 5. h_j = L2(mean H); s = tanh(w_e·h + b_e).
         resize(&mut sv.h, nc * s);
@@ -336,7 +394,7 @@ impl ScanHead {
         let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
         let we = &self.eval.weight.value;
-        self.context(v, words, &sv.alpha, sc);
+        self.context(v, words, &sv.alpha, sc, false);
         // 5. tanh, w_e, L2 of h_j, mean.
         resize(&mut sc.dh, nc * s);
         for j in 0..nc {
@@ -495,7 +553,14 @@ impl ScanHead {
                 || (Saved::default(), Scratch::default()),
                 |(sv, sc), (o, v)| {
                     for t in &tiles {
-                        self.image_forward(v, w.slice(t.clone(), d), sv, sc, &mut o[t.clone()]);
+                        self.image_forward(
+                            v,
+                            w.slice(t.clone(), d),
+                            sv,
+                            sc,
+                            &mut o[t.clone()],
+                            None,
+                        );
                     }
                 },
             );
@@ -523,7 +588,14 @@ impl ScanHead {
                 .zip(saved.par_chunks_mut(nt))
                 .for_each_init(Scratch::default, |sc, ((o, v), svs)| {
                     for (t, sv) in tiles.iter().zip(svs) {
-                        self.image_forward(v, w.slice(t.clone(), d), sv, sc, &mut o[t.clone()]);
+                        self.image_forward(
+                            v,
+                            w.slice(t.clone(), d),
+                            sv,
+                            sc,
+                            &mut o[t.clone()],
+                            None,
+                        );
                     }
                 });
         }
@@ -653,6 +725,8 @@ pub struct ScanScorer<'a> {
     img: &'a [f32],
     n_regions: usize,
     words: Words<'a>,
+    /// `W_t` in bf16 when the projection runs on AMX.
+    bf16: Option<&'a PackedB>,
 }
 
 impl<'a> ScanScorer<'a> {
@@ -663,7 +737,24 @@ impl<'a> ScanScorer<'a> {
             img,
             n_regions,
             words,
+            bf16: None,
         }
+    }
+
+    /// Runs the step-4 projection in bf16 on AMX with `packed`
+    /// (= `head.pack_projection_bf16()`); errors when AMX is unavailable.
+    pub fn with_bf16(self, packed: &'a PackedB) -> Result<Self, amx::Unavailable> {
+        amx::require()?;
+        let h = self.head;
+        assert_eq!(
+            (packed.n(), packed.k()),
+            (h.sim_dim(), h.embed()),
+            "scan head: packed projection is not this head's [S, d]"
+        );
+        Ok(ScanScorer {
+            bf16: Some(packed),
+            ..self
+        })
     }
 }
 
@@ -690,6 +781,7 @@ impl BlockScorer for ScanScorer<'_> {
                     &mut sv,
                     &mut sc,
                     &mut o[t.clone()],
+                    self.bf16,
                 );
             }
         }
@@ -745,5 +837,48 @@ mod tests {
         }
         // Scores depend only on their own caption: identical bits.
         assert_eq!(tiled[0], whole[0]);
+    }
+
+    /// The bf16 projection (AMX) changes scores by bf16 rounding only:
+    /// close to f32, but not equal (so the bf16 path did run).
+    #[test]
+    fn bf16_projection_stays_close_to_f32() {
+        if !amx::available() {
+            eprintln!("skipped: no AMX on this machine");
+            return;
+        }
+        use crate::eval::sharded::{BlockSize, score_full};
+        let (d, s, r, n_img) = (80, 40, 6, 5);
+        let mut head = ScanHead::new(d, s, 9.0, &mut seeded(9));
+        head.tran.bias.as_mut().unwrap().value = rand_vec(s, 4, 0.1);
+        let mut offsets = vec![0usize];
+        for j in 0..45 {
+            offsets.push(offsets[j] + 2 + (j * 5) % 11);
+        }
+        let words = rand_vec(offsets[45] * d, 5, 1.0);
+        let img = rand_vec(n_img * r * d, 6, 1.0);
+        let w = Words {
+            data: &words,
+            offsets: &offsets,
+        };
+        let packed = head.pack_projection_bf16();
+        let f32_scorer = ScanScorer::new(&head, &img, r, w);
+        let bf16_scorer = f32_scorer.with_bf16(&packed).unwrap();
+        let block = BlockSize {
+            images: 2,
+            captions: 7,
+        };
+        let a = score_full(&f32_scorer, block).unwrap();
+        let b = score_full(&bf16_scorer, block).unwrap();
+        assert_eq!(a, head.forward(&img, r, w));
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            err > 0.0,
+            "bf16 scores equal f32 bit for bit: path not taken"
+        );
+        assert!(err < 5e-3, "bf16 scores differ from f32 by {err}");
     }
 }

@@ -10,6 +10,7 @@ use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
 use crate::eval::metrics::Metrics;
 use crate::model::backbone::Model;
+use crate::model::precision::HeadPrecision;
 use crate::train::TrainError;
 use crate::train::config::{BackboneName, ConfigError, TrainConfig};
 use crate::train::runner::{self, RunSummary};
@@ -98,4 +99,16 @@ pub fn train(cfg: &TrainConfig, resume: bool) -> Result<RunSummary, TrainError> 
 /// Metrics of every branch's best checkpoint of the run `cfg` on `split`.
 pub fn test(cfg: &TrainConfig, split: Split) -> Result<Vec<Metrics>, TrainError> {
     with_backbone!(cfg, build => runner::test_branches(cfg, split, build))
+}
+
+/// Similarities of branch `k`'s `tag` checkpoint on `split`, the head in
+/// `precision`: → (sims [n_images, n_captions], n_images).
+pub fn score(
+    cfg: &TrainConfig,
+    k: usize,
+    tag: &str,
+    split: Split,
+    precision: HeadPrecision,
+) -> Result<(Vec<f32>, usize), TrainError> {
+    with_backbone!(cfg, build => runner::score_branch(cfg, k, tag, split, precision, build))
 }

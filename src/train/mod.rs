@@ -41,6 +41,8 @@ pub enum TrainError {
     Loss(#[from] crate::loss::LossError),
     #[error("evaluation")]
     Eval(#[from] crate::eval::error::EvalError),
+    #[error(transparent)]
+    Precision(#[from] crate::model::precision::PrecisionError),
     #[error(
         "{0} already holds checkpoints (branch*/): pass --resume {0} to continue it, or choose a new --out"
     )]

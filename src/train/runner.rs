@@ -41,6 +41,7 @@ use crate::eval::metrics::Metrics;
 use crate::eval::protocol::whole_metrics;
 use crate::loss::ScoreMatrix;
 use crate::model::Trainable;
+use crate::model::precision::HeadPrecision;
 use crate::train::TrainError;
 use crate::train::checkpoint::{self, BranchState, RngState};
 use crate::train::config::{Regime, TrainConfig};
@@ -637,6 +638,23 @@ pub fn test_branches<M: Trainable>(
     (0..cfg.n_branches())
         .map(|k| load_best_metrics(cfg, k, build, &ds))
         .collect()
+}
+
+/// Scores `split` with branch `k`'s `tag` checkpoint of a finished run, the
+/// similarity head in `precision`: → (sims [n_images, n_captions], n_images).
+pub fn score_branch<M: Trainable>(
+    cfg: &TrainConfig,
+    k: usize,
+    tag: &str,
+    split: Split,
+    precision: HeadPrecision,
+    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
+) -> Result<(Vec<f32>, usize), TrainError> {
+    let vocab = Vocab::load(cfg.vocab_path())?;
+    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    let m = load_branch(cfg, k, tag, build)?;
+    let sims = m.score_split_with(&ds, precision)?;
+    Ok((sims, ds.n_images()))
 }
 
 #[cfg(test)]

@@ -78,6 +78,12 @@ def parse_args(argv=None):
         "0 for the full scoring split)",
     )
     p.add_argument(
+        "--head-precision",
+        choices=["f32", "bf16"],
+        default="f32",
+        help="scan-score only: bf16 = Rust's AMX bf16 head projection against PyTorch under bf16 autocast",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -115,6 +121,8 @@ def parse_args(argv=None):
         help="do not run anything: build the report from these result files (Rust and/or PyTorch lines)",
     )
     a = p.parse_args(argv)
+    if a.head_precision != "f32" and any(c != "scan-score" for c in a.configs):
+        p.error("--head-precision bf16 applies to --configs scan-score only")
     if min(a.threads) < 1 or a.reps < 1 or a.warmup < 0 or a.rounds < 1 or a.images < 1 or a.captions < 1:
         p.error("threads, reps, rounds, images and captions must be >= 1")
     return a
@@ -177,11 +185,14 @@ def machine_details():
 
 
 # ---------------------------------------------------------------- running
-def expand(template, cfg, threads, reps, images, captions, warmup):
+def expand(template, cfg, threads, reps, images, captions, warmup, precision="f32"):
     subset = f"--images {images} --captions {captions}" if cfg.kind == "score" else ""
+    extra = ["--warmup", str(warmup)]
+    if precision != "f32":
+        extra += ["--head-precision", precision]
     return shlex.split(
         template.format(config=cfg.name, threads=threads, reps=reps, subset=subset),
-    ) + ["--warmup", str(warmup)]
+    ) + extra
 
 
 def rust_missing_reason(template):
@@ -243,7 +254,7 @@ def run_all(a):
                         if side == "rust" and rust_reason:
                             continue
                         template = a.rust_cmd if side == "rust" else a.peer_cmd
-                        argv = expand(template, cfg, t, a.reps, a.images, a.captions, a.warmup)
+                        argv = expand(template, cfg, t, a.reps, a.images, a.captions, a.warmup, a.head_precision)
                         print(f"[{name} T={t} round {r} {side}] {' '.join(argv)}", file=sys.stderr, flush=True)
                         res, err = run_one(side, argv, t, a.timeout)
                         if err:
@@ -445,6 +456,13 @@ def main(argv=None):
             notes.append(f"Rust side: {rust_reason}.")
         for name, t, side, err in errors:
             notes.append(f"{name} T={t}: {side} failed ({err})")
+    precisions = {r.get("precision", "f32") for r in results if "error" not in r}
+    if "bf16" in precisions:
+        notes.append(
+            "scan-score head projection in bf16: Rust on AMX (dbl bench --head-precision bf16), PyTorch under "
+            "torch.autocast('cpu', torch.bfloat16)"
+            + ("; WARNING: f32 and bf16 results are pooled here, keep them in separate files" if len(precisions) > 1 else "")
+        )
     details = machine_details()
     peak = sgemm_peak(a)
     text = report(aggregate(results), peak, details, notes)

@@ -13,6 +13,8 @@ The peer computes what the authors' code computes, in f32 on the CPU, with
   (the eval loader), then scan-ave scores 100 x 100 shards with the per-caption loop
   (evaluation.shard_attn_scores), vse scores with one GEMM. Each image is encoded once
   (the authors' loader encodes it once per caption, 5x; the Rust side encodes once too).
+  With --head-precision bf16 (scan-score only) the pair scoring runs under
+  torch.autocast("cpu", dtype=torch.bfloat16), the peer of `dbl bench --head-precision bf16`.
 Inputs are generated before timing (the authors hold features in RAM). One warm-up
 repetition is run first and excluded; then `--reps` timed repetitions (wall clock).
 
@@ -66,6 +68,12 @@ def parse_args(argv=None):
         type=int,
         default=configs.FULL_CAPTIONS,
         help=f"scoring configs: captions in the split (default {configs.FULL_CAPTIONS})",
+    )
+    p.add_argument(
+        "--head-precision",
+        choices=["f32", "bf16"],
+        default="f32",
+        help="scan-score only: bf16 scores the pairs under torch.autocast('cpu', torch.bfloat16); default f32",
     )
     p.add_argument("--seed", type=int, default=0, help="torch.manual_seed for weights and dropout; default 0")
     p.add_argument("--json", action="store_true", help="print only the JSON line (no summary on stderr)")
@@ -124,9 +132,17 @@ def make_train(cfg):
     return step
 
 
-def make_score(cfg, n_img, n_cap):
-    """Returns score() -> {phase: seconds}: encode the split and score every pair."""
+def make_score(cfg, n_img, n_cap, precision="f32"):
+    """Returns score() -> {phase: seconds}: encode the split and score every pair
+    (under bf16 autocast when precision is "bf16")."""
+    import contextlib
+
     import torch
+
+    def pair_context():
+        if precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     shard = configs.SHARD
     images = torch.from_numpy(configs.image_features(0, n_img))
@@ -156,11 +172,12 @@ def make_score(cfg, n_img, n_cap):
             t2 = time.perf_counter()
             if cfg.backbone == "scan-ave":
                 sims = torch.zeros(n_img, n_cap)
-                for i in range(0, n_img, shard):
-                    for j in range(0, n_cap, shard):
-                        sims[i : i + shard, j : j + shard] = model.sim_enc(
-                            img[i : i + shard], cap[j : j + shard], lengths[j : j + shard]
-                        )
+                with pair_context():
+                    for i in range(0, n_img, shard):
+                        for j in range(0, n_cap, shard):
+                            sims[i : i + shard, j : j + shard] = model.sim_enc(
+                                img[i : i + shard], cap[j : j + shard], lengths[j : j + shard]
+                            )
             else:
                 sims = img @ cap.t()
             t3 = time.perf_counter()
@@ -181,12 +198,14 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg = configs.get(a.config)
+    if a.head_precision == "bf16" and cfg.name != "scan-score":
+        raise SystemExit(f"--head-precision bf16 applies to scan-score only, not {cfg.name}")
 
     if cfg.kind == "train":
         run = make_train(cfg)
         count = flops.count(cfg.name)
     else:
-        run = make_score(cfg, a.images, a.captions)
+        run = make_score(cfg, a.images, a.captions, a.head_precision)
         count = flops.count(cfg.name, a.images, a.captions)
 
     for _ in range(a.warmup):
@@ -215,6 +234,7 @@ def main(argv=None):
     }
     if cfg.kind == "score":
         result["images"] = a.images
+        result["precision"] = a.head_precision
         result["captions"] = a.captions
     if phases:
         result["phases"] = {k: round(statistics.median(v), 6) for k, v in phases.items()}

@@ -1,0 +1,120 @@
+//! `dbl score`: scores a split of a trained run's dataset with one branch's
+//! checkpoint and writes the image × caption similarity matrix (float32
+//! `.npy`, `[n_images, n_captions]`, rows = images) that `dbl eval` reads;
+//! prints the whole-matrix metrics (spec §8). `--head-precision bf16` runs the
+//! scan-ave head's projection in bf16 on Intel AMX.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::data::npy::write_f32;
+use crate::data::precomp::Split;
+use crate::eval::SimMatrix;
+use crate::eval::protocol::whole_metrics;
+use crate::model::precision::HeadPrecision;
+use crate::train::backbone_select;
+use crate::train::config::TrainConfig;
+
+/// Splits `dbl score` can score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreSplit {
+    Dev,
+    Test,
+    Testall,
+}
+
+impl From<ScoreSplit> for Split {
+    fn from(s: ScoreSplit) -> Split {
+        match s {
+            ScoreSplit::Dev => Split::Dev,
+            ScoreSplit::Test => Split::Test,
+            ScoreSplit::Testall => Split::Testall,
+        }
+    }
+}
+
+/// Arguments of `dbl score`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run folder written by `dbl train` (reads RUN_DIR/config.json and the
+    /// branch's checkpoint).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Branch to score (default: the last one, i.e. the DBL target).
+    #[arg(long, value_name = "K")]
+    pub branch: Option<usize>,
+    /// Which checkpoint of the branch: `best` (by dev rSum) or `last`.
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    pub tag: String,
+    /// Split of the run's dataset to score.
+    #[arg(long, value_enum, default_value_t = ScoreSplit::Test)]
+    pub split: ScoreSplit,
+    /// Precision of the scan-ave similarity head's projection: `bf16` needs
+    /// Intel AMX (Sapphire Rapids or later).
+    #[arg(long, value_enum, default_value_t = HeadPrecision::F32)]
+    pub head_precision: HeadPrecision,
+    /// Write the similarity matrix here (float32 `.npy`, [n_images, n_captions]).
+    #[arg(long, value_name = "NPY")]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: the run's `threads`; 0 = every core).
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
+    /// Print the metrics as one JSON object instead of a line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `dbl score`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = TrainConfig::load_json(&args.run.join("config.json"), &[])?;
+    cfg.out = args.run.clone();
+    if cfg.vocab.is_none() {
+        cfg.vocab = Some(cfg.vocab_path());
+    }
+    cfg.validate()?;
+    backbone_select::check_available(&cfg)?;
+    let n_branches = cfg.n_branches();
+    let k = args.branch.unwrap_or(n_branches - 1);
+    if k >= n_branches {
+        anyhow::bail!(
+            "--branch {k}: the run in {} has branches 0..{}",
+            args.run.display(),
+            n_branches - 1
+        );
+    }
+    // 0 (the config default) means every core, as in `dbl train`.
+    let threads = args.threads.unwrap_or(cfg.threads);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+    let split = Split::from(args.split);
+    let (sims, n_img) =
+        pool.install(|| backbone_select::score(&cfg, k, &args.tag, split, args.head_precision))?;
+    let n_cap = sims.len() / n_img.max(1);
+    if let Some(path) = &args.out {
+        write_f32(path, &[n_img, n_cap], &sims)?;
+    }
+    let m = SimMatrix::new(&sims, n_img, n_cap)?;
+    let metrics = whole_metrics(&m);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        println!(
+            "branch{k} {} on {} ({n_img} x {n_cap}, head {}): rSum {:.2}  i2t R@1/5/10 {:.1} {:.1} {:.1}  \
+             t2i R@1/5/10 {:.1} {:.1} {:.1}",
+            args.tag,
+            split.name(),
+            args.head_precision.name(),
+            metrics.rsum,
+            metrics.i2t.r1,
+            metrics.i2t.r5,
+            metrics.i2t.r10,
+            metrics.t2i.r1,
+            metrics.t2i.r5,
+            metrics.t2i.r10
+        );
+    }
+    Ok(())
+}
