@@ -21,7 +21,8 @@ use crate::eval::dot::DotScorer;
 use crate::eval::sharded::{BlockSize, score_full};
 use crate::model::encode::{encode_caption_list, encode_image_rows};
 use crate::model::precision::HeadPrecision;
-use crate::model::scan_head::{ScanScorer, Words};
+use crate::model::scan_head::Words;
+use crate::model::scan_scorer::{Bf16Head, ScanScorer};
 use crate::model::{ENCODER_PAR, Model};
 
 /// Seconds of each phase of one repetition.
@@ -143,8 +144,8 @@ impl ScoreBench {
                 match precision {
                     HeadPrecision::F32 => score_full(&scorer, block)?,
                     HeadPrecision::Bf16 => {
-                        let packed = m.sim_enc.pack_projection_bf16();
-                        score_full(&scorer.with_bf16(&packed)?, block)?
+                        let prep = Bf16Head::new(&m.sim_enc, words)?;
+                        score_full(&scorer.with_bf16(&prep), block)?
                     }
                 }
             }

@@ -1,8 +1,8 @@
 //! bf16 GEMM on Intel AMX (`amx-tile` + `amx-bf16`, Sapphire Rapids and
 //! later): `C = A·B` with A and B in bf16 ([`crate::engine::bf16`]) and C
 //! accumulated in f32 by `tdpbf16ps` (exact bf16 products, f32 sums). It
-//! serves the optional bf16 similarity-head projection (issue #5 stretch);
-//! everything else in the engine stays f32.
+//! serves the optional bf16 similarity head's three GEMMs at evaluation time
+//! (issue #5 stretch); everything else in the engine stays f32.
 //!
 //! Layouts:
 //! - A: row-major `[m, k_pad]` bf16, `m` a multiple of [`BLOCK`], columns
@@ -98,17 +98,29 @@ pub struct PackedB {
 }
 
 impl PackedB {
-    /// Packs `Wᵀ`. w: [n, k] row-major.
+    /// Packs `Wᵀ`. w: [n, k] row-major (a PyTorch `Linear` weight).
     pub fn from_weight(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "amx: weight must be [n={n}, k={k}]");
+        Self::pack(n, k, |col, kk| w[col * k + kk])
+    }
+
+    /// Packs `B` itself. b: [k, n] row-major.
+    pub fn from_kn(b: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(b.len(), k * n, "amx: B must be [k={k}, n={n}]");
+        Self::pack(n, k, |col, kk| b[kk * n + col])
+    }
+
+    /// Packs the n × k values `at(col, kk)` = B[kk][col].
+    fn pack(n: usize, k: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let (n_pad, k_pad) = (n.next_multiple_of(BLOCK), k.next_multiple_of(BLOCK));
         let kblocks = k_pad / BLOCK;
         let mut tiles = vec![0u16; n_pad * k_pad];
-        for (col, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
+        for col in 0..n {
             let (nt, c) = (col / 16, col % 16);
-            for (kk, &x) in row.iter().enumerate() {
+            for kk in 0..k {
                 let (kb, p) = (kk / BLOCK, kk % BLOCK);
-                tiles[(nt * kblocks + kb) * TILE + (p / 2) * 32 + c * 2 + p % 2] = to_bf16(x);
+                tiles[(nt * kblocks + kb) * TILE + (p / 2) * 32 + c * 2 + p % 2] =
+                    to_bf16(at(col, kk));
             }
         }
         PackedB {
@@ -293,6 +305,22 @@ mod tests {
                 assert_eq!(f32::from_bits((p.tiles[idx] as u32) << 16), want);
             }
         }
+    }
+
+    #[test]
+    fn from_kn_packs_the_transpose_of_from_weight() {
+        let (n, k) = (36, 50);
+        let w = rand_vec(n * k, 3, 1.0);
+        let mut wt = vec![0.0f32; k * n];
+        for col in 0..n {
+            for kk in 0..k {
+                wt[kk * n + col] = w[col * k + kk];
+            }
+        }
+        assert_eq!(
+            PackedB::from_kn(&wt, k, n).tiles,
+            PackedB::from_weight(&w, n, k).tiles
+        );
     }
 
     /// The AMX product equals an f32 GEMM of the bf16-rounded inputs up to

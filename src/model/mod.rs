@@ -8,6 +8,7 @@ pub mod image_encoder;
 pub mod precision;
 pub mod scan_ave;
 pub mod scan_head;
+pub mod scan_scorer;
 pub mod text_encoder;
 pub mod vse;
 pub mod weights;

@@ -15,7 +15,8 @@ use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::encode::{encode_captions, encode_images};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::{HeadPrecision, PrecisionError};
-use crate::model::scan_head::{HeadCache, ScanHead, ScanScorer, Words};
+use crate::model::scan_head::{HeadCache, ScanHead, Words};
+use crate::model::scan_scorer::{Bf16Head, ScanScorer};
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -176,12 +177,12 @@ impl Trainable for ScanAve {
             offsets: &offsets,
         };
         let scorer = ScanScorer::new(&self.sim_enc, &img, ds.n_regions(), words);
-        let packed;
+        let prep;
         let scorer = match precision {
             HeadPrecision::F32 => scorer,
             HeadPrecision::Bf16 => {
-                packed = self.sim_enc.pack_projection_bf16();
-                scorer.with_bf16(&packed)?
+                prep = Bf16Head::new(&self.sim_enc, words)?;
+                scorer.with_bf16(&prep)
             }
         };
         Ok(score_full(&scorer, BlockSize::default())

@@ -20,10 +20,10 @@
 //! Images run in parallel (rayon) in as many contiguous chunks as the pool has
 //! threads, each chunk accumulating its own parameter and word gradients,
 //! reduced in chunk order — bitwise deterministic for a fixed thread count.
-//! The same kernel (forward only) scores evaluation blocks ([`ScanScorer`]),
-//! optionally with the step-4 projection `D·W_tᵀ` in bf16 on AMX
-//! ([`ScanScorer::with_bf16`]; D and W_t rounded to bf16, f32 accumulation,
-//! everything else f32).
+//! The same kernel (forward only) scores evaluation blocks
+//! (`scan_scorer::ScanScorer`), optionally with its three GEMMs in bf16 on
+//! Intel AMX ([`Bf16Tile`]: operands rounded to bf16, f32 accumulation;
+//! normalisations, softmax and reductions stay f32).
 
 use std::ops::Range;
 
@@ -38,7 +38,6 @@ use crate::engine::l2norm::{self, EPS};
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
-use crate::eval::sharded::BlockScorer;
 
 /// Slope of the attention LeakyReLU.
 const LEAKY: f32 = 0.1;
@@ -71,15 +70,15 @@ pub struct Words<'a> {
 }
 
 impl Words<'_> {
-    fn n_cap(&self) -> usize {
+    pub(super) fn n_cap(&self) -> usize {
         self.offsets.len() - 1
     }
-    fn n_words(&self) -> usize {
+    pub(super) fn n_words(&self) -> usize {
         self.offsets[self.n_cap()] - self.offsets[0]
     }
 
     /// Captions `caps` (relative to this view) as a view of their own. d: word width.
-    fn slice(&self, caps: Range<usize>, d: usize) -> Words<'_> {
+    pub(super) fn slice(&self, caps: Range<usize>, d: usize) -> Words<'_> {
         let offsets = &self.offsets[caps.start..=caps.end];
         Words {
             data: &self.data[(offsets[0] - self.offsets[0]) * d..],
@@ -90,7 +89,7 @@ impl Words<'_> {
     /// Consecutive caption ranges of at most `max_words` words each (a
     /// caption longer than that is a tile of its own). Tiles keep an image's
     /// `[words, d]` intermediates within the per-core L2 cache.
-    fn tiles(&self, max_words: usize) -> Vec<Range<usize>> {
+    pub(super) fn tiles(&self, max_words: usize) -> Vec<Range<usize>> {
         let mut tiles = Vec::new();
         let mut start = 0;
         for j in 0..self.n_cap() {
@@ -112,7 +111,7 @@ impl Words<'_> {
 /// `N_w·(2R + S + 1) + n_cap·(R + S + 1)` floats (≈ 2 MiB at B = 128,
 /// R = 36, S = 256), against the `N_w·3d` (≈ 18 MiB) a stored pass would need.
 #[derive(Debug, Default)]
-struct Saved {
+pub(super) struct Saved {
     /// Â (normalised attention). [N_w, R]
     ahat: Vec<f32>,
     /// α (softmax). [N_w, R]
@@ -129,20 +128,37 @@ struct Saved {
 
 /// Per-thread buffers of one image's pass (resized as needed).
 #[derive(Debug, Default)]
-struct Scratch {
+pub(super) struct Scratch {
     /// C (normalised context). [N_w, d]
     c: Vec<f32>,
     cnorm: Vec<f32>,
     /// D = (C − W)², then dD / dC0 in the backward. [N_w, d]
     dsq: Vec<f32>,
-    /// bf16 path: D in bf16, [N_w rounded up to 32, d rounded up to 32]
-    /// (pad columns zero), and the projection [same rows, S rounded up to 32].
+    /// bf16 path (rows rounded up to 32, columns to the operand's pad):
+    /// W·Vᵀ [N_w, R_pad] f32, α [N_w, R_pad] bf16, D [N_w, d_pad] bf16 and
+    /// the projection [N_w, S_pad] f32.
+    att16: Vec<f32>,
+    alpha16: Vec<u16>,
     dsq16: Vec<u16>,
     t16: Vec<f32>,
     /// Backward: dT [N_w, S], dα [N_w, R], dh [n_cap, S].
     dt: Vec<f32>,
     dalpha: Vec<f32>,
     dh: Vec<f32>,
+}
+
+/// The AMX operands of one image × caption-tile pass (eval only).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bf16Tile<'a> {
+    /// `W_t` ([`ScanHead::pack_projection_bf16`]).
+    pub proj: &'a PackedB,
+    /// The tile's words in bf16: rows from its first word on, row stride
+    /// d rounded up to 32, at least N_w rounded up to 32 rows.
+    pub words: &'a [u16],
+    /// Vᵀ for `A = W·Vᵀ` (`PackedB::from_weight(v, R, d)`).
+    pub vt: &'a PackedB,
+    /// V for `α·V` (`PackedB::from_kn(v, R, d)`).
+    pub v: &'a PackedB,
 }
 
 /// The forward state of every image of a training batch, for
@@ -192,18 +208,59 @@ impl ScanHead {
         self.tran.out_dim()
     }
 
+    /// Words per caption tile.
+    pub(super) fn tile_words(&self) -> usize {
+        self.tile_words
+    }
+
     /// `W_t` (`sim_tran_w.weight`, [S, d]) packed in bf16 for
-    /// [`ScanScorer::with_bf16`].
+    /// [`Bf16Tile::proj`].
     pub fn pack_projection_bf16(&self) -> PackedB {
         PackedB::from_weight(&self.tran.weight.value, self.sim_dim(), self.embed())
     }
 
     /// Steps 3b–4a of one image: `C = L2(α·V)` and `D = (C − W)²` into `sc`
-    /// (`sc.dsq`, or `sc.dsq16` in bf16 when `bf16`). v: [R, d]; alpha: [N_w, R].
-    fn context(&self, v: &[f32], words: &[f32], alpha: &[f32], sc: &mut Scratch, bf16: bool) {
+    /// (`sc.dsq`; with `bf16`, α·V on AMX and D into `sc.dsq16`).
+    /// v: [R, d]; alpha: [N_w, R].
+    fn context(
+        &self,
+        v: &[f32],
+        words: &[f32],
+        alpha: &[f32],
+        sc: &mut Scratch,
+        bf16: Option<&Bf16Tile<'_>>,
+    ) {
         let d = self.embed();
         let r = v.len() / d;
         let nw = words.len() / d;
+        resize(&mut sc.cnorm, nw);
+        if let Some(b) = bf16 {
+            let mp = nw.next_multiple_of(amx::BLOCK);
+            let (rp, cs, kp) = (b.v.k_pad(), b.v.n_pad(), b.proj.k_pad());
+            // Rows nw.. of the bf16 operands keep earlier (finite) values whose
+            // products are dropped; pad columns are never written, so stay 0.
+            sc.alpha16.resize(mp * rp, 0);
+            for (dst, src) in sc.alpha16.chunks_exact_mut(rp).zip(alpha.chunks_exact(r)) {
+                dst.iter_mut().zip(src).for_each(|(q, &a)| *q = to_bf16(a));
+            }
+            resize(&mut sc.c, mp * cs);
+            amx::gemm(&sc.alpha16, mp, b.v, &mut sc.c);
+            sc.dsq16.resize(mp * kp, 0);
+            for (((c, sq), w), n) in
+                sc.c.chunks_exact_mut(cs)
+                    .zip(sc.dsq16.chunks_exact_mut(kp))
+                    .zip(words.chunks_exact(d))
+                    .zip(sc.cnorm.iter_mut())
+            {
+                let c = &mut c[..d];
+                *n = l2norm::forward_row(c);
+                for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+                    let df = c - x;
+                    *q = to_bf16(df * df);
+                }
+            }
+            return;
+        }
         resize(&mut sc.c, nw * d);
         gemm(
             MatMut::new(&mut sc.c, nw, d),
@@ -214,26 +271,6 @@ impl ScanHead {
             Par::Seq,
         );
         // One pass per row, while it is in L1: normalise, then D = (C − W)².
-        resize(&mut sc.cnorm, nw);
-        if bf16 {
-            let kp = d.next_multiple_of(amx::BLOCK);
-            // Rows nw.. keep earlier values (their products are dropped);
-            // columns d.. are never written, so they stay 0.
-            sc.dsq16.resize(nw.next_multiple_of(amx::BLOCK) * kp, 0);
-            for (((c, sq), w), n) in
-                sc.c.chunks_exact_mut(d)
-                    .zip(sc.dsq16.chunks_exact_mut(kp))
-                    .zip(words.chunks_exact(d))
-                    .zip(sc.cnorm.iter_mut())
-            {
-                *n = l2norm::forward_row(c);
-                for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-                    let df = c - x;
-                    *q = to_bf16(df * df);
-                }
-            }
-            return;
-        }
         resize(&mut sc.dsq, nw * d);
         for (((c, sq), w), n) in
             sc.c.chunks_exact_mut(d)
@@ -268,16 +305,16 @@ impl ScanHead {
 
     /// Forward of one image against all captions of `w`; leaves what the
     /// backward pass needs in `sv`, uses `sc` as scratch, and writes the
-    /// scores. With `bf16` (eval only) the step-4 projection runs on AMX.
+    /// scores. With `bf16` (eval only) the three GEMMs run on AMX.
     /// v: [R, d] → out: [n_cap].
-    fn image_forward(
+    pub(super) fn image_forward(
         &self,
         v: &[f32],
         w: Words<'_>,
         sv: &mut Saved,
         sc: &mut Scratch,
         out: &mut [f32],
-        bf16: Option<&PackedB>,
+        bf16: Option<&Bf16Tile<'_>>,
     ) {
         let d = self.embed();
         let s = self.sim_dim();
@@ -287,14 +324,24 @@ impl ScanHead {
         let words = &w.data[..nw * d];
         // 1. A = W·Vᵀ, LeakyReLU.
         resize(&mut sv.ahat, nw * r);
-        gemm(
-            MatMut::new(&mut sv.ahat, nw, r),
-            MatRef::new(words, nw, d),
-            MatRef::new(v, r, d).t(),
-            1.0,
-            0.0,
-            Par::Seq,
-        );
+        if let Some(b) = bf16 {
+            let mp = nw.next_multiple_of(amx::BLOCK);
+            let rs = b.vt.n_pad();
+            resize(&mut sc.att16, mp * rs);
+            amx::gemm(&b.words[..mp * b.vt.k_pad()], mp, b.vt, &mut sc.att16);
+            for (dst, src) in sv.ahat.chunks_exact_mut(r).zip(sc.att16.chunks_exact(rs)) {
+                dst.copy_from_slice(&src[..r]);
+            }
+        } else {
+            gemm(
+                MatMut::new(&mut sv.ahat, nw, r),
+                MatRef::new(words, nw, d),
+                MatRef::new(v, r, d).t(),
+                1.0,
+                0.0,
+                Par::Seq,
+            );
+        }
         sv.ahat
             .iter_mut()
             .for_each(|x| *x = if *x > 0.0 { *x } else { *x * LEAKY });
@@ -337,10 +384,10 @@ impl ScanHead {
             let inv = (1.0 / sum) as f32;
             a.iter_mut().for_each(|y| *y *= inv);
         }
-        self.context(v, words, &sv.alpha, sc, bf16.is_some());
+        self.context(v, words, &sv.alpha, sc, bf16);
         // 4. H = L2(D·W_tᵀ + b_t).
-        if let Some(p) = bf16 {
-            self.project_bf16(p, nw, sc, &mut sv.t);
+        if let Some(b) = bf16 {
+            self.project_bf16(b.proj, nw, sc, &mut sv.t);
         } else {
             resize(&mut sv.t, nw * s);
             self.tran.forward_into(&sc.dsq, &mut sv.t, Par::Seq);
@@ -394,7 +441,7 @@ impl ScanHead {
         let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
         let we = &self.eval.weight.value;
-        self.context(v, words, &sv.alpha, sc, false);
+        self.context(v, words, &sv.alpha, sc, None);
         // 5. tanh, w_e, L2 of h_j, mean.
         resize(&mut sc.dh, nc * s);
         for j in 0..nc {
@@ -715,79 +762,6 @@ impl Module for ScanHead {
     }
 }
 
-/// Block scorer over encoded evaluation data: images [n_img, R, d] and the
-/// stacked words of all captions. Each score depends only on its image and
-/// caption (the kernel's per-caption reductions never cross captions), so
-/// results do not depend on the block shape.
-#[derive(Debug, Clone, Copy)]
-pub struct ScanScorer<'a> {
-    head: &'a ScanHead,
-    img: &'a [f32],
-    n_regions: usize,
-    words: Words<'a>,
-    /// `W_t` in bf16 when the projection runs on AMX.
-    bf16: Option<&'a PackedB>,
-}
-
-impl<'a> ScanScorer<'a> {
-    /// img: [n_img, R, d]; words: all captions (`offsets[0] = 0`).
-    pub fn new(head: &'a ScanHead, img: &'a [f32], n_regions: usize, words: Words<'a>) -> Self {
-        ScanScorer {
-            head,
-            img,
-            n_regions,
-            words,
-            bf16: None,
-        }
-    }
-
-    /// Runs the step-4 projection in bf16 on AMX with `packed`
-    /// (= `head.pack_projection_bf16()`); errors when AMX is unavailable.
-    pub fn with_bf16(self, packed: &'a PackedB) -> Result<Self, amx::Unavailable> {
-        amx::require()?;
-        let h = self.head;
-        assert_eq!(
-            (packed.n(), packed.k()),
-            (h.sim_dim(), h.embed()),
-            "scan head: packed projection is not this head's [S, d]"
-        );
-        Ok(ScanScorer {
-            bf16: Some(packed),
-            ..self
-        })
-    }
-}
-
-impl BlockScorer for ScanScorer<'_> {
-    fn n_images(&self) -> usize {
-        self.img.len() / (self.n_regions * self.head.embed())
-    }
-    fn n_captions(&self) -> usize {
-        self.words.n_cap()
-    }
-    fn score_block(&self, images: Range<usize>, captions: Range<usize>, out: &mut [f32]) {
-        let d = self.head.embed();
-        let per = self.n_regions * d;
-        let w = self.words.slice(captions.clone(), d);
-        let tiles = w.tiles(self.head.tile_words);
-        let nc = captions.len();
-        let (mut sv, mut sc) = (Saved::default(), Scratch::default());
-        for (ii, o) in images.zip(out.chunks_exact_mut(nc)) {
-            let v = &self.img[ii * per..(ii + 1) * per];
-            for t in &tiles {
-                self.head.image_forward(
-                    v,
-                    w.slice(t.clone(), d),
-                    &mut sv,
-                    &mut sc,
-                    &mut o[t.clone()],
-                    self.bf16,
-                );
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,48 +811,5 @@ mod tests {
         }
         // Scores depend only on their own caption: identical bits.
         assert_eq!(tiled[0], whole[0]);
-    }
-
-    /// The bf16 projection (AMX) changes scores by bf16 rounding only:
-    /// close to f32, but not equal (so the bf16 path did run).
-    #[test]
-    fn bf16_projection_stays_close_to_f32() {
-        if !amx::available() {
-            eprintln!("skipped: no AMX on this machine");
-            return;
-        }
-        use crate::eval::sharded::{BlockSize, score_full};
-        let (d, s, r, n_img) = (80, 40, 6, 5);
-        let mut head = ScanHead::new(d, s, 9.0, &mut seeded(9));
-        head.tran.bias.as_mut().unwrap().value = rand_vec(s, 4, 0.1);
-        let mut offsets = vec![0usize];
-        for j in 0..45 {
-            offsets.push(offsets[j] + 2 + (j * 5) % 11);
-        }
-        let words = rand_vec(offsets[45] * d, 5, 1.0);
-        let img = rand_vec(n_img * r * d, 6, 1.0);
-        let w = Words {
-            data: &words,
-            offsets: &offsets,
-        };
-        let packed = head.pack_projection_bf16();
-        let f32_scorer = ScanScorer::new(&head, &img, r, w);
-        let bf16_scorer = f32_scorer.with_bf16(&packed).unwrap();
-        let block = BlockSize {
-            images: 2,
-            captions: 7,
-        };
-        let a = score_full(&f32_scorer, block).unwrap();
-        let b = score_full(&bf16_scorer, block).unwrap();
-        assert_eq!(a, head.forward(&img, r, w));
-        let err = a
-            .iter()
-            .zip(&b)
-            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(
-            err > 0.0,
-            "bf16 scores equal f32 bit for bit: path not taken"
-        );
-        assert!(err < 5e-3, "bf16 scores differ from f32 by {err}");
     }
 }
