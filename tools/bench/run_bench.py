@@ -459,7 +459,7 @@ def main(argv=None):
     precisions = {r.get("precision", "f32") for r in results if "error" not in r}
     if "bf16" in precisions:
         notes.append(
-            "scan-score head projection in bf16: Rust on AMX (dbl bench --head-precision bf16), PyTorch under "
+            "scan-score similarity-head GEMMs in bf16: Rust on AMX (dbl bench --head-precision bf16), PyTorch under "
             "torch.autocast('cpu', torch.bfloat16)"
             + ("; WARNING: f32 and bf16 results are pooled here, keep them in separate files" if len(precisions) > 1 else "")
         )
