@@ -236,3 +236,48 @@ fn resume_with_mismatched_backbone_fails_naming_the_tensor() {
     let after = std::fs::read(run.join("branch0/last/model.safetensors")).unwrap();
     assert_eq!(before, after);
 }
+
+/// `dbl score` writes the matrix `dbl eval` reads, with the same metrics it
+/// prints; a missing branch and bf16 on a head-less backbone are refused.
+#[test]
+fn score_writes_the_matrix_eval_reads() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    ok(&train(&d, &run, "oss", &[], None));
+    let sims = tmp.path().join("sims.npy");
+    let o = Command::new(BIN)
+        .args(["score", "--run"])
+        .arg(&run)
+        .args(["--split", "test", "--json", "--out"])
+        .arg(&sims)
+        .output()
+        .unwrap();
+    ok(&o);
+    let scored: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = Command::new(BIN)
+        .args(["eval", "--protocol", "f30k", "--json", "--sims"])
+        .arg(&sims)
+        .output()
+        .unwrap();
+    ok(&e);
+    let evaluated: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!(scored, evaluated);
+    let header = std::fs::read(&sims).unwrap();
+    let text = String::from_utf8_lossy(&header[..128]);
+    assert!(text.contains("(12, 60)"), "{text}");
+
+    let bad = Command::new(BIN)
+        .args(["score", "--branch", "2", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("branches 0..1"));
+    let bf16 = Command::new(BIN)
+        .args(["score", "--head-precision", "bf16", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!bf16.status.success());
+    assert!(String::from_utf8_lossy(&bf16.stderr).contains("scan-ave backbone only"));
+}
