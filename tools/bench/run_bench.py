@@ -317,7 +317,11 @@ def aggregate(results):
             "flops": rs[0]["flops"],
             "images": rs[0].get("images"),
             "captions": rs[0].get("captions"),
-            "phases": rs[0].get("phases"),
+            "phases": {
+                k: statistics.median(r["phases"][k] for r in rs if k in r.get("phases", {}))
+                for k in (rs[0].get("phases") or {})
+            }
+            or None,
             "load": sorted({r.get("loadavg_before", "n/a") for r in rs} | {r.get("loadavg_after", "n/a") for r in rs}),
             "version": rs[0].get("version", ""),
         }
