@@ -266,18 +266,18 @@ fn score_writes_the_matrix_eval_reads() {
     let text = String::from_utf8_lossy(&header[..128]);
     assert!(text.contains("(12, 60)"), "{text}");
 
-    let bad = Command::new(BIN)
-        .args(["score", "--branch", "2", "--run"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("branches 0..1"));
-    let bf16 = Command::new(BIN)
-        .args(["score", "--head-precision", "bf16", "--run"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(!bf16.status.success());
-    assert!(String::from_utf8_lossy(&bf16.stderr).contains("scan-ave backbone only"));
+    let refused = |args: &[&str], needle: &str| {
+        let o = Command::new(BIN)
+            .arg("score")
+            .args(args)
+            .arg("--run")
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    refused(&["--branch", "2"], "branches 0..1");
+    refused(&["--head-precision", "bf16"], "scan-ave backbone only");
 }

@@ -48,7 +48,9 @@ pub fn push_image_features(i: usize, regions: usize, img_dim: usize, out: &mut V
     out.extend((0..per).map(|k| (mix(TAG_IMG, base + k) >> 40) as f32 * (1.0 / 16_777_216.0)));
 }
 
-/// Features of images `0..n`: [n, R, D].
+/// Features of images `0..n`: [n, R, D] (the tests' reference; the bench
+/// streams them through a file, `score::ScoreBench`).
+#[cfg(test)]
 pub fn image_features(n: usize, regions: usize, img_dim: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(n * regions * img_dim);
     for i in 0..n {

@@ -179,6 +179,39 @@ fn resize(v: &mut Vec<f32>, n: usize) {
     }
 }
 
+/// The fused row pass of step 3b–4a, one row at a time while it is in L1:
+/// L2-normalise row k of C in place (its first d values; row stride `cs`),
+/// keep its norm in `cnorm[k]`, and write `D = (C − W)²` through `store`
+/// (f32 as is, or rounded to bf16) into row k of `dsq` (stride `ds`).
+/// words: [N_w, d]; c, dsq: at least N_w rows.
+fn normalise_and_square<T>(
+    c: &mut [f32],
+    cs: usize,
+    words: &[f32],
+    cnorm: &mut [f32],
+    dsq: &mut [T],
+    ds: usize,
+    store: impl Fn(f32) -> T,
+) {
+    if cnorm.is_empty() {
+        return;
+    }
+    let d = words.len() / cnorm.len();
+    for (((c, sq), w), n) in c
+        .chunks_exact_mut(cs)
+        .zip(dsq.chunks_exact_mut(ds))
+        .zip(words.chunks_exact(d))
+        .zip(cnorm.iter_mut())
+    {
+        let c = &mut c[..d];
+        *n = l2norm::forward_row(c);
+        for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+            let df = c - x;
+            *q = store(df * df);
+        }
+    }
+}
+
 /// Gradients accumulated by one chunk of images.
 struct Acc {
     tran_w: Vec<f32>,
@@ -246,19 +279,15 @@ impl ScanHead {
             resize(&mut sc.c, mp * cs);
             amx::gemm(&sc.alpha16, mp, b.v, &mut sc.c);
             sc.dsq16.resize(mp * kp, 0);
-            for (((c, sq), w), n) in
-                sc.c.chunks_exact_mut(cs)
-                    .zip(sc.dsq16.chunks_exact_mut(kp))
-                    .zip(words.chunks_exact(d))
-                    .zip(sc.cnorm.iter_mut())
-            {
-                let c = &mut c[..d];
-                *n = l2norm::forward_row(c);
-                for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-                    let df = c - x;
-                    *q = to_bf16(df * df);
-                }
-            }
+            normalise_and_square(
+                &mut sc.c,
+                cs,
+                words,
+                &mut sc.cnorm,
+                &mut sc.dsq16,
+                kp,
+                to_bf16,
+            );
             return;
         }
         resize(&mut sc.c, nw * d);
@@ -270,20 +299,8 @@ impl ScanHead {
             0.0,
             Par::Seq,
         );
-        // One pass per row, while it is in L1: normalise, then D = (C − W)².
         resize(&mut sc.dsq, nw * d);
-        for (((c, sq), w), n) in
-            sc.c.chunks_exact_mut(d)
-                .zip(sc.dsq.chunks_exact_mut(d))
-                .zip(words.chunks_exact(d))
-                .zip(sc.cnorm.iter_mut())
-        {
-            *n = l2norm::forward_row(c);
-            for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-                let df = c - x;
-                *q = df * df;
-            }
-        }
+        normalise_and_square(&mut sc.c, d, words, &mut sc.cnorm, &mut sc.dsq, d, |x| x);
     }
 
     /// Step 4a in bf16: `T = D·W_tᵀ + b_t` from `sc.dsq16` on AMX. → t: [N_w, S].
@@ -303,11 +320,28 @@ impl ScanHead {
         }
     }
 
+    /// [`Self::image_forward`] of image `v` against the captions `t` of `w`
+    /// (one tile), writing their scores into `out[t]`. out: [n_cap of w].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn tile_forward(
+        &self,
+        v: &[f32],
+        w: Words<'_>,
+        t: &Range<usize>,
+        sv: &mut Saved,
+        sc: &mut Scratch,
+        out: &mut [f32],
+        bf16: Option<&Bf16Tile<'_>>,
+    ) {
+        let tw = w.slice(t.clone(), self.embed());
+        self.image_forward(v, tw, sv, sc, &mut out[t.clone()], bf16);
+    }
+
     /// Forward of one image against all captions of `w`; leaves what the
     /// backward pass needs in `sv`, uses `sc` as scratch, and writes the
     /// scores. With `bf16` (eval only) the three GEMMs run on AMX.
     /// v: [R, d] → out: [n_cap].
-    pub(super) fn image_forward(
+    fn image_forward(
         &self,
         v: &[f32],
         w: Words<'_>,
@@ -600,14 +634,7 @@ impl ScanHead {
                 || (Saved::default(), Scratch::default()),
                 |(sv, sc), (o, v)| {
                     for t in &tiles {
-                        self.image_forward(
-                            v,
-                            w.slice(t.clone(), d),
-                            sv,
-                            sc,
-                            &mut o[t.clone()],
-                            None,
-                        );
+                        self.tile_forward(v, w, t, sv, sc, o, None);
                     }
                 },
             );
@@ -635,14 +662,7 @@ impl ScanHead {
                 .zip(saved.par_chunks_mut(nt))
                 .for_each_init(Scratch::default, |sc, ((o, v), svs)| {
                     for (t, sv) in tiles.iter().zip(svs) {
-                        self.image_forward(
-                            v,
-                            w.slice(t.clone(), d),
-                            sv,
-                            sc,
-                            &mut o[t.clone()],
-                            None,
-                        );
+                        self.tile_forward(v, w, t, sv, sc, o, None);
                     }
                 });
         }

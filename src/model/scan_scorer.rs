@@ -107,18 +107,18 @@ impl BlockScorer for ScanScorer<'_> {
                 .bf16
                 .map(|_| (PackedB::from_weight(v, r, d), PackedB::from_kn(v, r, d)));
             for t in &tiles {
-                let tw = w.slice(t.clone(), d);
-                let tile = self.bf16.zip(packed.as_ref()).map(|(b, (vt, vn))| {
-                    let dp = vt.k_pad();
-                    Bf16Tile {
+                let tile = self
+                    .bf16
+                    .zip(packed.as_ref())
+                    .map(|(b, (vt, vn))| Bf16Tile {
                         proj: &b.proj,
-                        words: &b.words[tw.offsets[0] * dp..],
+                        // The tile's first word, in the whole list's numbering.
+                        words: &b.words[w.offsets[t.start] * vt.k_pad()..],
                         vt,
                         v: vn,
-                    }
-                });
+                    });
                 self.head
-                    .image_forward(v, tw, &mut sv, &mut sc, &mut o[t.clone()], tile.as_ref());
+                    .tile_forward(v, w, t, &mut sv, &mut sc, o, tile.as_ref());
             }
         }
     }
