@@ -102,31 +102,11 @@ impl ScoreBench {
         );
         let t1 = Instant::now();
         let d = txt_enc.embed_dim();
-        let n_cap = self.captions.len();
-        let mut offsets = Vec::with_capacity(n_cap + 1);
-        offsets.push(0usize);
-        for (k, c) in self.captions.iter().enumerate() {
-            offsets.push(offsets[k] + c.len());
-        }
-        let mut cap = if txt_enc.pool_mean {
-            vec![0.0f32; n_cap * d]
-        } else {
-            vec![0.0f32; offsets[n_cap] * d]
-        };
-        let pooled = txt_enc.pool_mean;
-        encode_caption_list(
+        let cap = encode_caption_list(
             txt_enc,
-            n_cap,
+            self.captions.len(),
             |k| &self.captions[k],
             ENCODER_PAR,
-            |k, rows| {
-                let dst = if pooled {
-                    k * d..(k + 1) * d
-                } else {
-                    offsets[k] * d..offsets[k + 1] * d
-                };
-                cap[dst].copy_from_slice(rows);
-            },
         );
         let t2 = Instant::now();
         let block = BlockSize {
@@ -137,8 +117,8 @@ impl ScoreBench {
         let sims = match &self.model {
             Model::ScanAve(_, m) => {
                 let words = Words {
-                    data: &cap,
-                    offsets: &offsets,
+                    data: &cap.rows,
+                    offsets: &cap.offsets,
                 };
                 let scorer = ScanScorer::new(&m.sim_enc, &img, self.regions, words);
                 match precision {
@@ -152,7 +132,7 @@ impl ScoreBench {
             Model::Vse(..) if precision == HeadPrecision::Bf16 => {
                 return Err(BenchError::Bf16NeedsScan);
             }
-            Model::Vse(..) => score_full(&DotScorer::new(&img, &cap, d)?, block)?,
+            Model::Vse(..) => score_full(&DotScorer::new(&img, &cap.rows, d)?, block)?,
         };
         let t3 = Instant::now();
         if let Some(i) = sims.iter().position(|v| !v.is_finite()) {

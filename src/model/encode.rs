@@ -46,29 +46,38 @@ pub fn encode_image_rows(
     out
 }
 
-/// Encodes every caption of `ds` in eval mode (captions of a chunk sorted by
-/// length, as packing needs) and hands each one's output to
-/// `place(caption index, rows)`: rows = [len, d] per word, or [d] if pooled.
-pub fn encode_captions(
-    enc: &TextEncoder,
-    ds: &Precomp,
-    par: Par,
-    place: impl FnMut(usize, &[f32]),
-) {
-    encode_caption_list(enc, ds.len(), |k| ds.caption(k), par, place)
+/// Every caption of a split encoded in eval mode, stacked in caption order:
+/// caption k's output is `rows[offsets[k]·d..offsets[k + 1]·d]`, one row per
+/// token ([len, d]) or, when the encoder pools, one row ([d], offsets = 0..=n).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedCaptions {
+    /// [offsets[n], d]
+    pub rows: Vec<f32>,
+    /// [n + 1], offsets[0] = 0.
+    pub offsets: Vec<usize>,
 }
 
-/// [`encode_captions`] over `n` captions given by `caption(k)` (token ids,
-/// `<start>`/`<end>` included), in chunks of [`CAPTION_CHUNK`] captions of
-/// similar length (`place` is called in that order, not by index).
+/// Encodes every caption of `ds` ([`encode_caption_list`]).
+pub fn encode_captions(enc: &TextEncoder, ds: &Precomp, par: Par) -> EncodedCaptions {
+    encode_caption_list(enc, ds.len(), |k| ds.caption(k), par)
+}
+
+/// Encodes `n` captions given by `caption(k)` (token ids, `<start>`/`<end>`
+/// included) in eval mode, in chunks of [`CAPTION_CHUNK`] captions of similar
+/// length (as packing needs), stacked by caption index.
 pub fn encode_caption_list<'a>(
     enc: &TextEncoder,
     n: usize,
     caption: impl Fn(usize) -> &'a [u32],
     par: Par,
-    mut place: impl FnMut(usize, &[f32]),
-) {
+) -> EncodedCaptions {
     let d = enc.embed_dim();
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0usize);
+    for k in 0..n {
+        offsets.push(offsets[k] + if enc.pool_mean { 1 } else { caption(k).len() });
+    }
+    let mut rows = vec![0.0f32; offsets[n] * d];
     let mut rng = seeded(0); // eval mode never draws from it
     // Chunks of captions of (nearly) equal length, longest first: every
     // timestep of the packed GRU then has about a full chunk of rows, instead
@@ -85,11 +94,13 @@ pub fn encode_caption_list<'a>(
         }
         let (y, _) = enc.forward(&ids, &lengths, l, false, &mut rng, par);
         for (p, &k) in order.iter().enumerate() {
-            if enc.pool_mean {
-                place(k, &y[p * d..(p + 1) * d]);
+            let src = if enc.pool_mean {
+                p * d..(p + 1) * d
             } else {
-                place(k, &y[p * l * d..(p * l + lengths[p]) * d]);
-            }
+                p * l * d..(p * l + lengths[p]) * d
+            };
+            rows[offsets[k] * d..offsets[k + 1] * d].copy_from_slice(&y[src]);
         }
     }
+    EncodedCaptions { rows, offsets }
 }

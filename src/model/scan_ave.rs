@@ -161,20 +161,11 @@ impl Trainable for ScanAve {
         if precision == HeadPrecision::Bf16 {
             amx::require()?;
         }
-        let d = self.sim_enc.embed();
         let img = encode_images(&self.img_enc, ds, ENCODER_PAR);
-        let mut offsets = Vec::with_capacity(ds.len() + 1);
-        offsets.push(0usize);
-        for k in 0..ds.len() {
-            offsets.push(offsets[k] + ds.caption_len(k));
-        }
-        let mut words = vec![0.0f32; offsets[ds.len()] * d];
-        encode_captions(&self.txt_enc, ds, ENCODER_PAR, |k, rows| {
-            words[offsets[k] * d..offsets[k + 1] * d].copy_from_slice(rows);
-        });
+        let cap = encode_captions(&self.txt_enc, ds, ENCODER_PAR);
         let words = Words {
-            data: &words,
-            offsets: &offsets,
+            data: &cap.rows,
+            offsets: &cap.offsets,
         };
         let scorer = ScanScorer::new(&self.sim_enc, &img, ds.n_regions(), words);
         let prep;

@@ -124,11 +124,8 @@ impl Trainable for Vse {
     fn score_split(&self, ds: &Precomp) -> Vec<f32> {
         let d = self.embed();
         let img = encode_images(&self.img_enc, ds, ENCODER_PAR);
-        let mut cap = vec![0.0f32; ds.len() * d];
-        encode_captions(&self.txt_enc, ds, ENCODER_PAR, |k, row| {
-            cap[k * d..(k + 1) * d].copy_from_slice(row);
-        });
-        let scorer = DotScorer::new(&img, &cap, d)
+        let cap = encode_captions(&self.txt_enc, ds, ENCODER_PAR);
+        let scorer = DotScorer::new(&img, &cap.rows, d)
             .unwrap_or_else(|e| panic!("vse: embeddings of split {:?}: {e}", ds.split()));
         score_full(&scorer, BlockSize::default())
             .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
