@@ -23,6 +23,9 @@ fn kernels_compile_for_hopper() {
         "scan_pool_score",
         "gru_gates",
     ] {
-        assert!(text.contains(&format!(".entry {k}")), "no kernel {k} in the PTX");
+        assert!(
+            text.contains(&format!(".entry {k}")),
+            "no kernel {k} in the PTX"
+        );
     }
 }

@@ -28,9 +28,15 @@ const TOL: f64 = 1e-5;
 fn fixture(name: &str) -> PathBuf {
     match std::env::var_os("DBL_FIXTURES") {
         Some(dir) => PathBuf::from(dir).join(name),
-        None => [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", "model", name]
-            .iter()
-            .collect(),
+        None => [
+            env!("CARGO_MANIFEST_DIR"),
+            "tests",
+            "fixtures",
+            "model",
+            name,
+        ]
+        .iter()
+        .collect(),
     }
 }
 
@@ -144,7 +150,11 @@ fn small_fixture(name: &str, cfg: ModelConfig) {
         .collect();
     let gpu = gpu_scores(&s, &images, shape[1], &caps);
     check("sims vs PyTorch", &gpu, &f32s(&st, "sims").1);
-    check("sims vs CPU engine", &gpu, &cpu_scores(&model, &images, shape[1], &caps));
+    check(
+        "sims vs CPU engine",
+        &gpu,
+        &cpu_scores(&model, &images, shape[1], &caps),
+    );
 }
 
 fn small_cfg(backbone: Backbone) -> ModelConfig {
@@ -197,9 +207,16 @@ fn real_dims(backbone: Backbone) {
         push_image_features(i, regions, dim, &mut images);
     }
     let caps: Vec<Vec<u32>> = (0..n_cap).map(|c| caption_tokens(c, vocab)).collect();
-    println!("{backbone:?} real dims ({n_img} x {n_cap}) on {}:", s.gpu().name());
+    println!(
+        "{backbone:?} real dims ({n_img} x {n_cap}) on {}:",
+        s.gpu().name()
+    );
     let gpu = gpu_scores(&s, &images, regions, &caps);
-    check("sims vs CPU engine", &gpu, &cpu_scores(&model, &images, regions, &caps));
+    check(
+        "sims vs CPU engine",
+        &gpu,
+        &cpu_scores(&model, &images, regions, &caps),
+    );
     let again = gpu_scores(&s, &images, regions, &caps);
     assert!(gpu == again, "two GPU runs differ");
     println!("  deterministic: two runs identical");

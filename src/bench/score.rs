@@ -149,6 +149,29 @@ impl ScoreBench {
     }
 }
 
+impl ScoreBench {
+    /// The benchmark's model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    /// Region features [n_img, R, D] (memory-mapped).
+    pub fn features(&self) -> &NpyF32 {
+        &self.features
+    }
+    /// Regions per image.
+    pub fn regions(&self) -> usize {
+        self.regions
+    }
+    /// Images in the split.
+    pub fn n_images(&self) -> usize {
+        self.n_img
+    }
+    /// The split's captions (token ids).
+    pub fn captions(&self) -> &[Vec<u32>] {
+        &self.captions
+    }
+}
+
 impl Drop for ScoreBench {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

@@ -55,7 +55,9 @@ impl Kernels {
     /// Compiles the source for `arch` and loads every kernel into `ctx`.
     pub(crate) fn compile(ctx: &Arc<CudaContext>, arch: &str) -> Result<Self, CudaError> {
         let ptx = compile_ptx(arch)?;
-        let m = ctx.load_module(ptx).map_err(driver("loading the kernels"))?;
+        let m = ctx
+            .load_module(ptx)
+            .map_err(driver("loading the kernels"))?;
         let f = |name: &'static str| m.load_function(name).map_err(driver(name));
         Ok(Kernels {
             bias_l2norm_rows: f("bias_l2norm_rows")?,

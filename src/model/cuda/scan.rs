@@ -121,7 +121,17 @@ pub fn score(
             )?;
             // 2. α: [nb, nw, R].
             let mut al = alpha.slice_mut(..nb * nw * r);
-            gpu.scan_attend(&a.slice(..), &off, w0, &mut al, c1 - c0, nw, nb, r, head.smooth)?;
+            gpu.scan_attend(
+                &a.slice(..),
+                &off,
+                w0,
+                &mut al,
+                c1 - c0,
+                nw,
+                nb,
+                r,
+                head.smooth,
+            )?;
             // 3. C_i = α_i·V_i, then D = (L2(C) − W)².
             let mut c = ctx.slice_mut(..nb * nw * d);
             let alv = al.slice(..);

@@ -7,9 +7,9 @@ use std::ops::Range;
 
 use cudarc::driver::CudaSlice;
 
+use super::scan::Tiling;
 use super::text::DeviceWords;
 use super::weights::DeviceWeights;
-use super::scan::Tiling;
 use super::{images, scan, text};
 use crate::data::precomp::Precomp;
 use crate::engine::cuda::blas::Operand;

@@ -119,7 +119,12 @@ pub fn encode<'a>(
     }
     let zero_bias = gpu.zeros(d)?;
     if !w.text_mean {
-        gpu.bias_l2norm_rows(&mut words.slice_mut(..), &zero_bias.slice(..), word_off[n], d)?;
+        gpu.bias_l2norm_rows(
+            &mut words.slice_mut(..),
+            &zero_bias.slice(..),
+            word_off[n],
+            d,
+        )?;
         return Ok(DeviceWords {
             rows: words,
             offsets: word_off,
@@ -192,7 +197,10 @@ fn direction(
         let split = if reverse { pk.offsets[t + 1] } else { off };
         let (mut before, mut after) = hs.split_at_mut(split * h);
         let (prev, mut cur) = if reverse {
-            (after.slice(..n_prev * h), before.slice_mut(off * h..(off + n) * h))
+            (
+                after.slice(..n_prev * h),
+                before.slice_mut(off * h..(off + n) * h),
+            )
         } else {
             (
                 before.slice(prev_off * h..(prev_off + n_prev) * h),

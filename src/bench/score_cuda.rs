@@ -1,0 +1,54 @@
+//! A scoring repetition on the GPU (feature `cuda`, issue #16): the same
+//! split, model and phases as [`super::score::ScoreBench::run`], through
+//! [`CudaScorer`]. The scorer (weights uploaded, kernels compiled) is made
+//! once before the repetitions; each phase ends with the stream synchronised,
+//! so its wall time covers the device work (the image phase includes reading
+//! the memory-mapped features and copying them to the device).
+
+use std::time::Instant;
+
+use super::BenchError;
+use super::score::{Phases, ScoreBench};
+use crate::engine::cuda::CudaError;
+use crate::model::cuda::CudaScorer;
+
+impl ScoreBench {
+    /// The GPU scorer of this benchmark's model (opens GPU 0).
+    pub fn cuda_scorer(&self) -> Result<CudaScorer, CudaError> {
+        CudaScorer::new(self.model())
+    }
+
+    /// [`ScoreBench::run`] on the GPU: → (scores [n_img, n_cap], phase seconds).
+    pub fn run_cuda(&self, s: &CudaScorer) -> Result<(Vec<f32>, Phases), BenchError> {
+        let (features, regions) = (self.features(), self.regions());
+        let row_len = features.row_len();
+        let t0 = Instant::now();
+        let img = s.encode_images(self.n_images(), regions, &mut |range| {
+            let mut x = Vec::with_capacity(range.len() * row_len);
+            for i in range.clone() {
+                x.extend_from_slice(features.row(i));
+            }
+            features.release_rows(range);
+            x
+        })?;
+        s.gpu().synchronize()?;
+        let t1 = Instant::now();
+        let caps = self.captions();
+        let cap = s.encode_captions(caps.len(), &|k| &caps[k])?;
+        s.gpu().synchronize()?;
+        let t2 = Instant::now();
+        let sims = s.score(&img, &cap)?;
+        let t3 = Instant::now();
+        if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
+            return Err(BenchError::NonFinite(i));
+        }
+        Ok((
+            sims,
+            Phases {
+                encode_images: (t1 - t0).as_secs_f64(),
+                encode_captions: (t2 - t1).as_secs_f64(),
+                score: (t3 - t2).as_secs_f64(),
+            },
+        ))
+    }
+}
