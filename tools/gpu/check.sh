@@ -53,7 +53,7 @@ lscpu | grep -m1 "Model name" || true
 
 echo "== parity (tests/cuda_parity.rs: GPU vs CPU engine and PyTorch fixtures, tol 1e-5)"
 if [ -x "$PARITY" ]; then
-  timeout 240 "$PARITY" --nocapture --test-threads 1 2>&1 | tee "$OUT/parity.txt"
+  DBL_REQUIRE_GPU=1 timeout 240 "$PARITY" --nocapture --test-threads 1 2>&1 | tee "$OUT/parity.txt"
   echo "parity exit: ${PIPESTATUS[0]}"
 else
   echo "no $PARITY (run tools/gpu/stage.sh)"

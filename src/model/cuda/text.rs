@@ -237,3 +237,18 @@ fn direction(
     }
     Ok(hs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Packing;
+
+    /// Time-major packing of lengths [3, 2, 2, 1]: 4 sequences at step 0,
+    /// 3 at step 1, 1 at step 2 (PyTorch's `batch_sizes`).
+    #[test]
+    fn packing_matches_pack_padded_sequence() {
+        let p = Packing::new(&[3, 2, 2, 1]);
+        assert_eq!(p.batch_sizes, vec![4, 3, 1]);
+        assert_eq!(p.offsets, vec![0, 4, 7, 8]);
+        assert_eq!(p.tokens(), 8);
+    }
+}
