@@ -134,19 +134,27 @@ impl ScoreBench {
             }
             Model::Vse(..) => score_full(&DotScorer::new(&img, &cap.rows, d)?, block)?,
         };
-        let t3 = Instant::now();
-        if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
-            return Err(BenchError::NonFinite(i));
-        }
-        Ok((
-            sims,
-            Phases {
-                encode_images: (t1 - t0).as_secs_f64(),
-                encode_captions: (t2 - t1).as_secs_f64(),
-                score: (t3 - t2).as_secs_f64(),
-            },
-        ))
+        finish(sims, [t0, t1, t2, Instant::now()])
     }
+}
+
+/// A repetition's result: the scores (refused when one is not finite) and
+/// the phase seconds from the four instants that bound the three phases.
+pub(super) fn finish(
+    sims: Vec<f32>,
+    [t0, t1, t2, t3]: [Instant; 4],
+) -> Result<(Vec<f32>, Phases), BenchError> {
+    if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
+        return Err(BenchError::NonFinite(i));
+    }
+    Ok((
+        sims,
+        Phases {
+            encode_images: (t1 - t0).as_secs_f64(),
+            encode_captions: (t2 - t1).as_secs_f64(),
+            score: (t3 - t2).as_secs_f64(),
+        },
+    ))
 }
 
 impl ScoreBench {

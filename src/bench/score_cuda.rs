@@ -8,9 +8,10 @@
 use std::time::Instant;
 
 use super::BenchError;
-use super::score::{Phases, ScoreBench};
+use super::score::{Phases, ScoreBench, finish};
 use crate::engine::cuda::CudaError;
 use crate::model::cuda::CudaScorer;
+use crate::model::encode::read_rows;
 
 impl ScoreBench {
     /// The GPU scorer of this benchmark's model (opens GPU 0).
@@ -21,15 +22,9 @@ impl ScoreBench {
     /// [`ScoreBench::run`] on the GPU: → (scores [n_img, n_cap], phase seconds).
     pub fn run_cuda(&self, s: &CudaScorer) -> Result<(Vec<f32>, Phases), BenchError> {
         let (features, regions) = (self.features(), self.regions());
-        let row_len = features.row_len();
         let t0 = Instant::now();
         let img = s.encode_images(self.n_images(), regions, &mut |range| {
-            let mut x = Vec::with_capacity(range.len() * row_len);
-            for i in range.clone() {
-                x.extend_from_slice(features.row(i));
-            }
-            features.release_rows(range);
-            x
+            read_rows(features, range)
         })?;
         s.gpu().synchronize()?;
         let t1 = Instant::now();
@@ -38,17 +33,6 @@ impl ScoreBench {
         s.gpu().synchronize()?;
         let t2 = Instant::now();
         let sims = s.score(&img, &cap)?;
-        let t3 = Instant::now();
-        if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
-            return Err(BenchError::NonFinite(i));
-        }
-        Ok((
-            sims,
-            Phases {
-                encode_images: (t1 - t0).as_secs_f64(),
-                encode_captions: (t2 - t1).as_secs_f64(),
-                score: (t3 - t2).as_secs_f64(),
-            },
-        ))
+        finish(sims, [t0, t1, t2, Instant::now()])
     }
 }

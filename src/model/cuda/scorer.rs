@@ -15,6 +15,7 @@ use crate::data::precomp::Precomp;
 use crate::engine::cuda::blas::Operand;
 use crate::engine::cuda::{CudaError, Gpu};
 use crate::model::Model;
+use crate::model::encode::read_rows;
 
 /// A model on a GPU.
 pub struct CudaScorer {
@@ -124,12 +125,7 @@ impl CudaScorer {
     pub fn score_split(&self, ds: &Precomp) -> Result<Vec<f32>, CudaError> {
         let map = ds.images();
         let img = self.encode_images(ds.n_images(), ds.n_regions(), &mut |range| {
-            let mut x = Vec::with_capacity(range.len() * map.row_len());
-            for i in range.clone() {
-                x.extend_from_slice(map.row(i));
-            }
-            map.release_rows(range);
-            x
+            read_rows(map, range)
         })?;
         let cap = self.encode_captions(ds.len(), &|k| ds.caption(k))?;
         self.score(&img, &cap)
