@@ -62,6 +62,10 @@ impl Gpu {
             return Err(CudaError::NoDevice(count));
         }
         let ctx = CudaContext::new(ordinal).map_err(driver("creating the context"))?;
+        // SAFETY: every buffer of this context is used on the one stream below,
+        // in order, and freed stream-ordered, so cudarc's per-buffer events
+        // (an event record + stream wait per kernel argument) are not needed.
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
         let handle = CudaBlas::new(stream.clone()).map_err(blas("creating the handle"))?;
         // SAFETY: the handle is live; CUBLAS_DEFAULT_MATH keeps f32 GEMMs in
