@@ -79,3 +79,38 @@ fn zero_threads_is_rejected() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
 }
+
+/// `--device cuda` says what is missing: the feature in a plain build; with
+/// the feature on a machine without CUDA, the library or the device (on a
+/// GPU machine the run succeeds, which tools/gpu/check.sh covers).
+#[test]
+fn device_cuda_names_what_is_missing() {
+    let out = dbl_bench(&[
+        "--config",
+        "vse-score",
+        "--device",
+        "cuda",
+        "--images",
+        "2",
+        "--captions",
+        "3",
+        "--reps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "cuda") {
+        if out.status.success() {
+            eprintln!("a GPU is present: the refusal is not exercised here");
+            return;
+        }
+        assert!(
+            err.contains("CUDA: the") || err.contains("no GPU found"),
+            "{err}"
+        );
+    } else {
+        assert!(!out.status.success());
+        assert!(err.contains("built without CUDA support"), "{err}");
+    }
+    let train = dbl_bench(&["--config", "vse-train", "--device", "cuda"]);
+    assert!(!train.status.success());
+}

@@ -7,6 +7,7 @@
 //! - [`flops`]: the analytic FLOP count (port of `tools/bench/flops.py`);
 //! - [`train`]: a training repetition (the trainer's cohort step);
 //! - [`score`]: a scoring repetition (encode + sharded scoring, phases timed);
+//! - `score_cuda` (feature `cuda`): the same repetition on the GPU;
 //! - [`measure`]: median, CPU time, peak RSS, load average.
 
 pub mod config;
@@ -14,6 +15,8 @@ pub mod flops;
 pub mod inputs;
 pub mod measure;
 pub mod score;
+#[cfg(feature = "cuda")]
+pub mod score_cuda;
 pub mod train;
 
 /// What can stop a benchmark.
@@ -33,6 +36,9 @@ pub enum BenchError {
     Amx(#[from] crate::engine::amx::Unavailable),
     #[error("bench: --head-precision bf16 applies to scan-score only (vse has no similarity head)")]
     Bf16NeedsScan,
+    #[cfg(feature = "cuda")]
+    #[error("bench on the GPU: {0}")]
+    Cuda(#[from] crate::engine::cuda::CudaError),
     #[error("bench scoring: score {0} (row-major) is not finite")]
     NonFinite(usize),
 }

@@ -134,18 +134,49 @@ impl ScoreBench {
             }
             Model::Vse(..) => score_full(&DotScorer::new(&img, &cap.rows, d)?, block)?,
         };
-        let t3 = Instant::now();
-        if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
-            return Err(BenchError::NonFinite(i));
-        }
-        Ok((
-            sims,
-            Phases {
-                encode_images: (t1 - t0).as_secs_f64(),
-                encode_captions: (t2 - t1).as_secs_f64(),
-                score: (t3 - t2).as_secs_f64(),
-            },
-        ))
+        finish(sims, [t0, t1, t2, Instant::now()])
+    }
+}
+
+/// A repetition's result: the scores (refused when one is not finite) and
+/// the phase seconds from the four instants that bound the three phases.
+pub(super) fn finish(
+    sims: Vec<f32>,
+    [t0, t1, t2, t3]: [Instant; 4],
+) -> Result<(Vec<f32>, Phases), BenchError> {
+    if let Some(i) = sims.iter().position(|v| !v.is_finite()) {
+        return Err(BenchError::NonFinite(i));
+    }
+    Ok((
+        sims,
+        Phases {
+            encode_images: (t1 - t0).as_secs_f64(),
+            encode_captions: (t2 - t1).as_secs_f64(),
+            score: (t3 - t2).as_secs_f64(),
+        },
+    ))
+}
+
+impl ScoreBench {
+    /// The benchmark's model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    /// Region features [n_img, R, D] (memory-mapped).
+    pub fn features(&self) -> &NpyF32 {
+        &self.features
+    }
+    /// Regions per image.
+    pub fn regions(&self) -> usize {
+        self.regions
+    }
+    /// Images in the split.
+    pub fn n_images(&self) -> usize {
+        self.n_img
+    }
+    /// The split's captions (token ids).
+    pub fn captions(&self) -> &[Vec<u32>] {
+        &self.captions
     }
 }
 

@@ -10,11 +10,13 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use crate::bench::BenchError;
 use crate::bench::config::{BenchConfig, CONFIGS, FULL_CAPTIONS, FULL_IMAGES, Kind};
 use crate::bench::measure::{cpu_seconds, load_average, median, peak_rss_kb};
-use crate::bench::score::ScoreBench;
+use crate::bench::score::{Phases, ScoreBench};
 use crate::bench::train::TrainBench;
 use crate::bench::{flops, measure};
+use crate::engine::device::{self, Device, DeviceError};
 use crate::engine::gemm::Par;
 use crate::model::precision::HeadPrecision;
 
@@ -48,6 +50,10 @@ pub struct Args {
     /// bf16`, which scores under `torch.autocast("cpu", torch.bfloat16)`).
     #[arg(long, value_enum, default_value_t = HeadPrecision::F32)]
     pub head_precision: HeadPrecision,
+    /// Scoring configs: run on the CPU engine or on the GPU (`cuda`: needs a
+    /// build with `--features cuda`; compare with `bench_peer.py --device cuda`).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Print the one-line JSON record of the contract instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +91,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         crate::engine::amx::require()?;
     }
+    device::require(args.device)?;
+    if args.device == Device::Cuda {
+        if cfg.kind == Kind::Train {
+            return Err(DeviceError::Unsupported("training (dbl bench --config *-train)").into());
+        }
+        if args.head_precision == HeadPrecision::Bf16 {
+            bail!("--head-precision bf16 runs on Intel AMX; the GPU path is f32 only");
+        }
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()
@@ -102,6 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut seconds = Vec::with_capacity(args.reps);
     let mut cpu = Vec::with_capacity(args.reps);
     let mut phases: [Vec<f64>; 3] = Default::default();
+    let mut gpu = serde_json::Value::Null;
     pool.install(|| -> anyhow::Result<()> {
         match cfg.kind {
             Kind::Train => {
@@ -122,9 +138,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Kind::Score => {
                 let b = ScoreBench::new(cfg, n_img, n_cap, args.seed)?;
+                let scorer = open_scorer(&b, args.device)?;
                 for rep in 0..args.warmup + args.reps {
                     let (c0, t0) = (cpu_seconds(), Instant::now());
-                    let (_, p) = b.run(args.head_precision)?;
+                    let p = score_rep(&b, scorer.as_ref(), args.head_precision)?;
                     let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
                     if rep >= args.warmup {
                         seconds.push(dt);
@@ -135,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     pb.inc(1);
                 }
+                gpu = gpu_record(scorer.as_ref())?;
             }
         }
         Ok(())
@@ -154,7 +172,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "flops": flop as u64,
         "version": env!("CARGO_PKG_VERSION"),
         "load_average": [load_before, measure::load_average()],
+        "device": args.device,
     });
+    if !gpu.is_null() {
+        rec["gpu"] = gpu.clone();
+    }
     if cfg.kind == Kind::Score {
         rec["images"] = json!(n_img);
         rec["precision"] = json!(args.head_precision);
@@ -168,8 +190,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         println!("{rec}");
     } else {
+        let on = match gpu.get("name") {
+            Some(n) => format!(" on {}", n.as_str().unwrap_or("cuda")),
+            None => String::new(),
+        };
         println!(
-            "{}{} threads {}: median {med:.3} s over {} reps, {:.1} GFLOP/s, peak RSS {:.0} MiB",
+            "{}{}{on} threads {}: median {med:.3} s over {} reps, {:.1} GFLOP/s, peak RSS {:.0} MiB",
             cfg.name,
             if args.head_precision == HeadPrecision::Bf16 {
                 " (bf16 head)"
@@ -183,4 +209,58 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The GPU scorer of a scoring benchmark (feature `cuda`).
+#[cfg(feature = "cuda")]
+type Scorer = crate::model::cuda::CudaScorer;
+/// Without the feature there is no scorer ([`device::require`] refused `cuda`).
+#[cfg(not(feature = "cuda"))]
+type Scorer = std::convert::Infallible;
+
+/// Opens the GPU scorer when `device` is `cuda` (before any timing: weights
+/// uploaded, kernels compiled).
+fn open_scorer(b: &ScoreBench, device: Device) -> Result<Option<Scorer>, BenchError> {
+    match device {
+        Device::Cpu => Ok(None),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => Ok(Some(b.cuda_scorer()?)),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => {
+            let _ = b;
+            unreachable!("device::require refuses cuda without the feature")
+        }
+    }
+}
+
+/// One scoring repetition on the CPU, or on the GPU with `scorer`.
+fn score_rep(
+    b: &ScoreBench,
+    scorer: Option<&Scorer>,
+    precision: HeadPrecision,
+) -> Result<Phases, BenchError> {
+    match scorer {
+        None => b.run(precision).map(|(_, p)| p),
+        #[cfg(feature = "cuda")]
+        Some(s) => b.run_cuda(s).map(|(_, p)| p),
+        #[cfg(not(feature = "cuda"))]
+        Some(never) => match *never {},
+    }
+}
+
+/// The record's `gpu` object: device name, NVRTC target and the peak device
+/// memory in use (bytes, `cuMemGetInfo`: this process's allocations plus
+/// the context), or null on the CPU.
+fn gpu_record(scorer: Option<&Scorer>) -> Result<serde_json::Value, BenchError> {
+    Ok(match scorer {
+        None => serde_json::Value::Null,
+        #[cfg(feature = "cuda")]
+        Some(s) => json!({
+            "name": s.gpu().name(),
+            "arch": s.gpu().arch(),
+            "peak_device_mem_bytes": s.gpu().peak_memory(),
+        }),
+        #[cfg(not(feature = "cuda"))]
+        Some(never) => match *never {},
+    })
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::data::npy::write_f32;
 use crate::data::precomp::Split;
+use crate::engine::device::{self, Device};
 use crate::eval::SimMatrix;
 use crate::eval::protocol::whole_metrics;
 use crate::model::precision::HeadPrecision;
@@ -54,6 +55,10 @@ pub struct Args {
     /// Intel AMX (Sapphire Rapids or later).
     #[arg(long, value_enum, default_value_t = HeadPrecision::F32)]
     pub head_precision: HeadPrecision,
+    /// Run on the CPU engine or on the GPU (`cuda`: f32 only, needs a build
+    /// with `--features cuda`, an NVIDIA driver and CUDA 13 libraries).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Write the similarity matrix here (float32 `.npy`, [n_images, n_captions]).
     #[arg(long, value_name = "NPY")]
     pub out: Option<PathBuf>,
@@ -74,6 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     cfg.validate()?;
     backbone_select::check_available(&cfg)?;
+    device::require(args.device)?;
+    if args.device == Device::Cuda && args.head_precision == HeadPrecision::Bf16 {
+        anyhow::bail!("--head-precision bf16 runs on Intel AMX; --device cuda is f32 only");
+    }
     let n_branches = cfg.n_branches();
     let k = args.branch.unwrap_or(n_branches - 1);
     if k >= n_branches {
@@ -90,8 +99,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the worker threads")?;
     let split = Split::from(args.split);
-    let (sims, n_img) =
-        pool.install(|| backbone_select::score(&cfg, k, &args.tag, split, args.head_precision))?;
+    let (sims, n_img) = pool.install(|| {
+        backbone_select::score_on(&cfg, k, &args.tag, split, args.head_precision, args.device)
+    })?;
     let n_cap = sims.len() / n_img.max(1);
     if let Some(path) = &args.out {
         write_f32(path, &[n_img, n_cap], &sims)?;

@@ -21,6 +21,9 @@ pub mod adam;
 pub mod amx;
 pub mod bf16;
 pub mod clip;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod device;
 pub mod dropout;
 pub mod ema;
 pub mod embedding;

@@ -36,14 +36,20 @@ pub fn encode_image_rows(
     let mut out = Vec::new();
     for start in (0..n).step_by(ENCODE_CHUNK) {
         let end = (start + ENCODE_CHUNK).min(n);
-        let mut x = Vec::with_capacity((end - start) * map.row_len());
-        for i in start..end {
-            x.extend_from_slice(map.row(i));
-        }
-        map.release_rows(start..end);
-        out.extend(enc.encode(&x, regions, par));
+        out.extend(enc.encode(&read_rows(map, start..end), regions, par));
     }
     out
+}
+
+/// Rows `range` of `map` copied out ([range.len(), row_len]), then released
+/// from the page cache (each row is read once per split).
+pub fn read_rows(map: &NpyF32, range: std::ops::Range<usize>) -> Vec<f32> {
+    let mut x = Vec::with_capacity(range.len() * map.row_len());
+    for i in range.clone() {
+        x.extend_from_slice(map.row(i));
+    }
+    map.release_rows(range);
+    x
 }
 
 /// Every caption of a split encoded in eval mode, stacked in caption order:

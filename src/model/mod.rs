@@ -3,6 +3,8 @@
 
 pub mod backbone;
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod encode;
 pub mod image_encoder;
 pub mod precision;

@@ -8,6 +8,7 @@
 
 use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
+use crate::engine::device::{Device, DeviceError};
 use crate::eval::metrics::Metrics;
 use crate::model::backbone::Model;
 use crate::model::precision::HeadPrecision;
@@ -49,6 +50,26 @@ pub fn check_available(cfg: &TrainConfig) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// The constructor of a vse or scan-ave [`Model`] for data of dims `d`
+/// (its seed drawn from the run's init stream).
+fn model_builder(
+    m: &crate::train::config::ModelConfig,
+    d: Dims,
+) -> impl Fn(&mut crate::engine::rng::EngineRng) -> Result<Model, TrainError> + use<> {
+    let bc = m
+        .backbone_config(d.vocab, d.img_dim)
+        .expect("vse and scan-ave have a backbone config");
+    move |rng: &mut crate::engine::rng::EngineRng| {
+        use rand::Rng as _;
+        Model::new(&bc, rng.next_u64()).map_err(|e| {
+            TrainError::Config(ConfigError::Invalid {
+                key: "model",
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
 /// Runs `$body` with `$build` bound to a `&dyn Fn(&mut EngineRng) -> Result<M, TrainError>`
 /// constructing the configured backbone. THE dispatch: add backbones here.
 macro_rules! with_backbone {
@@ -70,18 +91,7 @@ macro_rules! with_backbone {
                 $body
             }
             BackboneName::Vse | BackboneName::ScanAve => {
-                let bc = m
-                    .backbone_config(d.vocab, d.img_dim)
-                    .expect("vse and scan-ave have a backbone config");
-                let f = move |rng: &mut crate::engine::rng::EngineRng| {
-                    use rand::Rng as _;
-                    Model::new(&bc, rng.next_u64()).map_err(|e| {
-                        TrainError::Config(ConfigError::Invalid {
-                            key: "model",
-                            message: e.to_string(),
-                        })
-                    })
-                };
+                let f = model_builder(&m, d);
                 let $build: &dyn Fn(
                     &mut crate::engine::rng::EngineRng,
                 ) -> Result<Model, TrainError> = &f;
@@ -111,4 +121,50 @@ pub fn score(
     precision: HeadPrecision,
 ) -> Result<(Vec<f32>, usize), TrainError> {
     with_backbone!(cfg, build => runner::score_branch(cfg, k, tag, split, precision, build))
+}
+
+/// [`score`] on `device`: the CPU engine, or (feature `cuda`) the GPU scorer
+/// with the same checkpoint (f32; `precision` must be f32 there).
+pub fn score_on(
+    cfg: &TrainConfig,
+    k: usize,
+    tag: &str,
+    split: Split,
+    precision: HeadPrecision,
+    device: Device,
+) -> Result<(Vec<f32>, usize), TrainError> {
+    match device {
+        Device::Cpu => score(cfg, k, tag, split, precision),
+        Device::Cuda => score_cuda(cfg, k, tag, split),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn score_cuda(
+    cfg: &TrainConfig,
+    k: usize,
+    tag: &str,
+    split: Split,
+) -> Result<(Vec<f32>, usize), TrainError> {
+    check_available(cfg)?;
+    if cfg.model.backbone == BackboneName::Tiny {
+        return Err(DeviceError::Unsupported("the test-only backbone `tiny`").into());
+    }
+    let d = dims(cfg)?;
+    let m = runner::load_branch(cfg, k, tag, &model_builder(&cfg.model, d))?;
+    let vocab = Vocab::load(cfg.vocab_path())?;
+    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    let scorer = crate::model::cuda::CudaScorer::new(&m).map_err(DeviceError::from)?;
+    let sims = scorer.score_split(&ds).map_err(DeviceError::from)?;
+    Ok((sims, ds.n_images()))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn score_cuda(
+    _cfg: &TrainConfig,
+    _k: usize,
+    _tag: &str,
+    _split: Split,
+) -> Result<(Vec<f32>, usize), TrainError> {
+    Err(DeviceError::NotBuilt.into())
 }

@@ -43,6 +43,8 @@ pub enum TrainError {
     Eval(#[from] crate::eval::error::EvalError),
     #[error(transparent)]
     Precision(#[from] crate::model::precision::PrecisionError),
+    #[error(transparent)]
+    Device(#[from] crate::engine::device::DeviceError),
     #[error(
         "{0} already holds checkpoints (branch*/): pass --resume {0} to continue it, or choose a new --out"
     )]

@@ -15,6 +15,12 @@ The peer computes what the authors' code computes, in f32 on the CPU, with
   (the authors' loader encodes it once per caption, 5x; the Rust side encodes once too).
   With --head-precision bf16 (scan-score only) the pair scoring runs under
   torch.autocast("cpu", dtype=torch.bfloat16), the peer of `dbl bench --head-precision bf16`.
+- --device cuda (scoring configs, issue #16): the same loop on the GPU, f32 with TF32 off
+  (torch.backends.cuda.matmul.allow_tf32 = cudnn.allow_tf32 = False), the peer of
+  `dbl bench --device cuda`; features and ids are copied to the GPU before timing, one
+  shard pair is scored first to warm CUDA up (cuBLAS/cuDNN handles), each phase ends
+  with torch.cuda.synchronize(), and the record adds "peak_device_mem_bytes"
+  (torch.cuda.max_memory_allocated: tensors, not the caching allocator's reserve).
 Inputs are generated before timing (the authors hold features in RAM). One warm-up
 repetition is run first and excluded; then `--reps` timed repetitions (wall clock).
 
@@ -75,6 +81,12 @@ def parse_args(argv=None):
         default="f32",
         help="scan-score only: bf16 scores the pairs under torch.autocast('cpu', torch.bfloat16); default f32",
     )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="scoring configs: cpu, or cuda (f32, TF32 off; the authors' per-caption loop); default cpu",
+    )
     p.add_argument("--seed", type=int, default=0, help="torch.manual_seed for weights and dropout; default 0")
     p.add_argument("--json", action="store_true", help="print only the JSON line (no summary on stderr)")
     a = p.parse_args(argv)
@@ -132,12 +144,18 @@ def make_train(cfg):
     return step
 
 
-def make_score(cfg, n_img, n_cap, precision="f32"):
+def make_score(cfg, n_img, n_cap, precision="f32", device="cpu"):
     """Returns score() -> {phase: seconds}: encode the split and score every pair
-    (under bf16 autocast when precision is "bf16")."""
+    (under bf16 autocast when precision is "bf16"), on `device`."""
     import contextlib
 
     import torch
+
+    dev = torch.device(device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     def pair_context():
         if precision == "bf16":
@@ -145,23 +163,32 @@ def make_score(cfg, n_img, n_cap, precision="f32"):
         return contextlib.nullcontext()
 
     shard = configs.SHARD
-    images = torch.from_numpy(configs.image_features(0, n_img))
+    images = torch.from_numpy(configs.image_features(0, n_img)).to(dev)
     ids_np, len_np = configs.caption_ids(0, n_cap, cfg.vocab)
-    ids = torch.from_numpy(ids_np)
-    lengths = torch.from_numpy(len_np)
+    ids = torch.from_numpy(ids_np).to(dev)
+    lengths = torch.from_numpy(len_np)  # stays on the CPU, as pack_padded_sequence wants
     max_len = int(len_np.max())
-    model = build_model(cfg)
+    model = build_model(cfg).to(dev)
     model.eval()
+    if dev.type == "cuda":
+        with torch.no_grad():  # warm-up: one shard pair, untimed
+            lens = lengths[:shard]
+            cap = model.txt_enc(ids[:shard, : int(lens.max())], lens)
+            img = model.img_enc(images[:shard])
+            if cfg.backbone == "scan-ave":
+                model.sim_enc(img, cap, lens)
+        sync()
 
     def score():
         with torch.no_grad():
             t0 = time.perf_counter()
             img = torch.cat([model.img_enc(images[i : i + shard]) for i in range(0, n_img, shard)])
+            sync()
             t1 = time.perf_counter()
             if cfg.backbone == "scan-ave":
-                cap = torch.zeros(n_cap, max_len, cfg.embed)
+                cap = torch.zeros(n_cap, max_len, cfg.embed, device=dev)
             else:
-                cap = torch.zeros(n_cap, cfg.embed)
+                cap = torch.zeros(n_cap, cfg.embed, device=dev)
             for j in range(0, n_cap, shard):
                 lens = lengths[j : j + shard]
                 out = model.txt_enc(ids[j : j + shard, : int(lens.max())], lens)
@@ -169,9 +196,10 @@ def make_score(cfg, n_img, n_cap, precision="f32"):
                     cap[j : j + shard, : out.size(1)] = out
                 else:
                     cap[j : j + shard] = out
+            sync()
             t2 = time.perf_counter()
             if cfg.backbone == "scan-ave":
-                sims = torch.zeros(n_img, n_cap)
+                sims = torch.zeros(n_img, n_cap, device=dev)
                 with pair_context():
                     for i in range(0, n_img, shard):
                         for j in range(0, n_cap, shard):
@@ -180,6 +208,7 @@ def make_score(cfg, n_img, n_cap, precision="f32"):
                             )
             else:
                 sims = img @ cap.t()
+            sync()
             t3 = time.perf_counter()
         if not torch.isfinite(sims).all():
             raise SystemExit(f"{cfg.name}: non-finite scores")
@@ -198,6 +227,16 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg = configs.get(a.config)
+    if a.device == "cuda":
+        if cfg.kind != "score":
+            raise SystemExit(f"--device cuda applies to scoring configs only, not {cfg.name}")
+        if a.head_precision != "f32":
+            raise SystemExit("--device cuda runs f32 only (TF32 off)")
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
     if a.head_precision == "bf16" and cfg.name != "scan-score":
         raise SystemExit(f"--head-precision bf16 applies to scan-score only, not {cfg.name}")
 
@@ -205,7 +244,7 @@ def main(argv=None):
         run = make_train(cfg)
         count = flops.count(cfg.name)
     else:
-        run = make_score(cfg, a.images, a.captions, a.head_precision)
+        run = make_score(cfg, a.images, a.captions, a.head_precision, a.device)
         count = flops.count(cfg.name, a.images, a.captions)
 
     for _ in range(a.warmup):
@@ -236,6 +275,10 @@ def main(argv=None):
         result["images"] = a.images
         result["precision"] = a.head_precision
         result["captions"] = a.captions
+    if a.device == "cuda":
+        result["device"] = "cuda"
+        result["gpu"] = torch.cuda.get_device_name(0)
+        result["peak_device_mem_bytes"] = torch.cuda.max_memory_allocated()
     if phases:
         result["phases"] = {k: round(statistics.median(v), 6) for k, v in phases.items()}
     if not a.json:
