@@ -459,3 +459,88 @@ fn corrupt_weights_are_refused() {
         );
     }
 }
+
+/// `train` and `score` check what they depend on before any work, naming the
+/// file: zero regions, a dev split whose feature shape differs from train's,
+/// NaN features (train never scanned for them before).
+#[test]
+fn data_is_validated_before_work() {
+    use dbl::data::npy::{NpyF32, write_f32};
+    let (tmp, d) = data();
+    let fails = |o: std::process::Output, needles: &[&str]| {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        for n in needles {
+            assert!(err.contains(n), "missing {n:?}: {err}");
+        }
+    };
+    let copy = |name: &str| {
+        let c = tmp.path().join(name);
+        copy_dir(&d, &c);
+        c
+    };
+    let shape = NpyF32::open(d.join("train_ims.npy"))
+        .unwrap()
+        .shape()
+        .to_vec();
+    let (n, r, dim) = (shape[0], shape[1], shape[2]);
+
+    let zero = copy("zero");
+    write_f32(zero.join("train_ims.npy"), &[n, 0, dim], &[]).unwrap();
+    let run = tmp.path().join("run_zero");
+    fails(
+        train(&zero, &run, "oss", &[], None),
+        &["train_ims.npy", "at least one region"],
+    );
+    assert!(!run.exists(), "nothing may be written");
+
+    let narrow = copy("narrow");
+    let dev = NpyF32::open(d.join("dev_ims.npy")).unwrap();
+    let nd = dev.shape()[0];
+    write_f32(
+        narrow.join("dev_ims.npy"),
+        &[nd, r, dim - 1],
+        &vec![0.5; nd * r * (dim - 1)],
+    )
+    .unwrap();
+    let run = tmp.path().join("run_narrow");
+    fails(
+        train(&narrow, &run, "oss", &[], None),
+        &["dev_ims.npy", "train_ims.npy", "training split"],
+    );
+    assert!(!run.exists());
+
+    let nan = copy("nan");
+    let mut v = NpyF32::open(d.join("train_ims.npy"))
+        .unwrap()
+        .data()
+        .to_vec();
+    v[(n - 1) * r * dim + 3] = f32::NAN;
+    write_f32(nan.join("train_ims.npy"), &[n, r, dim], &v).unwrap();
+    let run = tmp.path().join("run_nan");
+    fails(
+        train(&nan, &run, "oss", &[], None),
+        &["train_ims.npy", "non-finite", &format!("image {}", n - 1)],
+    );
+    assert!(!run.exists());
+
+    // Score: a test split of another width than the one the model was trained on.
+    let run = tmp.path().join("run_ok");
+    let good = copy("good");
+    ok(&train(&good, &run, "baseline", &["stop_after=1"], None));
+    let t = NpyF32::open(good.join("test_ims.npy")).unwrap();
+    let nt = t.shape()[0];
+    write_f32(
+        good.join("test_ims.npy"),
+        &[nt, r, dim + 1],
+        &vec![0.5; nt * r * (dim + 1)],
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["score", "--run"])
+        .arg(&run)
+        .args(["--tag", "last", "--split", "test"])
+        .output()
+        .unwrap();
+    fails(o, &["test_ims.npy", "train_ims.npy"]);
+}

@@ -121,6 +121,23 @@ pub enum PrecompError {
         n_images: usize,
     },
     #[error(
+        "{path}: feature array has shape {shape:?}; every image needs at least one region of at \
+         least one dimension, and at least one image"
+    )]
+    EmptyShape { path: PathBuf, shape: Vec<usize> },
+    #[error(
+        "{path}: features are {n_regions} regions x {dim} dims but {reference} (the training \
+         split) has {ref_regions} x {ref_dim}; every split must have the training split's shape"
+    )]
+    FeatureMismatch {
+        path: PathBuf,
+        n_regions: usize,
+        dim: usize,
+        reference: PathBuf,
+        ref_regions: usize,
+        ref_dim: usize,
+    },
+    #[error(
         "{path}: non-finite feature value {value} at image {image}, region {region}, \
          dimension {dim}"
     )]
@@ -207,6 +224,12 @@ impl Precomp {
         let ims_path = dir.join(split.ims_file());
         let caps_path = dir.join(split.caps_file());
         let images = NpyF32::open_ndim(&ims_path, 3)?;
+        if images.shape().contains(&0) {
+            return Err(PrecompError::EmptyShape {
+                path: ims_path,
+                shape: images.shape().to_vec(),
+            });
+        }
         let captions = read_captions(&caps_path)?;
         let n_images = images.shape()[0];
         let n_captions_file = captions.len();
@@ -369,6 +392,26 @@ impl Precomp {
                 })
             }
         }
+    }
+
+    /// Checks that this split's features have the shape `[_, R, D]` of
+    /// `reference` (the training split's `_ims.npy`), naming both files.
+    pub fn check_features_like(&self, reference: &NpyF32) -> Result<(), PrecompError> {
+        let (r, d) = (
+            reference.shape()[1..].to_vec(),
+            self.images.shape()[1..].to_vec(),
+        );
+        if r.len() != 2 || r != d {
+            return Err(PrecompError::FeatureMismatch {
+                path: self.images.path().to_path_buf(),
+                n_regions: self.n_regions(),
+                dim: self.dim(),
+                reference: reference.path().to_path_buf(),
+                ref_regions: r.first().copied().unwrap_or(0),
+                ref_dim: r.get(1).copied().unwrap_or(0),
+            });
+        }
+        Ok(())
     }
 
     /// Drops the resident pages of the image rows in `rows` (see

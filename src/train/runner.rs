@@ -546,6 +546,10 @@ pub fn train<M: Trainable>(
     let vocab = Vocab::load(cfg.vocab_path())?;
     let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
     let dev = Precomp::open(&cfg.data, Split::Dev, &vocab)?;
+    // Everything the run depends on, before any work (docs: README "Bad input").
+    dev.check_features_like(train.images())?;
+    train.check_finite()?;
+    dev.check_finite()?;
     if !resume {
         check_foreign_files(&cfg.out)?;
     }
@@ -713,6 +717,19 @@ pub fn load_branch<M: Trainable>(
     Ok(m)
 }
 
+/// Opens `split` of a run's dataset for scoring, checked before any work:
+/// its features have the training split's shape (the model was built for it)
+/// and every value is finite.
+fn open_checked(cfg: &TrainConfig, split: Split, vocab: &Vocab) -> Result<Precomp, TrainError> {
+    let ds = Precomp::open(&cfg.data, split, vocab)?;
+    let train_ims = cfg.data.join(Split::Train.ims_file());
+    let reference = crate::data::npy::NpyF32::open_ndim(&train_ims, 3)
+        .map_err(crate::data::precomp::PrecompError::from)?;
+    ds.check_features_like(&reference)?;
+    ds.check_finite()?;
+    Ok(ds)
+}
+
 /// Test metrics of every branch's `best` checkpoint of a finished run, on `split`.
 pub fn test_branches<M: Trainable>(
     cfg: &TrainConfig,
@@ -720,7 +737,7 @@ pub fn test_branches<M: Trainable>(
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
 ) -> Result<Vec<Metrics>, TrainError> {
     let vocab = Vocab::load(cfg.vocab_path())?;
-    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    let ds = open_checked(cfg, split, &vocab)?;
     (0..cfg.n_branches())
         .map(|k| load_best_metrics(cfg, k, build, &ds))
         .collect()
@@ -737,7 +754,7 @@ pub fn score_branch<M: Trainable>(
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
 ) -> Result<(Vec<f32>, usize), TrainError> {
     let vocab = Vocab::load(cfg.vocab_path())?;
-    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    let ds = open_checked(cfg, split, &vocab)?;
     let m = load_branch(cfg, k, tag, build)?;
     let sims = m.score_split_with(&ds, precision)?;
     Ok((sims, ds.n_images()))
