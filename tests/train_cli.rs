@@ -544,3 +544,30 @@ fn data_is_validated_before_work() {
         .unwrap();
     fails(o, &["test_ims.npy", "train_ims.npy"]);
 }
+
+/// Resource limits: an absurd thread count is refused by name, and a run that
+/// cannot fit in memory (100,000 branches of the default model) is refused
+/// before anything is written.
+#[test]
+fn impossible_runs_are_refused_up_front() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    let o = train(&d, &run, "oss", &["threads=10000"], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("threads") && err.contains("10000"), "{err}");
+    let o = train(
+        &d,
+        &run,
+        "oss",
+        &["model.backbone=vse", "model.embed=1024", "branches=100000"],
+        None,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("GiB of memory") && err.contains("100000 branch"),
+        "{err}"
+    );
+    assert!(!run.exists(), "nothing may be written");
+}

@@ -391,6 +391,17 @@ impl TrainConfig {
         if self.epochs < 1 {
             return inv("epochs", "must be at least 1".into());
         }
+        let max_threads = crate::train::resources::max_threads();
+        if self.threads > max_threads {
+            return inv(
+                "threads",
+                format!(
+                    "{}: at most {max_threads} (4 x the cores here); more threads only stall \
+                     the machine (0 = every core)",
+                    self.threads
+                ),
+            );
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return inv("lr", format!("{}: expected a finite number > 0", self.lr));
         }

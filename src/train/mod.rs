@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod metrics_log;
 pub mod report;
+pub mod resources;
 pub mod run_lock;
 pub mod runner;
 pub mod schedule;
@@ -58,4 +59,6 @@ pub enum TrainError {
          run: choose another --out (nothing was written)"
     )]
     ForeignFiles { out: PathBuf, name: String },
+    #[error("{0}")]
+    Resources(String),
 }

@@ -548,8 +548,27 @@ pub fn train<M: Trainable>(
     let dev = Precomp::open(&cfg.data, Split::Dev, &vocab)?;
     // Everything the run depends on, before any work (docs: README "Bad input").
     dev.check_features_like(train.images())?;
+    for w in [&train, &dev].iter().filter_map(|d| d.truncation_warning()) {
+        eprintln!("{w}");
+    }
     train.check_finite()?;
     dev.check_finite()?;
+    let probe = build(&mut init_rng(cfg.seed, 0))?;
+    let params: usize = probe.params().iter().map(|p| p.value.len()).sum();
+    drop(probe);
+    let need = crate::train::resources::train_bytes(
+        params,
+        cfg.n_branches(),
+        cfg.batch_size.min(train.len()),
+        train.n_regions(),
+        train.dim(),
+    );
+    crate::train::resources::check_fits(
+        need,
+        crate::train::resources::mem_available(),
+        &format!("{} branch(es) of {params} parameters", cfg.n_branches()),
+    )
+    .map_err(TrainError::Resources)?;
     if !resume {
         check_foreign_files(&cfg.out)?;
     }
