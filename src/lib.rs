@@ -14,4 +14,5 @@ pub mod engine;
 pub mod eval;
 pub mod loss;
 pub mod model;
+pub mod os_error;
 pub mod train;

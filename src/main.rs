@@ -63,9 +63,14 @@ fn main() {
 
 /// The error and its causes joined by ": ", skipping a cause whose text the
 /// message already contains (many error types embed their source's text).
+/// Operating-system errors are rewritten in words ([`dbl::os_error::in_words`]).
 fn describe(e: &anyhow::Error) -> String {
     let mut msg = String::new();
+    let mut os = Vec::new();
     for cause in e.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            os.push((io.to_string(), dbl::os_error::in_words(io)));
+        }
         let text = cause.to_string();
         if msg.is_empty() {
             msg = text;
@@ -73,6 +78,9 @@ fn describe(e: &anyhow::Error) -> String {
             msg.push_str(": ");
             msg.push_str(&text);
         }
+    }
+    for (raw, words) in os {
+        msg = msg.replace(&raw, &words);
     }
     msg
 }

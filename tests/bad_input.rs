@@ -246,14 +246,14 @@ fn non_utf8_captions() {
 fn missing_vocabulary() {
     let dir = valid_dir();
     std::fs::remove_file(dir.path().join("vocab.json")).unwrap();
-    assert_fails(dir.path(), &[], &["vocab.json", "No such file"]);
+    assert_fails(dir.path(), &[], &["vocab.json", "does not exist"]);
     // An explicit --vocab path that does not exist is named too.
     let other = dir.path().join("elsewhere.json");
     let other = other.to_str().unwrap();
     assert_fails(
         dir.path(),
         &["--vocab", other],
-        &["elsewhere.json", "No such file"],
+        &["elsewhere.json", "does not exist"],
     );
 }
 
@@ -314,4 +314,44 @@ fn control_epoch_over_train_split() {
         "{stdout}"
     );
     assert_fails(d, &["--epoch", "--batch-size", "0"], &["batch-size"]);
+}
+
+/// OS errors in words, never "(os error N)": a folder where the `.npy` file
+/// belongs, a symbolic link loop for the vocabulary, and the same through
+/// `dbl train`'s config checks.
+#[test]
+fn os_errors_are_in_words() {
+    let dir = valid_dir();
+    std::fs::remove_file(ims(dir.path())).unwrap();
+    std::fs::create_dir(ims(dir.path())).unwrap();
+    assert_fails(
+        dir.path(),
+        &[],
+        &["test_ims.npy", "where a file was expected"],
+    );
+    let out = inspect(dir.path(), &[]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("os error"));
+
+    let dir = valid_dir();
+    let v = dir.path().join("vocab.json");
+    let loop_b = dir.path().join("loop_b");
+    std::fs::remove_file(&v).unwrap();
+    std::os::unix::fs::symlink(&loop_b, &v).unwrap();
+    std::os::unix::fs::symlink(&v, &loop_b).unwrap();
+    assert_fails(dir.path(), &[], &["vocab.json", "symbolic link loop"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_dbl"))
+        .args(["train", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("vocab.json")
+            && err.contains("symbolic link loop")
+            && !err.contains("os error"),
+        "{err}"
+    );
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use dbl::train::store::{CRASH_ENV, Store, Tag};
+
 const BIN: &str = env!("CARGO_BIN_EXE_dbl");
 
 fn data() -> (tempfile::TempDir, PathBuf) {
@@ -74,18 +76,33 @@ fn ok(o: &std::process::Output) {
     );
 }
 
+/// Every branch's `tag` weights and Adam state, read through the store
+/// (so every file is checksum-verified).
 fn files(run: &Path, branches: usize, tag: &str) -> Vec<Vec<u8>> {
+    let store = Store::open(run).unwrap();
+    let tag = Tag::parse(tag).unwrap();
     let mut v = Vec::new();
     for k in 0..branches {
         for f in ["model.safetensors", "optim.safetensors"] {
-            let p = run.join(format!("branch{k}/{tag}/{f}"));
-            if p.exists() {
-                v.push(std::fs::read(p).unwrap());
+            if store.has_file(k, tag, f) {
+                v.push(store.read(k, tag, f).unwrap().1);
             }
         }
     }
     assert!(!v.is_empty());
     v
+}
+
+/// (stage, epoch) of every branch's `last` checkpoint.
+fn epochs(run: &Path, branches: usize) -> Vec<(u64, u64)> {
+    let store = Store::open(run).unwrap();
+    (0..branches)
+        .map(|k| {
+            let s: serde_json::Value =
+                serde_json::from_slice(&store.read(k, Tag::Last, "state.json").unwrap().1).unwrap();
+            (s["stage"].as_u64().unwrap(), s["epoch"].as_u64().unwrap())
+        })
+        .collect()
 }
 
 /// 2 epochs straight vs 1 epoch (stop_after) + --resume + 1 epoch: bitwise
@@ -132,41 +149,76 @@ fn training_is_deterministic() {
     assert_ne!(files(&a, 3, "last"), files(&c, 3, "last"));
 }
 
-/// The process aborts while writing a checkpoint (mid-write, and between the
-/// two renames): the previous `last` checkpoint survives, still loads and
-/// resuming from it reproduces the uninterrupted run.
-#[test]
-fn crash_during_save_keeps_last_good_checkpoint() {
-    let (tmp, d) = data();
-    let full = tmp.path().join("full");
-    ok(&train(&d, &full, "oss", &[], None));
-    for point in ["mid-write", "between-renames"] {
-        let run = tmp.path().join(point);
-        ok(&train(&d, &run, "oss", &["stop_after=1"], None));
-        let before = files(&run, 2, "last");
-        let crashed = resume(&run, Some(("DBL_TEST_ABORT_SAVE", point)));
-        assert!(!crashed.status.success(), "{point}: the hook must abort");
-        let last = run.join("branch0/last");
-        let good = if last.join("state.json").exists() {
-            last
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
         } else {
-            run.join("branch0/last.old")
-        };
-        assert!(
-            good.join("state.json").exists(),
-            "{point}: no complete checkpoint left"
-        );
-        let m = std::fs::read(good.join("model.safetensors")).unwrap();
-        assert!(
-            before.contains(&m),
-            "{point}: surviving checkpoint is not the last good one"
-        );
-        ok(&resume(&run, None));
-        assert_eq!(
-            files(&full, 2, "last"),
-            files(&run, 2, "last"),
-            "{point}: resume after crash differs"
-        );
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+/// Crash consistency, end to end: for one branch (baseline) and a cohort
+/// (OSS, K = 2), a run stopped after epoch 1 is resumed with the process
+/// aborted (`DBL_TEST_CRASH_AT`) before each filesystem step of the epoch-2
+/// save in turn, then crashed again at the same step, then resumed cleanly.
+/// After every crash a loadable checkpoint remains whose branches are all at
+/// one epoch (1, or 2 once the commit point has passed) and which is the
+/// uninterrupted run's; the final resume is byte-identical to it.
+#[test]
+fn crash_at_every_save_step_keeps_a_consistent_checkpoint() {
+    let (tmp, d) = data();
+    for (regime, n) in [("baseline", 1), ("oss", 2)] {
+        let full = tmp.path().join(format!("{regime}_full"));
+        ok(&train(&d, &full, regime, &[], None));
+        let half = tmp.path().join(format!("{regime}_half"));
+        ok(&train(&d, &half, regime, &["stop_after=1"], None));
+        let at_1 = (files(&half, n, "last"), epochs(&half, n));
+        let at_2 = (files(&full, n, "last"), epochs(&full, n));
+        assert!(at_1.1.iter().all(|&e| e == (1, 1)) && at_2.1.iter().all(|&e| e == (1, 2)));
+        let mut step = 1;
+        loop {
+            let run = tmp.path().join(format!("{regime}_{step}"));
+            copy_dir(&half, &run);
+            let s = step.to_string();
+            let crashed = resume(&run, Some((CRASH_ENV, &s)));
+            if crashed.status.success() {
+                // The save has fewer steps than this: every one was covered.
+                assert!(step > 10, "{regime}: only {step} steps?");
+                eprintln!(
+                    "{regime}: {} filesystem steps per save, all crashed",
+                    step - 1
+                );
+                break;
+            }
+            let seen = (files(&run, n, "last"), epochs(&run, n));
+            assert!(
+                seen == at_1 || seen == at_2,
+                "{regime}: crash at step {step}"
+            );
+            let again = resume(&run, Some((CRASH_ENV, &s)));
+            let seen = (files(&run, n, "last"), epochs(&run, n));
+            assert!(
+                seen == at_1 || seen == at_2,
+                "{regime}: second crash at {step}"
+            );
+            if again.status.success() {
+                assert!(seen == at_2);
+            }
+            ok(&resume(&run, None));
+            assert_eq!(
+                files(&run, n, "last"),
+                at_2.0,
+                "{regime}: resume after step {step}"
+            );
+            assert_eq!(files(&run, n, "best"), files(&full, n, "best"));
+            std::fs::remove_dir_all(&run).unwrap();
+            step += 1;
+        }
     }
 }
 
@@ -220,7 +272,7 @@ fn resume_with_mismatched_backbone_fails_naming_the_tensor() {
     let (tmp, d) = data();
     let run = tmp.path().join("run");
     ok(&train(&d, &run, "baseline", &["stop_after=1"], None));
-    let before = std::fs::read(run.join("branch0/last/model.safetensors")).unwrap();
+    let before = files(&run, 1, "last");
     let o = Command::new(BIN)
         .args(["train", "--resume"])
         .arg(&run)
@@ -233,8 +285,7 @@ fn resume_with_mismatched_backbone_fails_naming_the_tensor() {
         err.contains("model.safetensors") && err.contains("expects"),
         "{err}"
     );
-    let after = std::fs::read(run.join("branch0/last/model.safetensors")).unwrap();
-    assert_eq!(before, after);
+    assert_eq!(before, files(&run, 1, "last"));
 }
 
 /// `dbl score` writes the matrix `dbl eval` reads, with the same metrics it
@@ -280,4 +331,243 @@ fn score_writes_the_matrix_eval_reads() {
     };
     refused(&["--branch", "2"], "branches 0..1");
     refused(&["--head-precision", "bf16"], "scan-ave backbone only");
+}
+
+/// One writer per run folder: while another process holds the run's lock,
+/// `dbl train` (fresh or `--resume`) fails at once naming the holder's PID,
+/// and writes nothing.
+#[test]
+fn second_writer_is_refused_naming_the_holder() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    ok(&train(&d, &run, "oss", &["stop_after=1"], None));
+    let before = files(&run, 2, "last");
+    let lock = dbl::train::run_lock::RunLock::acquire(&run).unwrap();
+    let pid = format!("PID {}", std::process::id());
+    for o in [resume(&run, None), train(&d, &run, "oss", &[], None)] {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&pid) && err.contains("another dbl process"),
+            "{err}"
+        );
+    }
+    assert_eq!(files(&run, 2, "last"), before);
+    drop(lock);
+    ok(&resume(&run, None));
+}
+
+/// A run killed before its first checkpoint can be resumed (it starts from
+/// epoch 1, metrics reset) or started again, and either way ends identical to
+/// an uninterrupted run; a folder holding a user's own file is refused
+/// without touching it.
+#[test]
+fn every_crash_state_has_a_way_forward() {
+    let (tmp, d) = data();
+    let full = tmp.path().join("full");
+    ok(&train(&d, &full, "oss", &[], None));
+    let want = files(&full, 2, "last");
+    let step_records = |run: &Path| {
+        std::fs::read_to_string(run.join("branch0/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"step\"") && !l.contains("\"eval\""))
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    for how in ["resume", "restart"] {
+        let run = tmp.path().join(how);
+        let crashed = train(&d, &run, "oss", &[], Some((CRASH_ENV, "1")));
+        assert!(!crashed.status.success());
+        assert!(
+            run.join("config.json").exists() && !run.join("checkpoints/MANIFEST.json").exists()
+        );
+        let o = if how == "resume" {
+            resume(&run, None)
+        } else {
+            train(&d, &run, "oss", &[], None)
+        };
+        ok(&o);
+        assert_eq!(files(&run, 2, "last"), want, "{how}");
+        assert_eq!(
+            step_records(&run),
+            step_records(&full),
+            "{how}: metrics log"
+        );
+    }
+    // A crash mid-run: the resumed log has no duplicate records.
+    let run = tmp.path().join("mid");
+    ok(&train(&d, &run, "oss", &["stop_after=1"], None));
+    assert!(!resume(&run, Some((CRASH_ENV, "20"))).status.success());
+    ok(&resume(&run, None));
+    assert_eq!(step_records(&run), step_records(&full));
+
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("config.json"), "my notes").unwrap();
+    let o = train(&d, &mine, "oss", &[], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("config.json") && err.contains("did not write"),
+        "{err}"
+    );
+    std::fs::write(mine.join("notes.txt"), "keep me").unwrap();
+    std::fs::write(mine.join("dbl.lock"), "").unwrap();
+    let o = train(&d, &mine, "oss", &[], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("did not write"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("config.json")).unwrap(),
+        "my notes"
+    );
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 3);
+}
+
+/// A flipped byte in a checkpoint's weights is refused on load (score and
+/// resume), naming the file, instead of silently changing the results.
+#[test]
+fn corrupt_weights_are_refused() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    ok(&train(&d, &run, "baseline", &["stop_after=1"], None));
+    let store = Store::open(&run).unwrap();
+    let path = store.dir(0, Tag::Last).unwrap().join("model.safetensors");
+    let mut b = std::fs::read(&path).unwrap();
+    let n = b.len();
+    b[n - 7] ^= 0x01;
+    std::fs::write(&path, &b).unwrap();
+    let score = Command::new(BIN)
+        .args(["score", "--run"])
+        .arg(&run)
+        .args(["--tag", "last", "--split", "dev"])
+        .output()
+        .unwrap();
+    for o in [score, resume(&run, None)] {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("corrupt") && err.contains("model.safetensors"),
+            "{err}"
+        );
+    }
+}
+
+/// `train` and `score` check what they depend on before any work, naming the
+/// file: zero regions, a dev split whose feature shape differs from train's,
+/// NaN features (train never scanned for them before).
+#[test]
+fn data_is_validated_before_work() {
+    use dbl::data::npy::{NpyF32, write_f32};
+    let (tmp, d) = data();
+    let fails = |o: std::process::Output, needles: &[&str]| {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        for n in needles {
+            assert!(err.contains(n), "missing {n:?}: {err}");
+        }
+    };
+    let copy = |name: &str| {
+        let c = tmp.path().join(name);
+        copy_dir(&d, &c);
+        c
+    };
+    let shape = NpyF32::open(d.join("train_ims.npy"))
+        .unwrap()
+        .shape()
+        .to_vec();
+    let (n, r, dim) = (shape[0], shape[1], shape[2]);
+
+    let zero = copy("zero");
+    write_f32(zero.join("train_ims.npy"), &[n, 0, dim], &[]).unwrap();
+    let run = tmp.path().join("run_zero");
+    fails(
+        train(&zero, &run, "oss", &[], None),
+        &["train_ims.npy", "at least one region"],
+    );
+    assert!(!run.exists(), "nothing may be written");
+
+    let narrow = copy("narrow");
+    let dev = NpyF32::open(d.join("dev_ims.npy")).unwrap();
+    let nd = dev.shape()[0];
+    write_f32(
+        narrow.join("dev_ims.npy"),
+        &[nd, r, dim - 1],
+        &vec![0.5; nd * r * (dim - 1)],
+    )
+    .unwrap();
+    let run = tmp.path().join("run_narrow");
+    fails(
+        train(&narrow, &run, "oss", &[], None),
+        &["dev_ims.npy", "train_ims.npy", "training split"],
+    );
+    assert!(!run.exists());
+
+    let nan = copy("nan");
+    let mut v = NpyF32::open(d.join("train_ims.npy"))
+        .unwrap()
+        .data()
+        .to_vec();
+    v[(n - 1) * r * dim + 3] = f32::NAN;
+    write_f32(nan.join("train_ims.npy"), &[n, r, dim], &v).unwrap();
+    let run = tmp.path().join("run_nan");
+    fails(
+        train(&nan, &run, "oss", &[], None),
+        &["train_ims.npy", "non-finite", &format!("image {}", n - 1)],
+    );
+    assert!(!run.exists());
+
+    // Score: a test split of another width than the one the model was trained on.
+    let run = tmp.path().join("run_ok");
+    let good = copy("good");
+    ok(&train(&good, &run, "baseline", &["stop_after=1"], None));
+    let t = NpyF32::open(good.join("test_ims.npy")).unwrap();
+    let nt = t.shape()[0];
+    write_f32(
+        good.join("test_ims.npy"),
+        &[nt, r, dim + 1],
+        &vec![0.5; nt * r * (dim + 1)],
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["score", "--run"])
+        .arg(&run)
+        .args(["--tag", "last", "--split", "test"])
+        .output()
+        .unwrap();
+    fails(o, &["test_ims.npy", "train_ims.npy"]);
+}
+
+/// Resource limits: an absurd thread count is refused by name, and a run that
+/// cannot fit in memory (100,000 branches of the default model) is refused
+/// before anything is written.
+#[test]
+fn impossible_runs_are_refused_up_front() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    let o = train(&d, &run, "oss", &["threads=10000"], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("threads") && err.contains("10000"), "{err}");
+    let o = train(
+        &d,
+        &run,
+        "oss",
+        &["model.backbone=vse", "model.embed=1024", "branches=100000"],
+        None,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("GiB of memory") && err.contains("100000 branch"),
+        "{err}"
+    );
+    assert!(!run.exists(), "nothing may be written");
 }

@@ -10,11 +10,22 @@ float32 tensors (other entries, e.g. integer buffers, are reported and
 dropped) and writes them with their state_dict names. `dbl import-torch`
 runs this script and then validates the result by loading it into the Rust
 model. Exit status 2 on a checkpoint it cannot interpret.
+
+Safety: the checkpoint is read with torch.load(weights_only=True), which
+unpickles only tensors and plain containers and never runs code stored in
+the file. The one extra class allowed is argparse.Namespace, because the
+authors' checkpoints store their command-line options as `opt`. A file that
+needs anything else is refused (exit status 2) instead of being executed.
 """
 
+import argparse
 import os
+import pickle
 import sys
 import tempfile
+
+# Classes a checkpoint may contain besides tensors and plain containers.
+ALLOWED_GLOBALS = [argparse.Namespace]
 
 
 def extract_state_dict(obj):
@@ -37,11 +48,25 @@ def clean_name(name):
     return name.replace(".module.", ".")
 
 
+def load_checkpoint(src):
+    """torch.load with weights_only=True and the ALLOWED_GLOBALS allow-list."""
+    import torch
+
+    torch.serialization.add_safe_globals(ALLOWED_GLOBALS)
+    try:
+        return torch.load(src, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            "refused to unpickle: the file needs more than tensors, plain containers and "
+            f"argparse.Namespace (torch.load weights_only=True said: {e})"
+        ) from None
+
+
 def convert(src, dst):
     import torch
     from safetensors.torch import save_file
 
-    obj = torch.load(src, map_location="cpu", weights_only=False)
+    obj = load_checkpoint(src)
     sd = extract_state_dict(obj)
     out, dropped = {}, []
     for k, v in sd.items():

@@ -19,6 +19,13 @@ const SCRIPT: &str = include_str!("../../tools/import_torch.py");
 
 /// Arguments of `dbl import-torch`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Safety: the checkpoint is read with torch.load(weights_only=True), which loads \
+                  tensors and plain containers only and never runs code stored in the file; the \
+                  one extra class allowed is argparse.Namespace (the authors' checkpoints keep \
+                  their options as `opt`). A file that needs anything else is refused. Needs \
+                  torch >= 2.4 (torch.serialization.add_safe_globals)."
+)]
 pub struct Args {
     /// PyTorch checkpoint (`.pth` / `.pth.tar`) holding a scan-ave or vse state_dict.
     pub input: PathBuf,
@@ -123,4 +130,24 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("dbl-import-torch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded script loads with weights_only=True and the Namespace
+    /// allow-list only, and `--help` says so.
+    #[test]
+    fn script_never_unpickles_code_and_help_says_so() {
+        assert!(SCRIPT.contains("weights_only=True"));
+        assert!(!SCRIPT.contains("weights_only=False"));
+        assert!(SCRIPT.contains("ALLOWED_GLOBALS = [argparse.Namespace]"));
+        let mut cmd = <Args as clap::Args>::augment_args(clap::Command::new("import-torch"));
+        let help = cmd.render_long_help().to_string();
+        assert!(
+            help.contains("weights_only=True") && help.contains("argparse.Namespace"),
+            "{help}"
+        );
+    }
 }

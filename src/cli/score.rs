@@ -94,6 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // 0 (the config default) means every core, as in `dbl train`.
     let threads = args.threads.unwrap_or(cfg.threads);
+    let max_threads = crate::train::resources::max_threads();
+    if threads > max_threads {
+        anyhow::bail!("--threads {threads}: at most {max_threads} (4 x the cores here)");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

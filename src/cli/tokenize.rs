@@ -14,7 +14,10 @@ use crate::data::tokenizer::{tokenize, tokenize_caption};
                   end, not part of the caption), and writes one JSON array of tokens per line to \
                   stdout, exactly as NLTK's NLTKWordTokenizer (what word_tokenize applies to one \
                   sentence). Captions are lower-cased first, like the data loader and vocab.py. \
-                  An empty line gives []. Input must be UTF-8."
+                  An empty line gives []. Input must be UTF-8. A line longer than 1 MiB is \
+                  tokenized on its first 1 MiB (cut back to the last whitespace) with a warning \
+                  on stderr naming the line; the rest of it is read and dropped, so memory stays \
+                  bounded."
 )]
 pub struct Args {
     /// Tokenize the captions as given, without lower-casing them first.
@@ -51,13 +54,24 @@ pub fn tokenize_stream(
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
+        let (n, cut) = read_line_capped(&mut input, &mut buf, MAX_LINE_BYTES)
             .with_context(|| format!("reading stdin after line {line_no}"))?;
         if n == 0 {
             break;
         }
         line_no += 1;
+        if cut {
+            // Back to a whitespace so no word (or UTF-8 character) is split.
+            let keep = buf
+                .iter()
+                .rposition(|b| b.is_ascii_whitespace())
+                .unwrap_or(0);
+            buf.truncate(keep);
+            eprintln!(
+                "warning: stdin line {line_no}: longer than {} MiB; tokenized its first part only",
+                MAX_LINE_BYTES >> 20
+            );
+        }
         let line = strip_line_end(&buf);
         let text = std::str::from_utf8(line).map_err(|e| {
             anyhow::anyhow!(
@@ -77,6 +91,41 @@ pub fn tokenize_stream(
     Ok(())
 }
 
+/// Lines longer than this are cut (see the `--help` text).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads one line (through `\n`) into `buf`, storing at most `cap` bytes and
+/// consuming the rest of a longer line without storing it: → (bytes
+/// consumed, whether the line was cut).
+fn read_line_capped(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut cut = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((consumed, cut));
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len());
+        if take > room {
+            cut = true;
+        }
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        input.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, cut));
+        }
+    }
+}
+
 /// Drops a trailing `\n` or `\r\n`.
 fn strip_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -91,6 +140,31 @@ mod tests {
         let mut out = Vec::new();
         tokenize_stream(input, &mut out, keep_case)?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    /// A line longer than the cap is tokenized on its head, the following
+    /// lines are unaffected, and at most `cap` bytes are ever held.
+    #[test]
+    fn long_lines_are_capped() {
+        let mut input: &[u8] = b"aaa bbb ccc ddd\nnext one\n";
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 9).unwrap(),
+            (16, true)
+        );
+        assert_eq!(buf, b"aaa bbb c");
+        buf.clear();
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 9).unwrap(),
+            (9, false)
+        );
+        assert_eq!(buf, b"next one\n");
+        let long = format!("{} tail\nend\n", "dog ".repeat(MAX_LINE_BYTES / 3));
+        let out = run_on(long.as_bytes(), false).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(!lines[0].contains("tail") && lines[0].starts_with("[\"dog\""));
+        assert_eq!(lines[1], "[\"end\"]");
     }
 
     #[test]

@@ -167,6 +167,19 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader, NpyError> {
             "data offset {end} is not 4-byte aligned (write the file with NumPy)"
         )));
     }
+    // Every size derived from the shape must be representable: the product
+    // of the non-zero dimensions (so a zero elsewhere cannot hide a huge
+    // one) and the byte count of the whole payload, with the header.
+    let too_large = || bad(&format!("shape {:?} is too large to address", dict.shape));
+    let mut nonzero = 1usize;
+    for &d in dict.shape.iter().filter(|&&d| d != 0) {
+        nonzero = nonzero.checked_mul(d).ok_or_else(too_large)?;
+    }
+    nonzero
+        .checked_mul(4)
+        .and_then(|b| b.checked_add(end))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(too_large)?;
     Ok(NpyHeader {
         shape: dict.shape,
         data_offset: end,
@@ -290,7 +303,8 @@ impl NpyF32 {
         // what any mmap reader can defend against.
         let mmap = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
         let header = parse_header(path, &mmap)?;
-        let expected = (header.len() as u64).saturating_mul(4);
+        // Cannot overflow: parse_header checked the shape's byte size.
+        let expected = (header.len() * 4) as u64;
         let actual = (mmap.len() - header.data_offset) as u64;
         if expected != actual {
             return Err(NpyError::SizeMismatch {
@@ -489,6 +503,48 @@ fn tmp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hand-made v1 header for `shape` followed by `payload` bytes.
+    fn hostile(dir: &Path, shape: &str, payload: usize) -> PathBuf {
+        let mut d = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while !(10 + d.len() + 1).is_multiple_of(64) {
+            d.push(' ');
+        }
+        d.push('\n');
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&[1, 0]);
+        b.extend_from_slice(&(d.len() as u16).to_le_bytes());
+        b.extend_from_slice(d.as_bytes());
+        b.extend(std::iter::repeat_n(0u8, payload));
+        let p = dir.join("hostile.npy");
+        std::fs::write(&p, b).unwrap();
+        p
+    }
+
+    /// Shapes whose element or byte count overflows are refused by the
+    /// header check, never wrapped into a size that matches the payload.
+    #[test]
+    fn overflowing_shapes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (shape, payload) in [
+            ("(4611686018427387904, 4)", 0),
+            ("(4611686018427387904, 0, 4)", 0),
+            ("(18446744073709551615,)", 0),
+            ("(4294967296, 4294967296)", 0),
+            ("(3, 1152921504606846976)", 0),
+            ("(99999999999999999999999,)", 0),
+        ] {
+            let p = hostile(dir.path(), shape, payload);
+            let e = NpyF32::open(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("too large") || e.contains("not a non-negative integer"),
+                "{shape}: {e}"
+            );
+        }
+        // Sane shapes with the matching payload still open.
+        let p = hostile(dir.path(), "(2, 3)", 24);
+        assert_eq!(NpyF32::open(&p).unwrap().shape(), &[2, 3]);
+    }
 
     #[test]
     fn round_trip_3d() {

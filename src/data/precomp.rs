@@ -32,6 +32,14 @@ pub const DEV_CAPTION_LIMIT: usize = 5000;
 pub const CAPTIONS_PER_IMAGE: usize = 5;
 /// Captions tokenized per parallel work item at open.
 const ENCODE_CHUNK: usize = 2048;
+/// Captions are cut to their first this many tokens (the longest caption of
+/// Flickr30K or MSCOCO has under 100): one 100,000-character line must not
+/// multiply a batch's memory. Cut captions are counted ([`Precomp::truncated`])
+/// and reported by `dbl train` and `dbl inspect` as a warning.
+pub const MAX_CAPTION_TOKENS: usize = 256;
+/// Only a caption's first this many bytes are tokenized (cut at a character
+/// boundary, then back to the last whitespace so no word is split).
+pub const MAX_CAPTION_BYTES: usize = 8192;
 /// Images scanned per parallel work item by [`Precomp::check_finite`].
 const FINITE_CHUNK_IMAGES: usize = 16;
 
@@ -121,6 +129,23 @@ pub enum PrecompError {
         n_images: usize,
     },
     #[error(
+        "{path}: feature array has shape {shape:?}; every image needs at least one region of at \
+         least one dimension, and at least one image"
+    )]
+    EmptyShape { path: PathBuf, shape: Vec<usize> },
+    #[error(
+        "{path}: features are {n_regions} regions x {dim} dims but {reference} (the training \
+         split) has {ref_regions} x {ref_dim}; every split must have the training split's shape"
+    )]
+    FeatureMismatch {
+        path: PathBuf,
+        n_regions: usize,
+        dim: usize,
+        reference: PathBuf,
+        ref_regions: usize,
+        ref_dim: usize,
+    },
+    #[error(
         "{path}: non-finite feature value {value} at image {image}, region {region}, \
          dimension {dim}"
     )]
@@ -186,6 +211,7 @@ pub struct Precomp {
     /// Caption `k` is `ids[offsets[k]..offsets[k + 1]]`; `len() + 1` entries.
     offsets: Vec<usize>,
     coverage: Coverage,
+    truncated: Truncated,
 }
 
 impl fmt::Debug for Precomp {
@@ -207,6 +233,12 @@ impl Precomp {
         let ims_path = dir.join(split.ims_file());
         let caps_path = dir.join(split.caps_file());
         let images = NpyF32::open_ndim(&ims_path, 3)?;
+        if images.shape().contains(&0) {
+            return Err(PrecompError::EmptyShape {
+                path: ims_path,
+                shape: images.shape().to_vec(),
+            });
+        }
         let captions = read_captions(&caps_path)?;
         let n_images = images.shape()[0];
         let n_captions_file = captions.len();
@@ -229,7 +261,7 @@ impl Precomp {
             Split::Dev => n_captions_file.min(DEV_CAPTION_LIMIT),
             _ => n_captions_file,
         };
-        let (ids, offsets, coverage) = encode_all(&captions[..used], vocab);
+        let (ids, offsets, coverage, truncated) = encode_all(&captions[..used], vocab);
         Ok(Self {
             split,
             images,
@@ -239,6 +271,26 @@ impl Precomp {
             ids,
             offsets,
             coverage,
+            truncated,
+        })
+    }
+
+    /// Captions that were cut to [`MAX_CAPTION_TOKENS`] tokens.
+    pub fn truncated(&self) -> Truncated {
+        self.truncated
+    }
+
+    /// A warning line for cut captions (`None` when none was cut).
+    pub fn truncation_warning(&self) -> Option<String> {
+        let t = self.truncated;
+        (t.captions > 0).then(|| {
+            format!(
+                "warning: {}: {} caption(s) longer than {MAX_CAPTION_TOKENS} tokens were cut to \
+                 their first {MAX_CAPTION_TOKENS} (first at line {})",
+                self.caps_path.display(),
+                t.captions,
+                t.first_line.unwrap_or(0)
+            )
         })
     }
 
@@ -371,6 +423,26 @@ impl Precomp {
         }
     }
 
+    /// Checks that this split's features have the shape `[_, R, D]` of
+    /// `reference` (the training split's `_ims.npy`), naming both files.
+    pub fn check_features_like(&self, reference: &NpyF32) -> Result<(), PrecompError> {
+        let (r, d) = (
+            reference.shape()[1..].to_vec(),
+            self.images.shape()[1..].to_vec(),
+        );
+        if r.len() != 2 || r != d {
+            return Err(PrecompError::FeatureMismatch {
+                path: self.images.path().to_path_buf(),
+                n_regions: self.n_regions(),
+                dim: self.dim(),
+                reference: reference.path().to_path_buf(),
+                ref_regions: r.first().copied().unwrap_or(0),
+                ref_dim: r.get(1).copied().unwrap_or(0),
+            });
+        }
+        Ok(())
+    }
+
     /// Drops the resident pages of the image rows in `rows` (see
     /// [`NpyF32::release_rows`]).
     pub fn release_images(&self, rows: Range<usize>) {
@@ -451,12 +523,14 @@ pub fn read_captions(path: &Path) -> Result<Vec<String>, PrecompError> {
 
 /// Tokenizes and encodes `captions` in parallel chunks; returns the flat ids,
 /// the offsets (`captions.len() + 1`) and the vocabulary coverage.
-fn encode_all(captions: &[String], vocab: &Vocab) -> (Vec<u32>, Vec<usize>, Coverage) {
+fn encode_all(captions: &[String], vocab: &Vocab) -> (Vec<u32>, Vec<usize>, Coverage, Truncated) {
     struct Part {
         ids: Vec<u32>,
         lens: Vec<usize>,
         tokens: usize,
         unknown: HashMap<String, usize>,
+        /// (captions cut, index in the chunk of the first).
+        truncated: (usize, Option<usize>),
     }
     let parts: Vec<Part> = captions
         .par_chunks(ENCODE_CHUNK)
@@ -466,9 +540,16 @@ fn encode_all(captions: &[String], vocab: &Vocab) -> (Vec<u32>, Vec<usize>, Cove
                 lens: Vec::with_capacity(chunk.len()),
                 tokens: 0,
                 unknown: HashMap::new(),
+                truncated: (0, None),
             };
-            for cap in chunk {
-                let toks = tokenizer::tokenize_caption(cap);
+            for (i, cap) in chunk.iter().enumerate() {
+                let (text, cut_text) = cap_text(cap);
+                let mut toks = tokenizer::tokenize_caption(text);
+                if cut_text || toks.len() > MAX_CAPTION_TOKENS {
+                    toks.truncate(MAX_CAPTION_TOKENS);
+                    p.truncated.0 += 1;
+                    p.truncated.1.get_or_insert(i);
+                }
                 p.ids.push(START);
                 for t in toks.iter() {
                     if !vocab.contains(t) {
@@ -489,7 +570,12 @@ fn encode_all(captions: &[String], vocab: &Vocab) -> (Vec<u32>, Vec<usize>, Cove
     offsets.push(0);
     let mut unknown: HashMap<String, usize> = HashMap::new();
     let mut tokens = 0;
-    for p in parts {
+    let mut truncated = Truncated::default();
+    for (c, p) in parts.into_iter().enumerate() {
+        truncated.captions += p.truncated.0;
+        if truncated.first_line.is_none() {
+            truncated.first_line = p.truncated.1.map(|i| c * ENCODE_CHUNK + i + 1);
+        }
         ids.extend_from_slice(&p.ids);
         for l in p.lens {
             offsets.push(offsets[offsets.len() - 1] + l);
@@ -504,7 +590,33 @@ fn encode_all(captions: &[String], vocab: &Vocab) -> (Vec<u32>, Vec<usize>, Cove
         unknown: unknown.values().sum(),
         unknown_words: sorted_counts(unknown),
     };
-    (ids, offsets, coverage)
+    (ids, offsets, coverage, truncated)
+}
+
+/// The part of `cap` that is tokenized: its first [`MAX_CAPTION_BYTES`]
+/// bytes, cut back to a character boundary and the last whitespace; → (text, was cut).
+fn cap_text(cap: &str) -> (&str, bool) {
+    if cap.len() <= MAX_CAPTION_BYTES {
+        return (cap, false);
+    }
+    let mut end = MAX_CAPTION_BYTES;
+    while !cap.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &cap[..end];
+    (
+        head.rfind(char::is_whitespace).map_or(head, |w| &head[..w]),
+        true,
+    )
+}
+
+/// Captions cut to [`MAX_CAPTION_TOKENS`] tokens when a split was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Truncated {
+    /// How many.
+    pub captions: usize,
+    /// 1-based line of the first one.
+    pub first_line: Option<usize>,
 }
 
 #[cfg(test)]
@@ -523,6 +635,36 @@ mod tests {
         write_f32(dir.join(split.ims_file()), &[n_img, r, d], &data).unwrap();
         std::fs::write(dir.join(split.caps_file()), caps.join("\n") + "\n").unwrap();
         data
+    }
+
+    /// A 100,000-character caption is cut to MAX_CAPTION_TOKENS tokens (and
+    /// counted), so it cannot blow up a batch; short captions are untouched.
+    #[test]
+    fn long_captions_are_cut_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "dog ".repeat(25_000);
+        let very_long = "a".repeat(100_000);
+        let caps = [
+            "a dog runs",
+            long.as_str(),
+            "a cat sits",
+            very_long.as_str(),
+        ];
+        write_split(dir.path(), Split::Test, 4, &caps);
+        let p = Precomp::open(dir.path(), Split::Test, &vocab()).unwrap();
+        assert_eq!(p.caption_len(0), 5);
+        assert_eq!(p.caption_len(1), MAX_CAPTION_TOKENS + 2);
+        assert_eq!(p.caption_len(2), 5);
+        assert!(p.caption_len(3) <= MAX_CAPTION_TOKENS + 2);
+        assert_eq!(
+            p.truncated(),
+            Truncated {
+                captions: 2,
+                first_line: Some(2)
+            }
+        );
+        let w = p.truncation_warning().unwrap();
+        assert!(w.contains("test_caps.txt") && w.contains("line 2"), "{w}");
     }
 
     #[test]

@@ -183,6 +183,9 @@ impl Vocab {
             source,
         })?;
         let n = j.word2idx.len();
+        if n > u32::MAX as usize {
+            return Err(invalid(format!("{n} words; ids are 32-bit")));
+        }
         if j.idx != n as i64 {
             return Err(invalid(format!(
                 "idx is {} but word2idx has {n} words",

@@ -230,7 +230,12 @@ impl Adam {
     pub fn import_state(&mut self, tensors: &[NamedTensor]) -> Result<(), EngineError> {
         let mut by_name: HashMap<&str, &NamedTensor> = HashMap::new();
         for t in tensors {
-            let expected: usize = t.shape.iter().product();
+            // Shapes come from a file: an overflowing product never equals the length.
+            let expected = t
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .unwrap_or(usize::MAX);
             if t.data.len() != expected {
                 return Err(EngineError::TensorLen {
                     name: t.name.clone(),

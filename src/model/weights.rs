@@ -211,6 +211,40 @@ mod tests {
         Model::new(&cfg, seed).unwrap()
     }
 
+    /// Hostile headers (a shape whose size overflows, offsets past the end,
+    /// a header length past the file) are refused, never allocated or wrapped.
+    #[test]
+    fn hostile_safetensors_are_refused() {
+        let header = |json: &str, extra: usize| {
+            let mut b = (json.len() as u64).to_le_bytes().to_vec();
+            b.extend_from_slice(json.as_bytes());
+            b.extend(std::iter::repeat_n(0u8, extra));
+            b
+        };
+        let mut m = tiny(Backbone::Vse, 1);
+        let before = m.clone();
+        for bytes in [
+            header(
+                r#"{"img_enc.fc.weight":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}"#,
+                0,
+            ),
+            header(
+                r#"{"img_enc.fc.weight":{"dtype":"F32","shape":[6,5],"data_offsets":[0,18446744073709551615]}}"#,
+                0,
+            ),
+            {
+                let mut b = u64::MAX.to_le_bytes().to_vec();
+                b.extend_from_slice(b"{}");
+                b
+            },
+        ] {
+            let e = load_bytes(&mut m, &bytes, Path::new("h.safetensors")).unwrap_err();
+            assert!(matches!(e, WeightsError::Format { .. }), "{e}");
+            assert!(e.to_string().contains("h.safetensors"), "{e}");
+        }
+        assert_eq!(m, before);
+    }
+
     #[test]
     fn round_trip_is_exact() {
         let dir = tempfile::tempdir().unwrap();

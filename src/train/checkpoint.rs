@@ -1,17 +1,10 @@
-//! Checkpoints (design.md decision 5): one folder per branch and tag,
-//! `RUN/branch{k}/{best,last}/` holding
+//! The contents of one branch's checkpoint (design.md decision 5), written
+//! into a generation folder by [`crate::train::store`] (which makes a whole
+//! cohort's save atomic and checksums every file):
 //! - `model.safetensors`: every [`Param`] by its `state_dict` name (f32),
 //! - `optim.safetensors`: the Adam state ([`Adam::export_state`]), absent for
 //!   branches without an optimiser (the MSS EMA anchor),
 //! - `state.json`: [`BranchState`] (epochs done, global step, best dev rSum, RNG).
-//!
-//! Crash safety: a checkpoint is written into a fresh temp folder beside the
-//! target, every file and the folder are fsynced, then the old folder is
-//! renamed to `{tag}.old`, the temp folder to `{tag}`, and `{tag}.old` removed.
-//! At every instant either `{tag}` or `{tag}.old` is a complete checkpoint;
-//! [`resolve`] picks the one that exists. The env var `DBL_TEST_ABORT_SAVE`
-//! (`mid-write` | `between-renames`) aborts the process at that point, for
-//! the crash tests.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -25,6 +18,7 @@ use crate::engine::adam::Adam;
 use crate::engine::param::{Module, NamedTensor};
 use crate::engine::rng::EngineRng;
 use crate::model::weights;
+use crate::train::store::{Store, Tag};
 
 /// Everything that can go wrong reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +32,34 @@ pub enum CheckpointError {
     Format { path: PathBuf, message: String },
     #[error(transparent)]
     Weights(#[from] weights::WeightsError),
-    #[error("no checkpoint at {path} (neither it nor {path}.old exists)")]
-    Missing { path: PathBuf },
+    #[error("{path}: {what}")]
+    Missing { path: PathBuf, what: String },
+    #[error(
+        "{path}: checkpoint file is corrupt (expected {expected}, found {found}); \
+         it cannot be trusted: resume from another copy of the run, or retrain"
+    )]
+    Corrupt {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "{path}: this run folder was written by an older dbl (branch*/last/ folders, no \
+         checkpoints/MANIFEST.json) and cannot be resumed by this version; retrain it into a new --out"
+    )]
+    Legacy { path: PathBuf },
+    #[error("test hook: injected failure at filesystem step {step} ({what})")]
+    Injected { step: usize, what: String },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn format_err(path: &Path, message: impl Into<String>) -> CheckpointError {
+pub(crate) fn format_err(path: &Path, message: impl Into<String>) -> CheckpointError {
     CheckpointError::Format {
         path: path.to_path_buf(),
         message: message.into(),
@@ -136,9 +146,8 @@ fn tensors_bytes(
         .map_err(|e| format_err(path, e.to_string()))
 }
 
-fn read_tensors(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
-    let bytes = fs::read(path).map_err(io(path))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, e.to_string()))?;
+fn read_tensors(path: &Path, bytes: &[u8]) -> Result<Vec<NamedTensor>, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(path, e.to_string()))?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -161,44 +170,65 @@ fn read_tensors(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
     Ok(out)
 }
 
-/// Loads `model.safetensors` into `model` (see [`crate::model::weights::load`]:
-/// every parameter present with its shape, no extra tensors).
-pub fn load_weights<M: Module>(model: &mut M, path: &Path) -> Result<(), CheckpointError> {
-    Ok(weights::load(model, path)?)
-}
-
-/// Reads `optim.safetensors` into `opt`.
-pub fn load_optim(opt: &mut Adam, path: &Path) -> Result<(), CheckpointError> {
-    let tensors = read_tensors(path)?;
-    opt.import_state(&tensors)
-        .map_err(|e| format_err(path, e.to_string()))
-}
-
-/// Reads `state.json`.
-pub fn load_state(path: &Path) -> Result<BranchState, CheckpointError> {
-    let text = fs::read_to_string(path).map_err(io(path))?;
-    serde_json::from_str(&text).map_err(|e| format_err(path, e.to_string()))
-}
-
-/// The complete checkpoint folder for `dir` (= `branch{k}/{tag}`): `dir`
-/// itself, or `dir.old` if a save was interrupted between its renames.
-pub fn resolve(dir: &Path) -> Result<PathBuf, CheckpointError> {
-    if dir.join("state.json").is_file() {
-        return Ok(dir.to_path_buf());
+/// The files of one branch's checkpoint: `model.safetensors`,
+/// `optim.safetensors` (when `opt` is given) and `state.json`.
+pub fn encode_branch<M: Module>(
+    model: &M,
+    opt: Option<&Adam>,
+    state: &BranchState,
+) -> Result<Vec<(&'static str, Vec<u8>)>, CheckpointError> {
+    let name = Path::new("model.safetensors");
+    let mut files = vec![(
+        "model.safetensors",
+        weights::to_bytes(model).map_err(|e| format_err(name, e.to_string()))?,
+    )];
+    if let Some(opt) = opt {
+        let opath = Path::new("optim.safetensors");
+        let st = opt
+            .export_state()
+            .map_err(|e| format_err(opath, e.to_string()))?;
+        let t: Vec<(String, Vec<usize>, &[f32])> = st
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone(), t.data.as_slice()))
+            .collect();
+        files.push(("optim.safetensors", tensors_bytes(&t, opath)?));
     }
-    let old = old_path(dir);
-    if old.join("state.json").is_file() {
-        return Ok(old);
-    }
-    Err(CheckpointError::Missing {
-        path: dir.to_path_buf(),
-    })
+    let spath = Path::new("state.json");
+    let json = serde_json::to_string_pretty(state).map_err(|e| format_err(spath, e.to_string()))?;
+    files.push(("state.json", json.into_bytes()));
+    Ok(files)
 }
 
-fn old_path(dir: &Path) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(".old");
-    PathBuf::from(s)
+/// Loads branch `k`'s `tag` checkpoint from `store` (every file verified
+/// against its checksum) into `model`, and into `opt` when given: → its state.
+pub fn load_branch<M: Module>(
+    store: &Store,
+    k: usize,
+    tag: Tag,
+    model: &mut M,
+    opt: Option<&mut Adam>,
+) -> Result<BranchState, CheckpointError> {
+    let (spath, sbytes) = store.read(k, tag, "state.json")?;
+    let state: BranchState =
+        serde_json::from_slice(&sbytes).map_err(|e| format_err(&spath, e.to_string()))?;
+    load_weights(store, k, tag, model)?;
+    if let Some(o) = opt {
+        let (opath, obytes) = store.read(k, tag, "optim.safetensors")?;
+        o.import_state(&read_tensors(&opath, &obytes)?)
+            .map_err(|e| format_err(&opath, e.to_string()))?;
+    }
+    Ok(state)
+}
+
+/// Loads only the weights of branch `k`'s `tag` checkpoint into `model`.
+pub fn load_weights<M: Module>(
+    store: &Store,
+    k: usize,
+    tag: Tag,
+    model: &mut M,
+) -> Result<(), CheckpointError> {
+    let (mpath, mbytes) = store.read(k, tag, "model.safetensors")?;
+    Ok(weights::load_bytes(model, &mbytes, &mpath)?)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
@@ -207,77 +237,10 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     f.sync_all().map_err(io(path))
 }
 
-fn sync_dir(path: &Path) -> Result<(), CheckpointError> {
+pub(crate) fn sync_dir(path: &Path) -> Result<(), CheckpointError> {
     File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(io(path))
-}
-
-fn abort_point(point: &str) {
-    if std::env::var("DBL_TEST_ABORT_SAVE").is_ok_and(|v| v == point) {
-        eprintln!("DBL_TEST_ABORT_SAVE={point}: aborting");
-        std::process::abort();
-    }
-}
-
-/// Writes a complete checkpoint of one branch into `dir` atomically (see the module doc).
-pub fn save<M: Module>(
-    dir: &Path,
-    model: &M,
-    opt: Option<&Adam>,
-    state: &BranchState,
-) -> Result<(), CheckpointError> {
-    let parent = dir
-        .parent()
-        .ok_or_else(|| format_err(dir, "checkpoint folder has no parent"))?;
-    fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = dir
-        .file_name()
-        .ok_or_else(|| format_err(dir, "checkpoint folder has no name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    fs::create_dir(&tmp).map_err(io(&tmp))?;
-
-    let mpath = tmp.join("model.safetensors");
-    let bytes = weights::to_bytes(model).map_err(|e| format_err(&mpath, e.to_string()))?;
-    write_synced(&mpath, &bytes)?;
-    abort_point("mid-write");
-    if let Some(opt) = opt {
-        let st = opt
-            .export_state()
-            .map_err(|e| format_err(dir, e.to_string()))?;
-        let t: Vec<(String, Vec<usize>, &[f32])> = st
-            .iter()
-            .map(|t| (t.name.clone(), t.shape.clone(), t.data.as_slice()))
-            .collect();
-        let opath = tmp.join("optim.safetensors");
-        write_synced(&opath, &tensors_bytes(&t, &opath)?)?;
-    }
-    let spath = tmp.join("state.json");
-    let json =
-        serde_json::to_string_pretty(state).map_err(|e| format_err(&spath, e.to_string()))?;
-    write_synced(&spath, json.as_bytes())?;
-    sync_dir(&tmp)?;
-
-    let old = old_path(dir);
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
-    if dir.exists() {
-        fs::rename(dir, &old).map_err(io(dir))?;
-        sync_dir(parent)?;
-    }
-    abort_point("between-renames");
-    fs::rename(&tmp, dir).map_err(io(&tmp))?;
-    sync_dir(parent)?;
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
-    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename).
@@ -302,6 +265,7 @@ mod tests {
     use crate::engine::adam::AdamConfig;
     use crate::engine::gemm::Par;
     use crate::engine::rng::{seeded, unit_f32};
+    use crate::train::store::BranchSave;
     use crate::train::test_model::TinyModel;
 
     #[test]
@@ -326,26 +290,28 @@ mod tests {
             best_epoch: Some(2),
             rng: RngState::capture(&rng),
         };
-        let dir = tmp.path().join("branch0/last");
-        save(&dir, &m, Some(&opt), &state).unwrap();
-        // A second save replaces the first and leaves no temp folders behind.
-        save(&dir, &m, Some(&opt), &state).unwrap();
-        let names: Vec<_> = fs::read_dir(tmp.path().join("branch0"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("last")]);
+        let files = encode_branch(&m, Some(&opt), &state).unwrap();
+        let mut store = Store::open(tmp.path()).unwrap();
+        store
+            .commit(
+                &[BranchSave {
+                    k: 0,
+                    files,
+                    best: false,
+                }],
+                &[],
+            )
+            .unwrap();
 
         let mut m2 = TinyModel::new(6, 9, 5, 4, 0.2, &mut seeded(99)).unwrap();
         assert_ne!(m2.params()[0].value, m.params()[0].value);
-        load_weights(&mut m2, &dir.join("model.safetensors")).unwrap();
+        let mut opt2 = Adam::new(AdamConfig::default(), &m2.params()).unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let s2 = load_branch(&store, 0, Tag::Last, &mut m2, Some(&mut opt2)).unwrap();
         for (a, b) in m.params().iter().zip(m2.params()) {
             assert_eq!(a.value, b.value, "{}", a.name);
         }
-        let mut opt2 = Adam::new(AdamConfig::default(), &m2.params()).unwrap();
-        load_optim(&mut opt2, &dir.join("optim.safetensors")).unwrap();
         assert_eq!(opt2, opt);
-        let s2 = load_state(&dir.join("state.json")).unwrap();
         assert_eq!(s2, state);
         let mut r2 = s2.rng.restore().unwrap();
         let a: Vec<u32> = (0..10).map(|_| rand::Rng::next_u32(&mut rng)).collect();
@@ -354,21 +320,10 @@ mod tests {
 
         // A model with other shapes is refused, naming the parameter.
         let mut other = TinyModel::new(7, 9, 5, 4, 0.2, &mut seeded(1)).unwrap();
-        let e = load_weights(&mut other, &dir.join("model.safetensors")).unwrap_err();
+        let e = load_weights(&store, 0, Tag::Last, &mut other).unwrap_err();
         assert!(e.to_string().contains("img_enc.fc.weight"), "{e}");
-    }
-
-    #[test]
-    fn resolve_falls_back_to_old() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("best");
-        assert!(matches!(
-            resolve(&dir),
-            Err(CheckpointError::Missing { .. })
-        ));
-        let old = old_path(&dir);
-        fs::create_dir_all(&old).unwrap();
-        fs::write(old.join("state.json"), "{}").unwrap();
-        assert_eq!(resolve(&dir).unwrap(), old);
+        // No best checkpoint was committed.
+        let e = load_weights(&store, 0, Tag::Best, &mut other).unwrap_err();
+        assert!(e.to_string().contains("no `best` checkpoint"), "{e}");
     }
 }

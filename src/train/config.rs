@@ -363,18 +363,18 @@ impl TrainConfig {
         if self.data.as_os_str().is_empty() {
             return inv("data", "required: the dataset folder (--data DIR)".into());
         }
-        if !self.data.is_dir() {
+        if let Err(why) = crate::os_error::check_dir(&self.data) {
             return inv(
                 "data",
                 format!(
-                    "{} is not a folder (expected the SCAN precomp layout)",
+                    "{}: {why} (expected a folder in the SCAN precomp layout)",
                     self.data.display()
                 ),
             );
         }
         let vocab = self.vocab_path();
-        if !vocab.is_file() {
-            return inv("vocab", format!("{} does not exist", vocab.display()));
+        if let Err(why) = crate::os_error::check_file(&vocab) {
+            return inv("vocab", format!("{}: {why}", vocab.display()));
         }
         if self.out.as_os_str().is_empty() {
             return inv("out", "required: the run folder (--out DIR)".into());
@@ -390,6 +390,17 @@ impl TrainConfig {
         }
         if self.epochs < 1 {
             return inv("epochs", "must be at least 1".into());
+        }
+        let max_threads = crate::train::resources::max_threads();
+        if self.threads > max_threads {
+            return inv(
+                "threads",
+                format!(
+                    "{}: at most {max_threads} (4 x the cores here); more threads only stall \
+                     the machine (0 = every core)",
+                    self.threads
+                ),
+            );
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return inv("lr", format!("{}: expected a finite number > 0", self.lr));

@@ -35,6 +35,16 @@ impl MetricsLog {
         self.file.flush()
     }
 
+    /// Current length of the file in bytes.
+    pub fn len(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// True when nothing has been written.
+    pub fn is_empty(&self) -> std::io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
     /// The file path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -5,7 +5,9 @@
 //! - [`config`]: `TrainConfig` (TOML + dotted overrides, validated up front).
 //! - [`runner`]: the loop shared by every regime, generic over `Trainable`.
 //! - [`backbone_select`]: the one place that maps a backbone name to a model type.
-//! - [`checkpoint`], [`schedule`], [`metrics_log`], [`report`].
+//! - [`store`]: the run's checkpoints as atomic, checksummed generations;
+//!   [`checkpoint`]: one branch's files; [`run_lock`]: one writer per run.
+//! - [`schedule`], [`metrics_log`], [`report`].
 //! - [`test_model`]: the `tiny` model used by tests and smoke runs.
 
 pub mod backbone_select;
@@ -13,8 +15,11 @@ pub mod checkpoint;
 pub mod config;
 pub mod metrics_log;
 pub mod report;
+pub mod resources;
+pub mod run_lock;
 pub mod runner;
 pub mod schedule;
+pub mod store;
 pub mod test_model;
 
 use std::path::PathBuf;
@@ -46,7 +51,16 @@ pub enum TrainError {
     #[error(transparent)]
     Device(#[from] crate::engine::device::DeviceError),
     #[error(
-        "{0} already holds checkpoints (branch*/): pass --resume {0} to continue it, or choose a new --out"
+        "{0} already holds checkpoints (checkpoints/MANIFEST.json): pass --resume {0} to continue it, or choose a new --out"
     )]
     RunExists(PathBuf),
+    #[error(transparent)]
+    Lock(#[from] run_lock::LockError),
+    #[error(
+        "{out} holds `{name}`, which dbl did not write; a run folder must be new, empty or a dbl \
+         run: choose another --out (nothing was written)"
+    )]
+    ForeignFiles { out: PathBuf, name: String },
+    #[error("{0}")]
+    Resources(String),
 }

@@ -43,10 +43,12 @@ use crate::loss::ScoreMatrix;
 use crate::model::Trainable;
 use crate::model::precision::HeadPrecision;
 use crate::train::TrainError;
-use crate::train::checkpoint::{self, BranchState, RngState};
+use crate::train::checkpoint::{self, BranchState, CheckpointError, RngState};
 use crate::train::config::{Regime, TrainConfig};
 use crate::train::metrics_log::MetricsLog;
+use crate::train::run_lock::RunLock;
 use crate::train::schedule::{loss_for_epoch, lr_at};
+use crate::train::store::{BranchSave, Store, Tag};
 
 /// How the branches of a phase are stepped.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +69,8 @@ pub struct BranchRun<M> {
     pub rng: EngineRng,
     /// Progress and best score.
     pub state: BranchState,
+    /// Branch index k.
+    pub k: usize,
     /// `RUN/branch{k}`.
     pub dir: PathBuf,
     log: MetricsLog,
@@ -128,7 +132,7 @@ impl<M: Trainable> BranchRun<M> {
         opt: Option<Adam>,
         rng: EngineRng,
         state: BranchState,
-        dir: PathBuf,
+        (k, dir): (usize, PathBuf),
         save: bool,
     ) -> Result<Self, TrainError> {
         let log = MetricsLog::open(&dir.join("metrics.jsonl")).map_err(|e| TrainError::Io {
@@ -140,33 +144,31 @@ impl<M: Trainable> BranchRun<M> {
             opt,
             rng,
             state,
+            k,
             dir,
             log,
             save,
         })
     }
 
-    /// Loads `dir/{tag}` into a branch: weights (into `model`), optimiser (if `opt`), state, RNG.
+    /// Loads branch k's `tag` checkpoint from `store`: weights (into
+    /// `model`), optimiser (if `opt`), state, RNG.
     fn load(
         mut model: M,
         mut opt: Option<Adam>,
-        dir: PathBuf,
-        tag: &str,
+        store: &Store,
+        (k, dir): (usize, PathBuf),
+        tag: Tag,
         save: bool,
     ) -> Result<Self, TrainError> {
-        let ck = checkpoint::resolve(&dir.join(tag))?;
-        checkpoint::load_weights(&mut model, &ck.join("model.safetensors"))?;
-        if let Some(o) = opt.as_mut() {
-            checkpoint::load_optim(o, &ck.join("optim.safetensors"))?;
-        }
-        let state = checkpoint::load_state(&ck.join("state.json"))?;
+        let state = checkpoint::load_branch(store, k, tag, &mut model, opt.as_mut())?;
         let rng = state.rng.restore().map_err(|message| {
-            TrainError::Checkpoint(checkpoint::CheckpointError::Format {
-                path: ck.join("state.json"),
+            TrainError::Checkpoint(CheckpointError::Format {
+                path: store.dir(k, tag).unwrap_or_default().join("state.json"),
                 message,
             })
         })?;
-        Self::new(model, opt, rng, state, dir, save)
+        Self::new(model, opt, rng, state, (k, dir), save)
     }
 
     fn log(&mut self, rec: serde_json::Value) -> Result<(), TrainError> {
@@ -176,15 +178,15 @@ impl<M: Trainable> BranchRun<M> {
         })
     }
 
-    fn checkpoint(&mut self, tag: &str) -> Result<(), TrainError> {
+    /// This branch's files for a commit (captures the RNG position first).
+    fn prepare_save(&mut self, best: bool) -> Result<BranchSave, TrainError> {
         self.state.rng = RngState::capture(&self.rng);
-        checkpoint::save(
-            &self.dir.join(tag),
-            &self.model,
-            self.opt.as_ref(),
-            &self.state,
-        )?;
-        Ok(())
+        let files = checkpoint::encode_branch(&self.model, self.opt.as_ref(), &self.state)?;
+        Ok(BranchSave {
+            k: self.k,
+            files,
+            best,
+        })
     }
 }
 
@@ -233,6 +235,7 @@ fn run_phase<M: Trainable>(
     ctx: &Ctx<'_>,
     phase: &Phase,
     branches: &mut [BranchRun<M>],
+    store: &mut Store,
     budget: &mut Option<usize>,
 ) -> Result<bool, TrainError> {
     let cfg = ctx.cfg;
@@ -344,15 +347,22 @@ fn run_phase<M: Trainable>(
                     .join(", ")
             );
         }
-        for (k, b) in branches.iter_mut().enumerate() {
-            if !b.save {
-                continue;
+        // One atomic commit for the whole cohort (docs in train/store.rs).
+        let mut saves = Vec::new();
+        let mut logs = Vec::new();
+        for (i, b) in branches.iter_mut().enumerate() {
+            if b.save {
+                saves.push(b.prepare_save(improved[i])?);
             }
-            if improved[k] {
-                b.checkpoint("best")?;
-            }
-            b.checkpoint("last")?;
+            logs.push((
+                b.k,
+                b.log.len().map_err(|e| TrainError::Io {
+                    path: b.log.path().to_path_buf(),
+                    source: e,
+                })?,
+            ));
         }
+        store.commit(&saves, &logs)?;
     }
     Ok(true)
 }
@@ -456,14 +466,78 @@ fn clip_and_step<M: Trainable>(
     Ok(gn)
 }
 
-fn has_checkpoints(out: &Path) -> bool {
-    (0..64).any(|k| branch_dir(out, k).exists())
+/// Names dbl itself writes in a run folder; anything else is the user's.
+fn is_run_entry(name: &str) -> bool {
+    matches!(
+        name,
+        "config.json" | "checkpoints" | "report" | crate::train::run_lock::LOCK_FILE
+    ) || name
+        .strip_prefix("branch")
+        .is_some_and(|k| !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()))
+        || (name.starts_with(".config.json.tmp-"))
+}
+
+/// Refuses to start a run in a folder holding files dbl did not write
+/// (so a user's own file is never overwritten).
+fn check_foreign_files(out: &Path) -> Result<(), TrainError> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    // dbl takes the lock before writing anything else: without it, every entry is the user's.
+    let is_run = out.join(crate::train::run_lock::LOCK_FILE).is_file();
+    for e in entries {
+        let e = e.map_err(|e| TrainError::Io {
+            path: out.to_path_buf(),
+            source: e,
+        })?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_run || !is_run_entry(&name) {
+            return Err(TrainError::ForeignFiles {
+                out: out.to_path_buf(),
+                name,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every branch resumed for one phase stopped at the same
+/// (stage, epoch): a cohort is only ever committed whole, so anything else
+/// means a damaged run folder, refused rather than trained on silently.
+fn check_cohort<M>(branches: &[BranchRun<M>], store: &Store) -> Result<(), TrainError> {
+    let saved: Vec<&BranchRun<M>> = branches.iter().filter(|b| b.save).collect();
+    if let Some(first) = saved.first() {
+        for b in &saved[1..] {
+            if (b.state.stage, b.state.epoch) != (first.state.stage, first.state.epoch) {
+                return Err(TrainError::Checkpoint(CheckpointError::Format {
+                    path: store.dir(b.k, Tag::Last).unwrap_or_default(),
+                    message: format!(
+                        "torn cohort: branch {} is at stage {} epoch {} but branch {} at stage {} \
+                         epoch {}; the run folder was altered outside dbl",
+                        b.k,
+                        b.state.stage,
+                        b.state.epoch,
+                        first.k,
+                        first.state.stage,
+                        first.state.epoch
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Trains a run described by a validated `cfg`. `build(rng)` constructs a freshly
 /// initialised model drawing from `rng` (the backbone choice lives in
 /// `backbone_select`). With `resume`, continues from `cfg.out`'s `last`
 /// checkpoints bit for bit; without, `cfg.out` must hold no checkpoints.
+///
+/// The run folder is locked ([`RunLock`]) for the whole call. Every state a
+/// crash can leave has a way forward: before the first checkpoint, both a
+/// fresh start and `--resume` start from epoch 1 (the metrics logs are
+/// reset); after it, `--resume` continues from the last committed cohort
+/// (metrics logs trimmed back to it) and a fresh start is refused.
 pub fn train<M: Trainable>(
     cfg: &TrainConfig,
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
@@ -472,13 +546,39 @@ pub fn train<M: Trainable>(
     let vocab = Vocab::load(cfg.vocab_path())?;
     let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
     let dev = Precomp::open(&cfg.data, Split::Dev, &vocab)?;
-    if !resume && has_checkpoints(&cfg.out) {
+    // Everything the run depends on, before any work (docs: README "Bad input").
+    dev.check_features_like(train.images())?;
+    for w in [&train, &dev].iter().filter_map(|d| d.truncation_warning()) {
+        eprintln!("{w}");
+    }
+    train.check_finite()?;
+    dev.check_finite()?;
+    let probe = build(&mut init_rng(cfg.seed, 0))?;
+    let params: usize = probe.params().iter().map(|p| p.value.len()).sum();
+    drop(probe);
+    let need = crate::train::resources::train_bytes(
+        params,
+        cfg.n_branches(),
+        cfg.batch_size.min(train.len()),
+        train.n_regions(),
+        train.dim(),
+    );
+    crate::train::resources::check_fits(
+        need,
+        crate::train::resources::mem_available(),
+        &format!("{} branch(es) of {params} parameters", cfg.n_branches()),
+    )
+    .map_err(TrainError::Resources)?;
+    if !resume {
+        check_foreign_files(&cfg.out)?;
+    }
+    let _lock = RunLock::acquire(&cfg.out)?;
+    let mut store = Store::open(&cfg.out)?;
+    if !resume && store.has_checkpoint() {
         return Err(TrainError::RunExists(cfg.out.clone()));
     }
-    std::fs::create_dir_all(&cfg.out).map_err(|e| TrainError::Io {
-        path: cfg.out.clone(),
-        source: e,
-    })?;
+    let resume = resume && store.has_checkpoint();
+    store.trim_metrics(&cfg.out)?;
     let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
         path: cfg.out.join("config.json"),
         source: std::io::Error::other(e),
@@ -492,6 +592,7 @@ pub fn train<M: Trainable>(
     };
     let mut budget = cfg.stop_after;
     let out = &cfg.out;
+    let at = |k: usize| (k, branch_dir(out, k));
     let stage1 = Phase {
         stage: 1,
         epochs: cfg.epochs,
@@ -508,16 +609,17 @@ pub fn train<M: Trainable>(
                 let m = build(&mut init_rng(cfg.seed, k))?;
                 let opt = adam(cfg, &m)?;
                 let b = if resume {
-                    BranchRun::load(m, Some(opt), branch_dir(out, k), "last", true)?
+                    BranchRun::load(m, Some(opt), &store, at(k), Tag::Last, true)?
                 } else {
                     let rng = dropout_rng(cfg.seed, k);
                     let st = fresh_state(1, &rng);
-                    BranchRun::new(m, Some(opt), rng, st, branch_dir(out, k), true)?
+                    BranchRun::new(m, Some(opt), rng, st, at(k), true)?
                 };
                 branches.push(b);
             }
-            let done = run_phase(&ctx, &stage1, &mut branches, &mut budget)?;
-            best_dev.extend(branches.iter().map(|b| best_metrics(b, &dev)));
+            check_cohort(&branches, &store)?;
+            let done = run_phase(&ctx, &stage1, &mut branches, &mut store, &mut budget)?;
+            best_dev.extend(branches.iter().map(|b| best_metrics(b, &store, &dev)));
             done
         }
         Regime::Mss => {
@@ -526,17 +628,18 @@ pub fn train<M: Trainable>(
             let opt = adam(cfg, &student)?;
             let mut branches = if resume {
                 vec![
-                    BranchRun::load(teacher, None, branch_dir(out, 0), "last", true)?,
-                    BranchRun::load(student, Some(opt), branch_dir(out, 1), "last", true)?,
+                    BranchRun::load(teacher, None, &store, at(0), Tag::Last, true)?,
+                    BranchRun::load(student, Some(opt), &store, at(1), Tag::Last, true)?,
                 ]
             } else {
                 let (r0, r1) = (dropout_rng(cfg.seed, 0), dropout_rng(cfg.seed, 1));
                 let (s0, s1) = (fresh_state(1, &r0), fresh_state(1, &r1));
                 vec![
-                    BranchRun::new(teacher, None, r0, s0, branch_dir(out, 0), true)?,
-                    BranchRun::new(student, Some(opt), r1, s1, branch_dir(out, 1), true)?,
+                    BranchRun::new(teacher, None, r0, s0, at(0), true)?,
+                    BranchRun::new(student, Some(opt), r1, s1, at(1), true)?,
                 ]
             };
+            check_cohort(&branches, &store)?;
             let phase = Phase {
                 kind: StepKind::Anchored {
                     ema: Some(cfg.mss.m0),
@@ -544,36 +647,42 @@ pub fn train<M: Trainable>(
                 select_by: Some(1),
                 ..stage1
             };
-            let done = run_phase(&ctx, &phase, &mut branches, &mut budget)?;
-            best_dev.extend(branches.iter().map(|b| best_metrics(b, &dev)));
+            let done = run_phase(&ctx, &phase, &mut branches, &mut store, &mut budget)?;
+            best_dev.extend(branches.iter().map(|b| best_metrics(b, &store, &dev)));
             done
         }
         Regime::Oas => {
-            let in_stage2 = resume && checkpoint::resolve(&branch_dir(out, 1).join("last")).is_ok();
+            let in_stage2 = resume && store.has(1, Tag::Last);
             let mut done = true;
             if !in_stage2 {
                 let m = build(&mut init_rng(cfg.seed, 0))?;
                 let opt = adam(cfg, &m)?;
                 let mut b = if resume {
-                    BranchRun::load(m, Some(opt), branch_dir(out, 0), "last", true)?
+                    BranchRun::load(m, Some(opt), &store, at(0), Tag::Last, true)?
                 } else {
                     let rng = dropout_rng(cfg.seed, 0);
                     let st = fresh_state(1, &rng);
-                    BranchRun::new(m, Some(opt), rng, st, branch_dir(out, 0), true)?
+                    BranchRun::new(m, Some(opt), rng, st, at(0), true)?
                 };
-                done = run_phase(&ctx, &stage1, std::slice::from_mut(&mut b), &mut budget)?;
+                done = run_phase(
+                    &ctx,
+                    &stage1,
+                    std::slice::from_mut(&mut b),
+                    &mut store,
+                    &mut budget,
+                )?;
             }
             if done {
                 let seed_model = build(&mut init_rng(cfg.seed, 0))?;
-                let anchor = BranchRun::load(seed_model, None, branch_dir(out, 0), "best", false)?;
+                let anchor = BranchRun::load(seed_model, None, &store, at(0), Tag::Best, false)?;
                 let target_model = anchor.model.clone();
                 let opt = adam(cfg, &target_model)?;
                 let target = if in_stage2 {
-                    BranchRun::load(target_model, Some(opt), branch_dir(out, 1), "last", true)?
+                    BranchRun::load(target_model, Some(opt), &store, at(1), Tag::Last, true)?
                 } else {
                     let rng = dropout_rng(cfg.seed, 1);
                     let st = fresh_state(2, &rng);
-                    BranchRun::new(target_model, Some(opt), rng, st, branch_dir(out, 1), true)?
+                    BranchRun::new(target_model, Some(opt), rng, st, at(1), true)?
                 };
                 let mut branches = vec![anchor, target];
                 let phase = Phase {
@@ -583,7 +692,7 @@ pub fn train<M: Trainable>(
                     kind: StepKind::Anchored { ema: None },
                     select_by: None,
                 };
-                done = run_phase(&ctx, &phase, &mut branches, &mut budget)?;
+                done = run_phase(&ctx, &phase, &mut branches, &mut store, &mut budget)?;
             }
             for k in 0..2 {
                 best_dev.push(load_best_metrics(cfg, k, build, &dev).ok());
@@ -597,10 +706,9 @@ pub fn train<M: Trainable>(
     })
 }
 
-fn best_metrics<M: Trainable>(b: &BranchRun<M>, dev: &Precomp) -> Option<Metrics> {
+fn best_metrics<M: Trainable>(b: &BranchRun<M>, store: &Store, dev: &Precomp) -> Option<Metrics> {
     let mut m = b.model.clone();
-    let ck = checkpoint::resolve(&b.dir.join("best")).ok()?;
-    checkpoint::load_weights(&mut m, &ck.join("model.safetensors")).ok()?;
+    checkpoint::load_weights(store, b.k, Tag::Best, &mut m).ok()?;
     evaluate(&m, dev).ok()
 }
 
@@ -614,7 +722,8 @@ fn load_best_metrics<M: Trainable>(
     evaluate(&m, ds)
 }
 
-/// Builds a model and loads `RUN/branch{k}/{tag}/model.safetensors` into it.
+/// Builds a model and loads branch k's `tag` (`best` | `last`) weights into
+/// it (checksums verified; see [`crate::train::store`]).
 pub fn load_branch<M: Trainable>(
     cfg: &TrainConfig,
     k: usize,
@@ -622,9 +731,22 @@ pub fn load_branch<M: Trainable>(
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
 ) -> Result<M, TrainError> {
     let mut m = build(&mut init_rng(cfg.seed, 0))?;
-    let ck = checkpoint::resolve(&branch_dir(&cfg.out, k).join(tag))?;
-    checkpoint::load_weights(&mut m, &ck.join("model.safetensors"))?;
+    let store = Store::open(&cfg.out)?;
+    checkpoint::load_weights(&store, k, Tag::parse(tag)?, &mut m)?;
     Ok(m)
+}
+
+/// Opens `split` of a run's dataset for scoring, checked before any work:
+/// its features have the training split's shape (the model was built for it)
+/// and every value is finite.
+fn open_checked(cfg: &TrainConfig, split: Split, vocab: &Vocab) -> Result<Precomp, TrainError> {
+    let ds = Precomp::open(&cfg.data, split, vocab)?;
+    let train_ims = cfg.data.join(Split::Train.ims_file());
+    let reference = crate::data::npy::NpyF32::open_ndim(&train_ims, 3)
+        .map_err(crate::data::precomp::PrecompError::from)?;
+    ds.check_features_like(&reference)?;
+    ds.check_finite()?;
+    Ok(ds)
 }
 
 /// Test metrics of every branch's `best` checkpoint of a finished run, on `split`.
@@ -634,7 +756,7 @@ pub fn test_branches<M: Trainable>(
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
 ) -> Result<Vec<Metrics>, TrainError> {
     let vocab = Vocab::load(cfg.vocab_path())?;
-    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    let ds = open_checked(cfg, split, &vocab)?;
     (0..cfg.n_branches())
         .map(|k| load_best_metrics(cfg, k, build, &ds))
         .collect()
@@ -651,7 +773,7 @@ pub fn score_branch<M: Trainable>(
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
 ) -> Result<(Vec<f32>, usize), TrainError> {
     let vocab = Vocab::load(cfg.vocab_path())?;
-    let ds = Precomp::open(&cfg.data, split, &vocab)?;
+    let ds = open_checked(cfg, split, &vocab)?;
     let m = load_branch(cfg, k, tag, build)?;
     let sims = m.score_split_with(&ds, precision)?;
     Ok((sims, ds.n_images()))
@@ -689,7 +811,7 @@ mod tests {
         let o = opt.then(|| Adam::new(AdamConfig::default(), &m.params()).unwrap());
         let rng = dropout_rng(7, k);
         let st = fresh_state(1, &rng);
-        BranchRun::new(m, o, rng, st, dir.join(format!("b{k}")), true).unwrap()
+        BranchRun::new(m, o, rng, st, (k, dir.join(format!("b{k}"))), true).unwrap()
     }
 
     fn rm_loss(alpha: f64) -> LossConfig {

@@ -1,0 +1,97 @@
+//! Operating-system errors in words (issue 13 item 10): the kernel's terse
+//! strings ("No such device (os error 19)" for a folder where a file belongs,
+//! "Too many levels of symbolic links") become what is wrong and what to
+//! check. The CLI rewrites every `std::io::Error` in an error chain with
+//! [`in_words`]; [`check_file`] and [`check_dir`] name the problem with a
+//! path before any work.
+
+use std::io;
+use std::path::Path;
+
+/// What `e` means for the path it happened on, in words.
+pub fn in_words(e: &io::Error) -> String {
+    let errno = e.raw_os_error();
+    let words = match errno {
+        Some(libc::ENOENT) => "does not exist",
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            "permission denied (check the owner and mode of the file and of its folders)"
+        }
+        Some(libc::EISDIR) => "is a folder, where a file was expected",
+        Some(libc::ENOTDIR) => "a part of this path is a file, where a folder was expected",
+        Some(libc::ENODEV) => {
+            "is not a regular file (a folder or a device, where a file was expected)"
+        }
+        Some(libc::ELOOP) => "is a symbolic link loop (links that point at each other)",
+        Some(libc::ENOSPC) => "no space left on the device (the disk is full)",
+        Some(libc::EDQUOT) => "disk quota exceeded",
+        Some(libc::EROFS) => "is on a read-only file system",
+        Some(libc::ENAMETOOLONG) => "the path is too long",
+        Some(libc::EEXIST) => "already exists",
+        Some(libc::ENOTEMPTY) => "the folder is not empty",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "too many open files (raise `ulimit -n`)",
+        Some(libc::EIO) => "input/output error reading the disk (the device may be failing)",
+        Some(libc::EXDEV) => "cannot move across file systems",
+        Some(libc::ETXTBSY) => "the file is busy (being executed)",
+        _ => return e.to_string(),
+    };
+    format!(
+        "{words} ({})",
+        e.to_string().split(" (os error").next().unwrap_or("")
+    )
+}
+
+/// `Err(words)` unless `path` is a readable regular file (after links).
+pub fn check_file(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err("is a folder, where a file was expected".into()),
+        Ok(m) if !m.is_file() => Err("is not a regular file".into()),
+        Ok(_) => std::fs::File::open(path)
+            .map(drop)
+            .map_err(|e| in_words(&e)),
+        Err(e) => Err(in_words(&e)),
+    }
+}
+
+/// `Err(words)` unless `path` is a folder (after links).
+pub fn check_dir(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err("is a file, where a folder was expected".into()),
+        Err(e) => Err(in_words(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_words() {
+        let w = |n| in_words(&io::Error::from_raw_os_error(n));
+        assert!(
+            w(libc::EACCES).starts_with("permission denied"),
+            "{}",
+            w(libc::EACCES)
+        );
+        assert!(w(libc::ENODEV).contains("where a file was expected"));
+        assert!(w(libc::ELOOP).contains("symbolic link loop"));
+        assert!(w(libc::ENOSPC).contains("disk is full"));
+        assert!(!w(libc::ENOENT).contains("os error"));
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        assert_eq!(check_dir(d), Ok(()));
+        assert!(check_file(d).unwrap_err().contains("is a folder"));
+        let (a, b) = (d.join("a"), d.join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        assert!(check_file(&a).unwrap_err().contains("symbolic link loop"));
+        assert!(check_dir(&a).unwrap_err().contains("symbolic link loop"));
+        assert!(
+            check_file(&d.join("none"))
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        std::fs::write(d.join("f"), "x").unwrap();
+        assert!(check_dir(&d.join("f")).unwrap_err().contains("is a file"));
+    }
+}
