@@ -5,6 +5,8 @@
 //! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical
 //!   tokenizer, batching, synthetic generator.
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
+//! - [`infer`]: loaded matcher (encode images / captions, score blocks), the
+//!   backbone registry, split scoring.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -12,6 +14,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod infer;
 pub mod loss;
 pub mod model;
 pub mod train;

@@ -31,6 +31,8 @@ pub enum BenchError {
     Eval(#[from] crate::eval::error::EvalError),
     #[error("bench scoring: {0}")]
     Amx(#[from] crate::engine::amx::Unavailable),
+    #[error(transparent)]
+    Infer(#[from] crate::infer::InferError),
     #[error("bench: --head-precision bf16 applies to scan-score only (vse has no similarity head)")]
     Bf16NeedsScan,
     #[error("bench scoring: score {0} (row-major) is not finite")]
