@@ -7,6 +7,8 @@
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
 //! - [`infer`]: loaded matcher (encode images / captions, score blocks), the
 //!   backbone registry, split scoring.
+//! - [`serve`]: index folders, two-stage search (ANN shortlist + exact
+//!   re-ranking) and the HTTP service.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -17,4 +19,5 @@ pub mod eval;
 pub mod infer;
 pub mod loss;
 pub mod model;
+pub mod serve;
 pub mod train;
