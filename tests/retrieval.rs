@@ -19,8 +19,9 @@ use dbl::eval::sharded::BlockSize;
 use dbl::infer::LoadedMatcher;
 use dbl::infer::split::score_encoded;
 use dbl::model::Backbone;
+use dbl::model::encode::EncodedCaptions;
 use dbl::model::precision::HeadPrecision;
-use dbl::serve::{Index, Models};
+use dbl::serve::{Hit, Index, Models};
 use proptest::prelude::*;
 use support::{BIN, build_index, ok};
 
@@ -61,19 +62,21 @@ fn rank(scores: Vec<f32>) -> Vec<(usize, f32)> {
     v
 }
 
+/// Exact ranking of encoded images x captions (one side has one item).
+fn exact(
+    m: &LoadedMatcher,
+    img: &[f32],
+    regions: usize,
+    cap: &EncodedCaptions,
+) -> Vec<(usize, f32)> {
+    let bs = BlockSize::default();
+    rank(score_encoded(m.matcher(), img, regions, cap, HeadPrecision::F32, bs).unwrap())
+}
+
 fn exact_for_text(m: &LoadedMatcher, ims: &NpyF32, text: &str) -> Vec<(usize, f32)> {
     let (cap, _) = m.encode_texts(&[text]).unwrap();
     let img = m.matcher().encode_images(ims.data(), ims.shape()[1]);
-    let s = score_encoded(
-        m.matcher(),
-        &img,
-        ims.shape()[1],
-        &cap,
-        HeadPrecision::F32,
-        BlockSize::default(),
-    )
-    .unwrap();
-    rank(s)
+    exact(m, &img, ims.shape()[1], &cap)
 }
 
 fn exact_for_image(
@@ -85,16 +88,17 @@ fn exact_for_image(
     let ids: Vec<Vec<u32>> = caps.iter().map(|c| m.vocab().encode_caption(c)).collect();
     let cap = m.matcher().encode_captions(ids.len(), &|k| &ids[k]);
     let img = m.matcher().encode_images(ims.row(row), ims.shape()[1]);
-    let s = score_encoded(
-        m.matcher(),
-        &img,
-        ims.shape()[1],
-        &cap,
-        HeadPrecision::F32,
-        BlockSize::default(),
-    )
-    .unwrap();
-    rank(s)
+    exact(m, &img, ims.shape()[1], &cap)
+}
+
+/// (row, score bits) of hits.
+fn hit_bits(hits: &[Hit]) -> Vec<(usize, u32)> {
+    hits.iter().map(|h| (h.row, h.score.to_bits())).collect()
+}
+
+/// (row, score bits) of a ranking.
+fn bits(v: &[(usize, f32)]) -> Vec<(usize, u32)> {
+    v.iter().map(|&(r, s)| (r, s.to_bits())).collect()
 }
 
 /// The vocabulary's words (specials excluded).
@@ -122,21 +126,16 @@ proptest! {
         let n = idx.manifest().n_images;
         let got = idx.search_images(&text, n, n).unwrap();
         let want = exact_for_text(&m, &ims, &text);
-        let got: Vec<(usize, u32)> = got.hits.iter().map(|h| (h.row, h.score.to_bits())).collect();
-        let want: Vec<(usize, u32)> = want.iter().map(|&(r, s)| (r, s.to_bits())).collect();
-        prop_assert_eq!(got, want);
+        prop_assert_eq!(hit_bits(&got.hits), bits(&want));
 
         let caps = read_captions(&f.data.join("test_caps.txt")).unwrap();
         let nc = caps.len();
         let got = idx.search_captions(ims.row(row), nc, nc).unwrap();
         let want = exact_for_image(&m, &ims, row, &caps);
-        let got: Vec<(usize, u32)> = got.hits.iter().map(|h| (h.row, h.score.to_bits())).collect();
-        let want: Vec<(usize, u32)> = want.iter().map(|&(r, s)| (r, s.to_bits())).collect();
-        prop_assert_eq!(got, want.clone());
+        prop_assert_eq!(hit_bits(&got.hits), bits(&want));
         // The stored gallery row gives the same answer as its raw features.
         let by_row = idx.search_captions_by_row(row, nc, nc).unwrap();
-        let by_row: Vec<(usize, u32)> = by_row.hits.iter().map(|h| (h.row, h.score.to_bits())).collect();
-        prop_assert_eq!(by_row, want);
+        prop_assert_eq!(hit_bits(&by_row.hits), bits(&want));
     }
 }
 

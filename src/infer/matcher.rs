@@ -13,8 +13,10 @@ use crate::data::npy::NpyF32;
 use crate::engine::param::Module;
 use crate::eval::sharded::BlockScorer;
 use crate::model::ENCODER_PAR;
-use crate::model::encode::{ENCODE_CHUNK, EncodedCaptions};
+use crate::model::encode::{ENCODE_CHUNK, EncodedCaptions, encode_caption_list};
+use crate::model::image_encoder::ImageEncoder;
 use crate::model::precision::HeadPrecision;
+use crate::model::text_encoder::TextEncoder;
 
 use super::InferError;
 
@@ -62,25 +64,39 @@ impl CaptionView<'_> {
 /// their scorers block-invariant (a score depends only on its image and
 /// caption), which `score_full` and the index's re-ranking rely on.
 pub trait Matcher: Send + Sync + std::fmt::Debug {
+    /// The image and text encoders (both backbones of the paper share their
+    /// design; a backbone with other encoders overrides the provided methods
+    /// below and may return its own here).
+    fn encoders(&self) -> (&ImageEncoder, &TextEncoder);
     /// Joint embedding width d.
-    fn embed_dim(&self) -> usize;
+    fn embed_dim(&self) -> usize {
+        self.encoders().1.embed_dim()
+    }
     /// Region feature width D the image encoder takes.
-    fn img_dim(&self) -> usize;
+    fn img_dim(&self) -> usize {
+        self.encoders().0.fc.in_dim()
+    }
     /// Vocabulary size V the text encoder takes (ids `0..V`).
-    fn vocab_size(&self) -> usize;
+    fn vocab_size(&self) -> usize {
+        self.encoders().1.embed.vocab()
+    }
     /// Rows per encoded image for `n_regions` regions: R or 1 (pooled).
     fn image_rows(&self, n_regions: usize) -> usize;
     /// Rows per encoded caption of `n_tokens` tokens: n_tokens or 1 (pooled).
     fn caption_rows(&self, n_tokens: usize) -> usize;
     /// x: `[n, R, D]` → `[n, image_rows(R), d]`.
-    fn encode_images(&self, x: &[f32], n_regions: usize) -> Vec<f32>;
+    fn encode_images(&self, x: &[f32], n_regions: usize) -> Vec<f32> {
+        self.encoders().0.encode(x, n_regions, PAR)
+    }
     /// Encodes `n` captions given as token ids (`<start>`/`<end>` included,
     /// every id `< vocab_size()`, every caption non-empty), stacked by index.
     fn encode_captions<'a>(
         &self,
         n: usize,
         caption: &dyn Fn(usize) -> &'a [u32],
-    ) -> EncodedCaptions;
+    ) -> EncodedCaptions {
+        encode_caption_list(self.encoders().1, n, caption, PAR)
+    }
     /// A block scorer over `img` × `cap` with the head in `precision`
     /// (bf16: AMX and a similarity head; others answer
     /// [`PrecisionError::NoHead`](crate::model::precision::PrecisionError::NoHead)).

@@ -5,40 +5,25 @@
 use std::ops::Range;
 
 use super::InferError;
-use super::matcher::{CaptionView, ImageView, Matcher, PAR};
+use super::matcher::{CaptionView, ImageView, Matcher};
 use crate::engine::amx;
 use crate::eval::sharded::BlockScorer;
-use crate::model::encode::{EncodedCaptions, encode_caption_list};
+use crate::model::image_encoder::ImageEncoder;
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_ave::ScanAve;
 use crate::model::scan_head::Words;
 use crate::model::scan_scorer::{Bf16Head, ScanScorer};
+use crate::model::text_encoder::TextEncoder;
 
 impl Matcher for ScanAve {
-    fn embed_dim(&self) -> usize {
-        self.sim_enc.embed()
-    }
-    fn img_dim(&self) -> usize {
-        self.img_enc.fc.in_dim()
-    }
-    fn vocab_size(&self) -> usize {
-        self.txt_enc.embed.vocab()
+    fn encoders(&self) -> (&ImageEncoder, &TextEncoder) {
+        (&self.img_enc, &self.txt_enc)
     }
     fn image_rows(&self, n_regions: usize) -> usize {
         n_regions
     }
     fn caption_rows(&self, n_tokens: usize) -> usize {
         n_tokens
-    }
-    fn encode_images(&self, x: &[f32], n_regions: usize) -> Vec<f32> {
-        self.img_enc.encode(x, n_regions, PAR)
-    }
-    fn encode_captions<'a>(
-        &self,
-        n: usize,
-        caption: &dyn Fn(usize) -> &'a [u32],
-    ) -> EncodedCaptions {
-        encode_caption_list(&self.txt_enc, n, caption, PAR)
     }
     fn scorer<'a>(
         &'a self,

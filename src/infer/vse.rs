@@ -3,38 +3,23 @@
 //! ([`DotScorer`]). f32 only (no similarity head).
 
 use super::InferError;
-use super::matcher::{CaptionView, ImageView, Matcher, PAR};
+use super::matcher::{CaptionView, ImageView, Matcher};
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::BlockScorer;
-use crate::model::encode::{EncodedCaptions, encode_caption_list};
+use crate::model::image_encoder::ImageEncoder;
 use crate::model::precision::{HeadPrecision, PrecisionError};
+use crate::model::text_encoder::TextEncoder;
 use crate::model::vse::Vse;
 
 impl Matcher for Vse {
-    fn embed_dim(&self) -> usize {
-        self.img_enc.embed()
-    }
-    fn img_dim(&self) -> usize {
-        self.img_enc.fc.in_dim()
-    }
-    fn vocab_size(&self) -> usize {
-        self.txt_enc.embed.vocab()
+    fn encoders(&self) -> (&ImageEncoder, &TextEncoder) {
+        (&self.img_enc, &self.txt_enc)
     }
     fn image_rows(&self, _n_regions: usize) -> usize {
         1
     }
     fn caption_rows(&self, _n_tokens: usize) -> usize {
         1
-    }
-    fn encode_images(&self, x: &[f32], n_regions: usize) -> Vec<f32> {
-        self.img_enc.encode(x, n_regions, PAR)
-    }
-    fn encode_captions<'a>(
-        &self,
-        n: usize,
-        caption: &dyn Fn(usize) -> &'a [u32],
-    ) -> EncodedCaptions {
-        encode_caption_list(&self.txt_enc, n, caption, PAR)
     }
     fn scorer<'a>(
         &'a self,

@@ -228,20 +228,53 @@ where
     }
 }
 
+/// What both search bodies carry besides the query.
+trait Routed {
+    /// The index named, if any.
+    fn index(&self) -> &Option<String>;
+    /// The shortlist size asked for, if any.
+    fn shortlist(&self) -> Option<usize>;
+}
+
+impl Routed for ImagesQuery {
+    fn index(&self) -> &Option<String> {
+        &self.index
+    }
+    fn shortlist(&self) -> Option<usize> {
+        self.shortlist
+    }
+}
+
+impl Routed for CaptionsQuery {
+    fn index(&self) -> &Option<String> {
+        &self.index
+    }
+    fn shortlist(&self) -> Option<usize> {
+        self.shortlist
+    }
+}
+
+/// Reads a search body: → (query, index name, shortlist size), or the error response.
+async fn admit<T: for<'de> Deserialize<'de> + Routed>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(T, String, usize), Box<Response>> {
+    let q: T = read_json(st, headers, body).await.map_err(Box::new)?;
+    let name = pick(st, q.index())?;
+    let sl = q.shortlist().unwrap_or(st.cfg.shortlist);
+    Ok((q, name, sl))
+}
+
 async fn search_images(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let q: ImagesQuery = match read_json(&st, &headers, body).await {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
-    let name = match pick(&st, &q.index) {
-        Ok(n) => n,
+    let (q, name, sl) = match admit::<ImagesQuery>(&st, &headers, body).await {
+        Ok(a) => a,
         Err(r) => return *r,
     };
-    let sl = q.shortlist.unwrap_or(st.cfg.shortlist);
     on_pool(st, move |st| {
         st.indexes[&name].search_images(&q.text, q.k, sl)
     })
@@ -253,15 +286,10 @@ async fn search_captions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let q: CaptionsQuery = match read_json(&st, &headers, body).await {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
-    let name = match pick(&st, &q.index) {
-        Ok(n) => n,
+    let (q, name, sl) = match admit::<CaptionsQuery>(&st, &headers, body).await {
+        Ok(a) => a,
         Err(r) => return *r,
     };
-    let sl = q.shortlist.unwrap_or(st.cfg.shortlist);
     let (k, row, feats) = (q.k, q.image_row, q.features);
     match (row, feats) {
         (Some(row), None) => {

@@ -283,18 +283,7 @@ impl Index {
             data: &gathered,
             rows: per / self.manifest.embed_dim,
         };
-        let scorer =
-            self.model
-                .matcher()
-                .scorer(img, CaptionView::from(&cap), HeadPrecision::F32)?;
-        let s = score_full(
-            scorer.as_ref(),
-            BlockSize {
-                images: 32,
-                captions: 1,
-            },
-        )
-        .map_err(crate::infer::InferError::from)?;
+        let s = self.exact_scores(img, CaptionView::from(&cap), true)?;
         let hits = top(cand.iter().copied().zip(s).collect(), k)
             .into_iter()
             .map(|(row, score)| Hit {
@@ -384,15 +373,7 @@ impl Index {
             rows: &rows,
             offsets: &offsets,
         };
-        let scorer = self.model.matcher().scorer(img, cap, HeadPrecision::F32)?;
-        let s = score_full(
-            scorer.as_ref(),
-            BlockSize {
-                images: 1,
-                captions: 32,
-            },
-        )
-        .map_err(crate::infer::InferError::from)?;
+        let s = self.exact_scores(img, cap, false)?;
         let hits = top(cand.iter().copied().zip(s).collect(), k)
             .into_iter()
             .map(|(row, score)| Hit {
@@ -407,6 +388,20 @@ impl Index {
             candidates: cand.len(),
             unknown_words: Vec::new(),
         })
+    }
+
+    /// Exact scores of the run's head over gathered candidates, blocks of 32
+    /// along the candidate side (`images_side`: the candidates are images).
+    fn exact_scores(
+        &self,
+        img: ImageView<'_>,
+        cap: CaptionView<'_>,
+        images_side: bool,
+    ) -> Result<Vec<f32>, ServeError> {
+        let scorer = self.model.matcher().scorer(img, cap, HeadPrecision::F32)?;
+        let (images, captions) = if images_side { (32, 1) } else { (1, 32) };
+        let block = BlockSize { images, captions };
+        Ok(score_full(scorer.as_ref(), block).map_err(crate::infer::InferError::from)?)
     }
 
     /// Stored shortlist embedding of gallery image `row`: `[shortlist_dim]`.
