@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::data::npy::{NpyF32, write_f32};
 use crate::serve::build::{ANN_THRESHOLD, BuildSpec, build};
 use crate::serve::recall::recall_table;
 use crate::serve::{Index, Models};
@@ -46,6 +47,10 @@ pub struct RecallArgs {
     /// Worker threads (0 = every core).
     #[arg(long, value_name = "T", default_value_t = 0)]
     pub threads: usize,
+    /// Exact scores of the whole gallery: read from this `.npy` ([n_images, n_captions])
+    /// if it exists, else computed and written there (reuse across indexes of one run).
+    #[arg(long, value_name = "S.npy")]
+    pub sims: Option<PathBuf>,
 }
 
 /// Arguments of `dbl index build`.
@@ -99,9 +104,29 @@ fn run_recall(a: RecallArgs) -> anyhow::Result<()> {
         .context("starting the worker threads")?;
     let models = Models::new();
     let idx = Index::open(&a.index, &models)?;
-    let sims = pool.install(|| idx.score_all())?;
-    let rows = pool.install(|| recall_table(&idx, &sims, &a.k))?;
     let m = idx.manifest();
+    let shape = [m.n_images, m.n_captions];
+    let sims = match &a.sims {
+        Some(p) if p.exists() => {
+            let s = NpyF32::open_ndim(p, 2)?;
+            if s.shape() != shape {
+                anyhow::bail!(
+                    "--sims {}: shape {:?}, the index needs {shape:?}",
+                    p.display(),
+                    s.shape()
+                );
+            }
+            s.data().to_vec()
+        }
+        _ => {
+            let s = pool.install(|| idx.score_all())?;
+            if let Some(p) = &a.sims {
+                write_f32(p, &shape, &s)?;
+            }
+            s
+        }
+    };
+    let rows = pool.install(|| recall_table(&idx, &sims, &a.k))?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

@@ -114,6 +114,13 @@ impl Shortlist {
     /// Rows of the (up to) `k` items with the largest `q · emb[row]`, any order.
     /// q: `[dim]`.
     pub fn candidates(&self, q: &[f32], k: usize) -> Result<Vec<usize>, ServeError> {
+        if q.len() != self.emb.row_len() {
+            return Err(ServeError::BadRequest(format!(
+                "shortlist query of width {}, the index holds width {}",
+                q.len(),
+                self.emb.row_len()
+            )));
+        }
         let n = self.len();
         if k == 0 {
             return Ok(Vec::new());
@@ -121,8 +128,10 @@ impl Shortlist {
         if k >= n {
             return Ok((0..n).collect());
         }
-        if let Some(idx) = &self.hnsw {
-            let m = idx.search(q, k).map_err(|e| ann_err(self.emb.path(), e))?;
+        // usearch answers an error when more threads search at once than it
+        // has search contexts (its default: the core count); such a query
+        // falls back to the exact scan below, which is never worse.
+        if let Some(Ok(m)) = self.hnsw.as_ref().map(|idx| idx.search(q, k)) {
             return Ok(m.keys.iter().map(|&key| key as usize).collect());
         }
         let data = self.emb.data();
