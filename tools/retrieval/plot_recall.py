@@ -19,7 +19,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.8), sharey=True)
     colors = {"r1": "tab:blue", "r5": "tab:orange", "r10": "tab:green"}
     styles = ["-o", "-s", "-^", "-v"]
     first = None
@@ -46,7 +46,7 @@ def main():
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("recall (%)")
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"Two-stage search vs exact ranking — {first['backbone']} run, "
                  f"{first['n_images']} images / {first['n_captions']} captions")
     fig.tight_layout()
