@@ -5,6 +5,10 @@
 //! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical
 //!   tokenizer, batching, synthetic generator.
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
+//! - [`infer`]: loaded matcher (encode images / captions, score blocks), the
+//!   backbone registry, split scoring.
+//! - [`serve`]: index folders, two-stage search (ANN shortlist + exact
+//!   re-ranking) and the HTTP service.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -12,7 +16,9 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod infer;
 pub mod loss;
 pub mod model;
 pub mod os_error;
+pub mod serve;
 pub mod train;

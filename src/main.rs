@@ -35,6 +35,12 @@ enum Command {
     Report(cli::report::Args),
     /// Synthetic data + anchor/target training + test table, end to end.
     Demo(cli::demo::Args),
+    /// Build an index folder of a gallery for `search` / `serve`.
+    Index(cli::index::Args),
+    /// Search an index: text → images, or image features → captions.
+    Search(cli::search::Args),
+    /// Serve indexes over HTTP (search, /healthz, /metrics).
+    Serve(cli::serve::Args),
     /// Time one benchmark configuration against the PyTorch peer's contract (tools/bench).
     Bench(cli::bench::Args),
 }
@@ -54,6 +60,9 @@ fn main() {
         Command::Report(a) => cli::report::run(a),
         Command::Demo(a) => cli::demo::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Index(a) => cli::index::run(a),
+        Command::Search(a) => cli::search::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", describe(&e));

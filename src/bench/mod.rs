@@ -34,6 +34,8 @@ pub enum BenchError {
     Eval(#[from] crate::eval::error::EvalError),
     #[error("bench scoring: {0}")]
     Amx(#[from] crate::engine::amx::Unavailable),
+    #[error(transparent)]
+    Infer(#[from] crate::infer::InferError),
     #[error("bench: --head-precision bf16 applies to scan-score only (vse has no similarity head)")]
     Bf16NeedsScan,
     #[cfg(feature = "cuda")]

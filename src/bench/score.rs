@@ -1,12 +1,12 @@
 //! A scoring repetition (spec §8 steps 1–3, eval mode) on the deterministic
-//! split: encode images in batches of 100 (`ImageEncoder::encode`), captions
-//! with `encode::encode_caption_list` (as `Trainable::score_split` does:
-//! chunks of `CAPTION_CHUNK`, each sorted by length as the packed GRU
-//! needs), then score every pair with the same block scorers and
-//! `score_full` as `Trainable::score_split` (scan-ave: `ScanScorer` over
-//! 100 × 100 shards; vse: `DotScorer`). Inputs are generated before timing.
+//! split, through the inference layer exactly as `Trainable::score_split`
+//! (`crate::infer`): images with `matcher::encode_image_rows`, captions with
+//! `Matcher::encode_captions` (chunks of `CAPTION_CHUNK`, sorted by length as
+//! the packed GRU needs), then every pair with the matcher's block scorer and
+//! `score_full` over `SHARD` × `SHARD` blocks (scan-ave: `ScanScorer`; vse:
+//! `DotScorer`). Inputs are generated before timing.
 //! The region features go to a temporary `.npy` that is memory-mapped and
-//! streamed chunk by chunk (`encode::encode_image_rows`), as `dbl eval` reads
+//! streamed chunk by chunk, as `dbl eval` reads
 //! a split's `_ims.npy`; the peer, like the authors' loader, holds them in RAM.
 //! Each phase is timed separately.
 
@@ -17,13 +17,12 @@ use super::BenchError;
 use super::config::{BenchConfig, SHARD};
 use super::inputs::{caption_tokens, push_image_features};
 use crate::data::npy::{NpyF32, NpyWriter};
-use crate::eval::dot::DotScorer;
-use crate::eval::sharded::{BlockSize, score_full};
-use crate::model::encode::{encode_caption_list, encode_image_rows};
-use crate::model::precision::HeadPrecision;
-use crate::model::scan_head::Words;
-use crate::model::scan_scorer::{Bf16Head, ScanScorer};
-use crate::model::{ENCODER_PAR, Model};
+use crate::eval::sharded::BlockSize;
+use crate::infer::InferError;
+use crate::infer::matcher::encode_image_rows;
+use crate::infer::split::score_encoded;
+use crate::model::Model;
+use crate::model::precision::{HeadPrecision, PrecisionError};
 
 /// Seconds of each phase of one repetition.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,51 +87,23 @@ impl ScoreBench {
     /// `precision` (bf16 needs AMX and scan-ave): → (scores [n_img, n_cap],
     /// phase seconds).
     pub fn run(&self, precision: HeadPrecision) -> Result<(Vec<f32>, Phases), BenchError> {
-        let (img_enc, txt_enc) = match &self.model {
-            Model::ScanAve(_, m) => (&m.img_enc, &m.txt_enc),
-            Model::Vse(_, m) => (&m.img_enc, &m.txt_enc),
-        };
+        let m = self.model.matcher();
         let t0 = Instant::now();
-        let img = encode_image_rows(
-            img_enc,
-            &self.features,
-            self.n_img,
-            self.regions,
-            ENCODER_PAR,
-        );
+        let img = encode_image_rows(m, &self.features, self.n_img, self.regions, &|_| {});
         let t1 = Instant::now();
-        let d = txt_enc.embed_dim();
-        let cap = encode_caption_list(
-            txt_enc,
-            self.captions.len(),
-            |k| &self.captions[k],
-            ENCODER_PAR,
-        );
+        let cap = m.encode_captions(self.captions.len(), &|k| &self.captions[k]);
         let t2 = Instant::now();
         let block = BlockSize {
             images: SHARD,
             captions: SHARD,
         };
         block.validate()?;
-        let sims = match &self.model {
-            Model::ScanAve(_, m) => {
-                let words = Words {
-                    data: &cap.rows,
-                    offsets: &cap.offsets,
-                };
-                let scorer = ScanScorer::new(&m.sim_enc, &img, self.regions, words);
-                match precision {
-                    HeadPrecision::F32 => score_full(&scorer, block)?,
-                    HeadPrecision::Bf16 => {
-                        let prep = Bf16Head::new(&m.sim_enc, words)?;
-                        score_full(&scorer.with_bf16(&prep), block)?
-                    }
-                }
-            }
-            Model::Vse(..) if precision == HeadPrecision::Bf16 => {
+        let sims = match score_encoded(m, &img, self.regions, &cap, precision, block) {
+            Ok(s) => s,
+            Err(InferError::Precision(PrecisionError::NoHead)) => {
                 return Err(BenchError::Bf16NeedsScan);
             }
-            Model::Vse(..) => score_full(&DotScorer::new(&img, &cap.rows, d)?, block)?,
+            Err(e) => return Err(e.into()),
         };
         finish(sims, [t0, t1, t2, Instant::now()])
     }

@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::data::npy::write_f32;
-use crate::data::precomp::Split;
+use crate::data::precomp::{Precomp, Split};
 use crate::engine::device::{self, Device};
 use crate::eval::SimMatrix;
 use crate::eval::protocol::whole_metrics;
+use crate::infer::run::RunDir;
+use crate::infer::{LoadedMatcher, registry, score_split};
+use crate::model::Backbone;
 use crate::model::precision::HeadPrecision;
 use crate::train::backbone_select;
 use crate::train::config::TrainConfig;
@@ -70,30 +73,18 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Runs `dbl score`.
+/// Runs `dbl score`: registered backbones through the inference layer
+/// ([`crate::infer`]); the trainer's test-only `tiny` model through its own
+/// `score_split`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg = TrainConfig::load_json(&args.run.join("config.json"), &[])?;
-    cfg.out = args.run.clone();
-    if cfg.vocab.is_none() {
-        cfg.vocab = Some(cfg.vocab_path());
-    }
-    cfg.validate()?;
-    backbone_select::check_available(&cfg)?;
+    let run = RunDir::open(&args.run)?;
+    let k = run.branch(args.branch)?;
     device::require(args.device)?;
     if args.device == Device::Cuda && args.head_precision == HeadPrecision::Bf16 {
         anyhow::bail!("--head-precision bf16 runs on Intel AMX; --device cuda is f32 only");
     }
-    let n_branches = cfg.n_branches();
-    let k = args.branch.unwrap_or(n_branches - 1);
-    if k >= n_branches {
-        anyhow::bail!(
-            "--branch {k}: the run in {} has branches 0..{}",
-            args.run.display(),
-            n_branches - 1
-        );
-    }
     // 0 (the config default) means every core, as in `dbl train`.
-    let threads = args.threads.unwrap_or(cfg.threads);
+    let threads = args.threads.unwrap_or(run.threads);
     let max_threads = crate::train::resources::max_threads();
     if threads > max_threads {
         anyhow::bail!("--threads {threads}: at most {max_threads} (4 x the cores here)");
@@ -103,9 +94,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the worker threads")?;
     let split = Split::from(args.split);
-    let (sims, n_img) = pool.install(|| {
-        backbone_select::score_on(&cfg, k, &args.tag, split, args.head_precision, args.device)
-    })?;
+    let registered = serde_json::from_value::<Backbone>(run.backbone_name().into())
+        .ok()
+        .and_then(registry::entry)
+        .is_some();
+    let (sims, n_img) = if registered && args.device == Device::Cpu {
+        let m = LoadedMatcher::from_run(&args.run, Some(k), &args.tag)?;
+        let ds = Precomp::open(&run.data, split, m.vocab())?;
+        let sims = pool.install(|| score_split(m.matcher(), &ds, args.head_precision))?;
+        (sims, ds.n_images())
+    } else {
+        // The GPU scorer (and the test-only `tiny` model) still load through
+        // the training configuration.
+        let mut cfg = TrainConfig::load_json(&args.run.join("config.json"), &[])?;
+        cfg.out = args.run.clone();
+        if cfg.vocab.is_none() {
+            cfg.vocab = Some(cfg.vocab_path());
+        }
+        cfg.validate()?;
+        pool.install(|| {
+            backbone_select::score_on(&cfg, k, &args.tag, split, args.head_precision, args.device)
+        })?
+    };
     let n_cap = sims.len() / n_img.max(1);
     if let Some(path) = &args.out {
         write_f32(path, &[n_img, n_cap], &sims)?;

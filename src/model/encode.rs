@@ -1,12 +1,9 @@
-//! Evaluation-mode encoding of a whole split (spec §8 steps 1–2): the images
-//! (one per `_ims.npy` row in use) and every caption, in chunks, so that
-//! scoring can then run sharded over the encoded data.
+//! Evaluation-mode encoding of captions in length-sorted chunks (spec §8
+//! step 2) and the chunk sizes; `crate::infer` encodes images and splits.
 
 use crate::data::npy::NpyF32;
-use crate::data::precomp::Precomp;
 use crate::engine::gemm::Par;
 use crate::engine::rng::seeded;
-use crate::model::image_encoder::ImageEncoder;
 use crate::model::text_encoder::TextEncoder;
 
 /// Images encoded per forward pass (the authors' evaluation batch size is 100;
@@ -16,30 +13,6 @@ pub const ENCODE_CHUNK: usize = 128;
 /// Captions encoded per forward pass (each caption's output does not depend
 /// on its chunk; larger chunks measured no faster and hold more GRU state).
 pub const CAPTION_CHUNK: usize = 128;
-
-/// Encodes images `0..ds.n_images()`: → [n_img, R, d] (no pooling) or [n_img, d].
-pub fn encode_images(enc: &ImageEncoder, ds: &Precomp, par: Par) -> Vec<f32> {
-    encode_image_rows(enc, ds.images(), ds.n_images(), ds.n_regions(), par)
-}
-
-/// Encodes rows `0..n` of a memory-mapped [N, R, D] feature array in chunks of
-/// [`ENCODE_CHUNK`], dropping each chunk's pages once it is copied, so the
-/// resident set holds one chunk of raw features rather than the whole file:
-/// → [n, R, d] (no pooling) or [n, d].
-pub fn encode_image_rows(
-    enc: &ImageEncoder,
-    map: &NpyF32,
-    n: usize,
-    regions: usize,
-    par: Par,
-) -> Vec<f32> {
-    let mut out = Vec::new();
-    for start in (0..n).step_by(ENCODE_CHUNK) {
-        let end = (start + ENCODE_CHUNK).min(n);
-        out.extend(enc.encode(&read_rows(map, start..end), regions, par));
-    }
-    out
-}
 
 /// Rows `range` of `map` copied out ([range.len(), row_len]), then released
 /// from the page cache (each row is read once per split).
@@ -61,11 +34,6 @@ pub struct EncodedCaptions {
     pub rows: Vec<f32>,
     /// [n + 1], offsets[0] = 0.
     pub offsets: Vec<usize>,
-}
-
-/// Encodes every caption of `ds` ([`encode_caption_list`]).
-pub fn encode_captions(enc: &TextEncoder, ds: &Precomp, par: Par) -> EncodedCaptions {
-    encode_caption_list(enc, ds.len(), |k| ds.caption(k), par)
 }
 
 /// Encodes `n` captions given by `caption(k)` (token ids, `<start>`/`<end>`

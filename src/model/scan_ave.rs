@@ -6,17 +6,14 @@
 
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
-use crate::engine::amx;
 use crate::engine::dropout::Dropout;
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::eval::sharded::{BlockSize, score_full};
+use crate::infer::split::score_split_checked;
 use crate::model::config::{ConfigError, ModelConfig};
-use crate::model::encode::{encode_captions, encode_images};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_head::{HeadCache, ScanHead, Words};
-use crate::model::scan_scorer::{Bf16Head, ScanScorer};
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -152,32 +149,14 @@ impl Trainable for ScanAve {
             .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split()))
     }
 
-    /// Errors only when bf16 is asked for on a machine without AMX.
+    /// Through the inference layer ([`crate::infer::split`]); errors only
+    /// when bf16 is asked for on a machine without AMX.
     fn score_split_with(
         &self,
         ds: &Precomp,
         precision: HeadPrecision,
     ) -> Result<Vec<f32>, PrecisionError> {
-        if precision == HeadPrecision::Bf16 {
-            amx::require()?;
-        }
-        let img = encode_images(&self.img_enc, ds, ENCODER_PAR);
-        let cap = encode_captions(&self.txt_enc, ds, ENCODER_PAR);
-        let words = Words {
-            data: &cap.rows,
-            offsets: &cap.offsets,
-        };
-        let scorer = ScanScorer::new(&self.sim_enc, &img, ds.n_regions(), words);
-        let prep;
-        let scorer = match precision {
-            HeadPrecision::F32 => scorer,
-            HeadPrecision::Bf16 => {
-                prep = Bf16Head::new(&self.sim_enc, words)?;
-                scorer.with_bf16(&prep)
-            }
-        };
-        Ok(score_full(&scorer, BlockSize::default())
-            .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split())))
+        score_split_checked(self, ds, precision)
     }
 }
 

@@ -10,11 +10,10 @@ use crate::engine::dropout::Dropout;
 use crate::engine::gemm::{MatMut, MatRef, gemm};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::eval::dot::DotScorer;
-use crate::eval::sharded::{BlockSize, score_full};
+use crate::infer::split::score_split_checked;
 use crate::model::config::{ConfigError, ModelConfig};
-use crate::model::encode::{encode_captions, encode_images};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
+use crate::model::precision::HeadPrecision;
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -121,13 +120,9 @@ impl Trainable for Vse {
         self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
     }
 
+    /// Through the inference layer ([`crate::infer::split`]).
     fn score_split(&self, ds: &Precomp) -> Vec<f32> {
-        let d = self.embed();
-        let img = encode_images(&self.img_enc, ds, ENCODER_PAR);
-        let cap = encode_captions(&self.txt_enc, ds, ENCODER_PAR);
-        let scorer = DotScorer::new(&img, &cap.rows, d)
-            .unwrap_or_else(|e| panic!("vse: embeddings of split {:?}: {e}", ds.split()));
-        score_full(&scorer, BlockSize::default())
+        score_split_checked(self, ds, HeadPrecision::F32)
             .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
     }
 }

@@ -1,0 +1,71 @@
+//! Scores a whole split (docs/method.md §8 steps 1–3, eval mode): encode the
+//! split's images (memory-mapped, chunk by chunk) and every caption, then
+//! score every pair with the matcher's block scorer over 100 × 100 shards.
+
+use super::InferError;
+use super::matcher::{CaptionView, ImageView, Matcher, encode_image_rows};
+use crate::data::precomp::Precomp;
+use crate::eval::sharded::{BlockSize, score_full};
+use crate::model::encode::EncodedCaptions;
+use crate::model::precision::{HeadPrecision, PrecisionError};
+
+/// Encodes images `0..ds.n_images()` (im_div rule): → `[n_img, rows, d]`.
+pub fn encode_split_images(m: &dyn Matcher, ds: &Precomp) -> Vec<f32> {
+    encode_image_rows(m, ds.images(), ds.n_images(), ds.n_regions(), &|_| {})
+}
+
+/// Encodes every caption of `ds`.
+pub fn encode_split_captions(m: &dyn Matcher, ds: &Precomp) -> EncodedCaptions {
+    m.encode_captions(ds.len(), &|k| ds.caption(k))
+}
+
+/// Similarities of every image × caption of `ds`: → `[ds.n_images(), ds.len()]`
+/// row-major. bf16 needs AMX and a similarity head.
+pub fn score_split(
+    m: &dyn Matcher,
+    ds: &Precomp,
+    precision: HeadPrecision,
+) -> Result<Vec<f32>, InferError> {
+    let img = encode_split_images(m, ds);
+    let cap = encode_split_captions(m, ds);
+    score_encoded(
+        m,
+        &img,
+        ds.n_regions(),
+        &cap,
+        precision,
+        BlockSize::default(),
+    )
+}
+
+/// Scores encoded images (`[n_img, image_rows(regions), d]`) × captions in
+/// blocks of `block`: → `[n_img, n_cap]`.
+pub fn score_encoded(
+    m: &dyn Matcher,
+    img: &[f32],
+    regions: usize,
+    cap: &EncodedCaptions,
+    precision: HeadPrecision,
+    block: BlockSize,
+) -> Result<Vec<f32>, InferError> {
+    let view = ImageView {
+        data: img,
+        rows: m.image_rows(regions),
+    };
+    let scorer = m.scorer(view, CaptionView::from(cap), precision)?;
+    Ok(score_full(scorer.as_ref(), block)?)
+}
+
+/// [`score_split`] for `Trainable::score_split_with`: precision errors are
+/// returned; anything else (an empty split) is a bug of the caller and panics.
+pub fn score_split_checked(
+    m: &dyn Matcher,
+    ds: &Precomp,
+    precision: HeadPrecision,
+) -> Result<Vec<f32>, PrecisionError> {
+    match score_split(m, ds, precision) {
+        Ok(s) => Ok(s),
+        Err(InferError::Precision(p)) => Err(p),
+        Err(e) => panic!("scoring split {:?}: {e}", ds.split()),
+    }
+}

@@ -1,0 +1,40 @@
+//! Inference for vse: pooled, L2-normalised image and caption embeddings
+//! (`[n, 1, d]` and one row per caption); score = cosine = dot product
+//! ([`DotScorer`]). f32 only (no similarity head).
+
+use super::InferError;
+use super::matcher::{CaptionView, ImageView, Matcher};
+use crate::eval::dot::DotScorer;
+use crate::eval::sharded::BlockScorer;
+use crate::model::image_encoder::ImageEncoder;
+use crate::model::precision::{HeadPrecision, PrecisionError};
+use crate::model::text_encoder::TextEncoder;
+use crate::model::vse::Vse;
+
+impl Matcher for Vse {
+    fn encoders(&self) -> (&ImageEncoder, &TextEncoder) {
+        (&self.img_enc, &self.txt_enc)
+    }
+    fn image_rows(&self, _n_regions: usize) -> usize {
+        1
+    }
+    fn caption_rows(&self, _n_tokens: usize) -> usize {
+        1
+    }
+    fn scorer<'a>(
+        &'a self,
+        img: ImageView<'a>,
+        cap: CaptionView<'a>,
+        precision: HeadPrecision,
+    ) -> Result<Box<dyn BlockScorer + 'a>, InferError> {
+        if precision == HeadPrecision::Bf16 {
+            return Err(PrecisionError::NoHead.into());
+        }
+        // Pooled captions have one row each, so `rows` is [n_cap, d].
+        Ok(Box::new(DotScorer::new(
+            img.data,
+            cap.rows,
+            self.embed_dim(),
+        )?))
+    }
+}

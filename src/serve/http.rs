@@ -1,0 +1,404 @@
+//! The HTTP service (axum + tokio):
+//! - `POST /v1/search/images` `{"text": "...", "k": 10}` → the best images;
+//! - `POST /v1/search/captions` `{"image_row": N | "features": [[...]], "k": 10}`
+//!   → the best captions (features: R rows of D values);
+//!   both take optional `"index": NAME` (required when several are served)
+//!   and `"shortlist": K` (candidates re-ranked; default the server's);
+//! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//!
+//! Searches run on a bounded rayon pool, never on the async threads; at most
+//! `workers + queue` searches are admitted at once and the rest get 503.
+//! Bodies are read up to `body_limit` bytes (413 beyond). Every error is a JSON
+//! object `{"error": "..."}` with a 4xx status for the caller's mistakes; a
+//! panic inside a search is caught and answered 500. With a token, every
+//! request must carry `Authorization: Bearer TOKEN` (401 otherwise).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::ServeError;
+use super::index::{Index, SearchResult};
+use super::metrics::Metrics;
+
+/// Service limits and defaults.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Search threads (the bounded pool).
+    pub workers: usize,
+    /// Searches that may wait for a thread beyond those running.
+    pub queue: usize,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Access token (required on every request when set).
+    pub token: Option<String>,
+    /// Default shortlist size K.
+    pub shortlist: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            workers: 2,
+            queue: 64,
+            body_limit: 4 << 20,
+            token: None,
+            shortlist: 100,
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    indexes: BTreeMap<String, Index>,
+    cfg: ServeConfig,
+    pool: rayon::ThreadPool,
+    slots: Arc<Semaphore>,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// The state serving `indexes` (name → index) under `cfg`.
+    pub fn new(indexes: BTreeMap<String, Index>, cfg: ServeConfig) -> Result<Self, ServeError> {
+        if cfg.workers == 0 || indexes.is_empty() {
+            return Err(ServeError::Usage(
+                "serve: needs ≥ 1 worker and ≥ 1 index".into(),
+            ));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.workers)
+            .thread_name(|i| format!("dbl-search-{i}"))
+            .build()
+            .map_err(|e| ServeError::Usage(format!("serve: starting the search pool: {e}")))?;
+        Ok(AppState {
+            slots: Arc::new(Semaphore::new(cfg.workers + cfg.queue)),
+            indexes,
+            cfg,
+            pool,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The admission semaphore (`workers + queue` permits); tests hold its
+    /// permits to fill the queue.
+    pub fn slots(&self) -> Arc<Semaphore> {
+        self.slots.clone()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn serve_error(e: &ServeError) -> Response {
+    let status = if e.is_client() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    error(status, e)
+}
+
+/// Body of `POST /v1/search/images`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImagesQuery {
+    text: String,
+    #[serde(default = "default_k")]
+    k: usize,
+    index: Option<String>,
+    shortlist: Option<usize>,
+}
+
+/// Body of `POST /v1/search/captions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptionsQuery {
+    image_row: Option<usize>,
+    features: Option<Vec<Vec<f32>>>,
+    #[serde(default = "default_k")]
+    k: usize,
+    index: Option<String>,
+    shortlist: Option<usize>,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+/// Checks the content type and reads the JSON body into `T`.
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type {ct:?}: expected application/json"),
+        ));
+    }
+    let bytes = to_bytes(body, st.cfg.body_limit).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {} bytes", st.cfg.body_limit),
+        )
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+}
+
+/// The index a request names (or the only one).
+fn pick(st: &AppState, name: &Option<String>) -> Result<String, Box<Response>> {
+    match name {
+        Some(n) if st.indexes.contains_key(n) => Ok(n.clone()),
+        Some(n) => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no index {n:?}; served: {:?}",
+                st.indexes.keys().collect::<Vec<_>>()
+            ),
+        ))),
+        None if st.indexes.len() == 1 => Ok(st.indexes.keys().next().expect("one").clone()),
+        None => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "several indexes are served: name one with \"index\" (one of {:?})",
+                st.indexes.keys().collect::<Vec<_>>()
+            ),
+        ))),
+    }
+}
+
+/// Runs `job` on the search pool if a slot is free (503 otherwise).
+async fn on_pool<F>(st: Arc<AppState>, job: F) -> Response
+where
+    F: FnOnce(&AppState) -> Result<SearchResult, ServeError> + Send + 'static,
+{
+    let permit: OwnedSemaphorePermit = match st.slots.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            st.metrics.reject();
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "search queue full; retry later",
+            );
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let st2 = st.clone();
+    st.pool.spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(|| job(&st2)));
+        drop(permit);
+        let _ = tx.send(r);
+    });
+    match rx.await {
+        Ok(Ok(Ok(res))) => axum::Json(res).into_response(),
+        Ok(Ok(Err(e))) => serve_error(&e),
+        Ok(Err(_)) | Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "search failed (internal panic)",
+        ),
+    }
+}
+
+/// What both search bodies carry besides the query.
+trait Routed {
+    /// The index named, if any.
+    fn index(&self) -> &Option<String>;
+    /// The shortlist size asked for, if any.
+    fn shortlist(&self) -> Option<usize>;
+}
+
+impl Routed for ImagesQuery {
+    fn index(&self) -> &Option<String> {
+        &self.index
+    }
+    fn shortlist(&self) -> Option<usize> {
+        self.shortlist
+    }
+}
+
+impl Routed for CaptionsQuery {
+    fn index(&self) -> &Option<String> {
+        &self.index
+    }
+    fn shortlist(&self) -> Option<usize> {
+        self.shortlist
+    }
+}
+
+/// Reads a search body: → (query, index name, shortlist size), or the error response.
+async fn admit<T: for<'de> Deserialize<'de> + Routed>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(T, String, usize), Box<Response>> {
+    let q: T = read_json(st, headers, body).await.map_err(Box::new)?;
+    let name = pick(st, q.index())?;
+    let sl = q.shortlist().unwrap_or(st.cfg.shortlist);
+    Ok((q, name, sl))
+}
+
+async fn search_images(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (q, name, sl) = match admit::<ImagesQuery>(&st, &headers, body).await {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    on_pool(st, move |st| {
+        st.indexes[&name].search_images(&q.text, q.k, sl)
+    })
+    .await
+}
+
+async fn search_captions(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (q, name, sl) = match admit::<CaptionsQuery>(&st, &headers, body).await {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let (k, row, feats) = (q.k, q.image_row, q.features);
+    match (row, feats) {
+        (Some(row), None) => {
+            on_pool(st, move |st| {
+                st.indexes[&name].search_captions_by_row(row, k, sl)
+            })
+            .await
+        }
+        (None, Some(f)) => {
+            let m = st.indexes[&name].manifest();
+            let (r, d) = (m.regions, m.img_dim);
+            if f.len() != r || f.iter().any(|row| row.len() != d) {
+                let lens: Vec<usize> = f.iter().map(Vec::len).take(4).collect();
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "features: expected {r} rows of {d} values, got {} rows (first lengths {lens:?})",
+                        f.len()
+                    ),
+                );
+            }
+            let flat: Vec<f32> = f.into_iter().flatten().collect();
+            on_pool(st, move |st| {
+                st.indexes[&name].search_captions(&flat, k, sl)
+            })
+            .await
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "give exactly one of \"image_row\" and \"features\"",
+        ),
+    }
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let idx: BTreeMap<&String, serde_json::Value> = st
+        .indexes
+        .iter()
+        .map(|(n, i)| {
+            let m = i.manifest();
+            (n, json!({"images": m.n_images, "captions": m.n_captions, "backbone": m.model.backbone}))
+        })
+        .collect();
+    axum::Json(json!({"status": "ok", "indexes": idx})).into_response()
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// Token check and metrics around every request.
+async fn observe(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = match req.uri().path() {
+        p @ ("/v1/search/images" | "/v1/search/captions" | "/healthz" | "/metrics") => p,
+        _ => "other",
+    }
+    .to_string();
+    st.metrics.begin();
+    let t = Instant::now();
+    let authorised = match &st.cfg.token {
+        None => true,
+        Some(tok) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|v| v.trim() == tok),
+    };
+    let resp = if authorised {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong access token (Authorization: Bearer …)",
+        )
+    };
+    st.metrics
+        .end(&route, resp.status().as_u16(), t.elapsed().as_secs_f64());
+    resp
+}
+
+/// The router over `st`.
+pub fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/search/images", post(search_images))
+        .route("/v1/search/captions", post(search_captions))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(st.clone(), observe))
+        .with_state(st)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting and
+/// waits for the requests in flight to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    st: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(st))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

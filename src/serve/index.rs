@@ -1,0 +1,449 @@
+//! An opened index folder and two-stage search over it:
+//! 1. shortlist: the K items whose global embedding has the largest inner
+//!    product with the query's ([`Shortlist`]: HNSW or exact);
+//! 2. exact re-ranking of the K with the run's own scorer (scan-ave: the SCAN
+//!    head over regions × words), best first, ties by row.
+//!
+//! With K ≥ the gallery size both stages are exact, so the result is the exact
+//! full ranking (tested).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::ServeError;
+use super::manifest::Manifest;
+use super::models::Models;
+use super::shortlist::Shortlist;
+use crate::data::npy::NpyF32;
+use crate::data::precomp::read_captions;
+use crate::eval::sharded::{BlockSize, score_full};
+use crate::infer::global::{global_rows, uniform_offsets};
+use crate::infer::{CaptionView, ImageView, LoadedMatcher};
+use crate::model::precision::HeadPrecision;
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// The item's id (`ids.txt`, or the row number).
+    pub id: String,
+    /// Row in the gallery.
+    pub row: usize,
+    /// Exact score of the run's head.
+    pub score: f32,
+    /// The caption text (caption galleries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+}
+
+/// A search's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResult {
+    /// Best first.
+    pub hits: Vec<Hit>,
+    /// Candidates re-ranked (K).
+    pub candidates: usize,
+    /// Query words not in the vocabulary (text queries).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_words: Vec<String>,
+}
+
+/// The caption side of an index.
+#[derive(Debug)]
+struct Captions {
+    texts: Vec<String>,
+    /// `[n_rows, d]`.
+    rows: NpyF32,
+    /// `[n_cap + 1]`.
+    offsets: Vec<usize>,
+    short: Shortlist,
+}
+
+/// An opened index.
+#[derive(Debug)]
+pub struct Index {
+    dir: PathBuf,
+    manifest: Manifest,
+    model: Arc<LoadedMatcher>,
+    shortlist_model: Option<Arc<LoadedMatcher>>,
+    /// `[n_img, rows, d]`.
+    images: NpyF32,
+    img_short: Shortlist,
+    ids: Option<Vec<String>>,
+    captions: Option<Captions>,
+}
+
+fn corrupt(path: &Path, message: impl Into<String>) -> ServeError {
+    ServeError::Corrupt {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn read_offsets(path: &Path, n_cap: usize, n_rows: usize) -> Result<Vec<usize>, ServeError> {
+    let bytes = std::fs::read(path).map_err(|source| ServeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.len() != (n_cap + 1) * 8 {
+        return Err(corrupt(
+            path,
+            format!(
+                "{} bytes, expected {} (truncated?)",
+                bytes.len(),
+                (n_cap + 1) * 8
+            ),
+        ));
+    }
+    let offs: Vec<usize> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
+        .collect();
+    if offs[0] != 0 || offs[n_cap] != n_rows || offs.windows(2).any(|w| w[0] > w[1]) {
+        return Err(corrupt(path, "offsets must rise from 0 to the row count"));
+    }
+    Ok(offs)
+}
+
+/// Sorts (row, score) best first, ties by row, and keeps `k`.
+fn top(mut scored: Vec<(usize, f32)>, k: usize) -> Vec<(usize, f32)> {
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(k);
+    scored
+}
+
+impl Index {
+    /// Opens `dir`, loading (or reusing from `models`) its model(s) and
+    /// checking that their weights are the ones the index was built with.
+    pub fn open(dir: &Path, models: &Models) -> Result<Self, ServeError> {
+        let manifest = Manifest::load(dir)?;
+        let model = models.get(&manifest.model, dir)?;
+        let shortlist_model = match &manifest.shortlist_model {
+            Some(r) => Some(models.get(r, dir)?),
+            None => None,
+        };
+        let m = &manifest;
+        let images = NpyF32::open_ndim(dir.join("images.npy"), 3)?;
+        if images.shape() != [m.n_images, m.image_rows, m.embed_dim] {
+            return Err(corrupt(
+                images.path(),
+                format!(
+                    "shape {:?}, the manifest says [{}, {}, {}]",
+                    images.shape(),
+                    m.n_images,
+                    m.image_rows,
+                    m.embed_dim
+                ),
+            ));
+        }
+        if model.matcher().embed_dim() != m.embed_dim || model.matcher().img_dim() != m.img_dim {
+            return Err(corrupt(
+                &dir.join("manifest.json"),
+                "dims differ from the model's",
+            ));
+        }
+        let hnsw = |name: &str, n: usize| (n >= m.ann_threshold).then(|| dir.join(name));
+        let img_short = Shortlist::open(
+            &dir.join("images_global.npy"),
+            hnsw("images.usearch", m.n_images),
+            m.n_images,
+            m.shortlist_dim,
+        )?;
+        let ids = if m.has_ids {
+            let p = dir.join("ids.txt");
+            let text = std::fs::read_to_string(&p).map_err(|source| ServeError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            let ids: Vec<String> = text.lines().map(str::to_string).collect();
+            if ids.len() != m.n_images {
+                return Err(corrupt(
+                    &p,
+                    format!("{} ids for {} images", ids.len(), m.n_images),
+                ));
+            }
+            Some(ids)
+        } else {
+            None
+        };
+        let captions = if m.n_captions > 0 {
+            let texts = read_captions(&dir.join("captions.txt"))?;
+            if texts.len() != m.n_captions {
+                return Err(corrupt(
+                    &dir.join("captions.txt"),
+                    format!(
+                        "{} captions, the manifest says {}",
+                        texts.len(),
+                        m.n_captions
+                    ),
+                ));
+            }
+            let rows = NpyF32::open_ndim(dir.join("caption_rows.npy"), 2)?;
+            if rows.shape() != [m.n_caption_rows, m.embed_dim] {
+                return Err(corrupt(
+                    rows.path(),
+                    format!(
+                        "shape {:?}, expected [{}, {}]",
+                        rows.shape(),
+                        m.n_caption_rows,
+                        m.embed_dim
+                    ),
+                ));
+            }
+            let offsets = read_offsets(
+                &dir.join("caption_offsets.u64"),
+                m.n_captions,
+                m.n_caption_rows,
+            )?;
+            let short = Shortlist::open(
+                &dir.join("captions_global.npy"),
+                hnsw("captions.usearch", m.n_captions),
+                m.n_captions,
+                m.shortlist_dim,
+            )?;
+            Some(Captions {
+                texts,
+                rows,
+                offsets,
+                short,
+            })
+        } else {
+            None
+        };
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            manifest,
+            model,
+            shortlist_model,
+            images,
+            img_short,
+            ids,
+            captions,
+        })
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The index folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The re-ranking model.
+    pub fn model(&self) -> &LoadedMatcher {
+        &self.model
+    }
+
+    fn check_k(&self, k: usize, n: usize, what: &str) -> Result<(), ServeError> {
+        if k == 0 || k > n {
+            return Err(ServeError::BadRequest(format!(
+                "k = {k}: must be between 1 and the gallery's {n} {what}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn image_id(&self, row: usize) -> String {
+        match &self.ids {
+            Some(ids) => ids[row].clone(),
+            None => row.to_string(),
+        }
+    }
+
+    /// Text → images: the `k` best images for `text`, re-ranking a shortlist
+    /// of `max(shortlist, k)` candidates.
+    pub fn search_images(
+        &self,
+        text: &str,
+        k: usize,
+        shortlist: usize,
+    ) -> Result<SearchResult, ServeError> {
+        let n = self.manifest.n_images;
+        self.check_k(k, n, "images")?;
+        let (cap, unknown) = self.model.encode_texts(&[text])?;
+        let q = match &self.shortlist_model {
+            None => global_rows(&cap.rows, &cap.offsets, self.manifest.embed_dim),
+            Some(s) => {
+                let (g, _) = s.encode_texts(&[text])?;
+                global_rows(&g.rows, &g.offsets, s.matcher().embed_dim())
+            }
+        };
+        let mut cand = self.img_short.candidates(&q, shortlist.max(k))?;
+        cand.sort_unstable();
+        let per = self.images.row_len();
+        let gathered: Vec<f32> = cand
+            .iter()
+            .flat_map(|&r| self.images.row(r).iter().copied())
+            .collect();
+        let img = ImageView {
+            data: &gathered,
+            rows: per / self.manifest.embed_dim,
+        };
+        let s = self.exact_scores(img, CaptionView::from(&cap), true)?;
+        let hits = top(cand.iter().copied().zip(s).collect(), k)
+            .into_iter()
+            .map(|(row, score)| Hit {
+                id: self.image_id(row),
+                row,
+                score,
+                caption: None,
+            })
+            .collect();
+        Ok(SearchResult {
+            hits,
+            candidates: cand.len(),
+            unknown_words: unknown.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Image (gallery row `row`) → captions.
+    pub fn search_captions_by_row(
+        &self,
+        row: usize,
+        k: usize,
+        shortlist: usize,
+    ) -> Result<SearchResult, ServeError> {
+        if row >= self.manifest.n_images {
+            return Err(ServeError::BadRequest(format!(
+                "image_row {row}: the gallery has rows 0..{}",
+                self.manifest.n_images
+            )));
+        }
+        let g = self.img_short.global(row).to_vec();
+        self.rank_captions(self.images.row(row), &g, k, shortlist)
+    }
+
+    /// Image (region features `[R, D]`, flattened) → captions.
+    pub fn search_captions(
+        &self,
+        features: &[f32],
+        k: usize,
+        shortlist: usize,
+    ) -> Result<SearchResult, ServeError> {
+        let m = &self.manifest;
+        let n = self.model.check_features(features, m.regions)?;
+        if n != 1 {
+            return Err(ServeError::BadRequest(format!(
+                "features: expected one image of {} regions x {} features, got {n}",
+                m.regions, m.img_dim
+            )));
+        }
+        let rep = self.model.matcher().encode_images(features, m.regions);
+        let q = match &self.shortlist_model {
+            None => global_rows(&rep, &uniform_offsets(1, m.image_rows), m.embed_dim),
+            Some(s) => {
+                let g = s.matcher().encode_images(features, m.regions);
+                let gd = s.matcher().embed_dim();
+                global_rows(&g, &uniform_offsets(1, g.len() / gd), gd)
+            }
+        };
+        self.rank_captions(&rep, &q, k, shortlist)
+    }
+
+    fn rank_captions(
+        &self,
+        rep: &[f32],
+        q: &[f32],
+        k: usize,
+        shortlist: usize,
+    ) -> Result<SearchResult, ServeError> {
+        let c = self.captions.as_ref().ok_or_else(|| {
+            ServeError::BadRequest("this index has no captions (built without --captions)".into())
+        })?;
+        self.check_k(k, c.texts.len(), "captions")?;
+        let mut cand = c.short.candidates(q, shortlist.max(k))?;
+        cand.sort_unstable();
+        let d = self.manifest.embed_dim;
+        let all = c.rows.data();
+        let mut rows = Vec::new();
+        let mut offsets = vec![0usize];
+        for &j in &cand {
+            rows.extend_from_slice(&all[c.offsets[j] * d..c.offsets[j + 1] * d]);
+            offsets.push(rows.len() / d);
+        }
+        let img = ImageView {
+            data: rep,
+            rows: self.manifest.image_rows,
+        };
+        let cap = CaptionView {
+            rows: &rows,
+            offsets: &offsets,
+        };
+        let s = self.exact_scores(img, cap, false)?;
+        let hits = top(cand.iter().copied().zip(s).collect(), k)
+            .into_iter()
+            .map(|(row, score)| Hit {
+                id: row.to_string(),
+                row,
+                score,
+                caption: Some(c.texts[row].clone()),
+            })
+            .collect();
+        Ok(SearchResult {
+            hits,
+            candidates: cand.len(),
+            unknown_words: Vec::new(),
+        })
+    }
+
+    /// Exact scores of the run's head over gathered candidates, blocks of 32
+    /// along the candidate side (`images_side`: the candidates are images).
+    fn exact_scores(
+        &self,
+        img: ImageView<'_>,
+        cap: CaptionView<'_>,
+        images_side: bool,
+    ) -> Result<Vec<f32>, ServeError> {
+        let scorer = self.model.matcher().scorer(img, cap, HeadPrecision::F32)?;
+        let (images, captions) = if images_side { (32, 1) } else { (1, 32) };
+        let block = BlockSize { images, captions };
+        Ok(score_full(scorer.as_ref(), block).map_err(crate::infer::InferError::from)?)
+    }
+
+    /// Stored shortlist embedding of gallery image `row`: `[shortlist_dim]`.
+    pub fn image_global(&self, row: usize) -> &[f32] {
+        self.img_short.global(row)
+    }
+
+    /// Stored shortlist embedding of gallery caption `row` (caption galleries only).
+    pub fn caption_global(&self, row: usize) -> &[f32] {
+        self.captions.as_ref().map_or(&[], |c| c.short.global(row))
+    }
+
+    /// Stage one for images: the shortlist's `k` candidate rows for `q`.
+    pub fn image_candidates(&self, q: &[f32], k: usize) -> Result<Vec<usize>, ServeError> {
+        self.img_short.candidates(q, k)
+    }
+
+    /// Stage one for captions (empty without captions).
+    pub fn caption_candidates(&self, q: &[f32], k: usize) -> Result<Vec<usize>, ServeError> {
+        match &self.captions {
+            Some(c) => c.short.candidates(q, k),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Exact scores of every gallery image × caption: `[n_images, n_captions]`
+    /// (the run's head over the stored representations).
+    pub fn score_all(&self) -> Result<Vec<f32>, ServeError> {
+        let c = self
+            .captions
+            .as_ref()
+            .ok_or_else(|| ServeError::BadRequest("this index has no captions".into()))?;
+        let img = ImageView {
+            data: self.images.data(),
+            rows: self.manifest.image_rows,
+        };
+        let cap = CaptionView {
+            rows: c.rows.data(),
+            offsets: &c.offsets,
+        };
+        let scorer = self.model.matcher().scorer(img, cap, HeadPrecision::F32)?;
+        Ok(score_full(scorer.as_ref(), BlockSize::default())
+            .map_err(crate::infer::InferError::from)?)
+    }
+}

@@ -1,0 +1,104 @@
+//! `IDX/manifest.json`: what an index folder holds and which model made it.
+//!
+//! Files (all arrays row-major little-endian f32 `.npy`, memory-mapped when
+//! opened; offsets raw little-endian u64):
+//! - `images.npy` `[n_images, image_rows, d]`: the run's image representations;
+//! - `images_global.npy` `[n_images, shortlist_dim]`: shortlist embeddings;
+//! - `images.usearch`: HNSW over them (only when `n_images ≥ ann_threshold`);
+//! - `ids.txt`: one id per image row (only with `--ids`);
+//! - with captions: `captions.txt` (the texts), `caption_rows.npy`
+//!   `[n_caption_rows, d]`, `caption_offsets.u64` `[n_captions + 1]`,
+//!   `captions_global.npy` `[n_captions, shortlist_dim]`, `captions.usearch`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ServeError;
+
+/// Format version written by this build.
+pub const FORMAT: u32 = 1;
+
+/// Which checkpoint of which run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// Run folder.
+    pub run: PathBuf,
+    /// Branch.
+    pub branch: usize,
+    /// Checkpoint tag (`best` or `last`).
+    pub tag: String,
+    /// Backbone name.
+    pub backbone: String,
+    /// Weight hash at build time (`infer::loaded::weight_hash`).
+    pub weight_hash: String,
+}
+
+/// The manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The model whose head re-ranks.
+    pub model: ModelRef,
+    /// The model whose global embeddings shortlist (None: `model`'s own
+    /// encoders, mean-pooled and L2-normalised).
+    pub shortlist_model: Option<ModelRef>,
+    /// Joint embedding width d of `model`.
+    pub embed_dim: usize,
+    /// Region feature width D.
+    pub img_dim: usize,
+    /// Regions per image R.
+    pub regions: usize,
+    /// Rows per encoded image (R, or 1 for pooled backbones).
+    pub image_rows: usize,
+    /// Width of the shortlist embeddings.
+    pub shortlist_dim: usize,
+    /// Gallery images.
+    pub n_images: usize,
+    /// Gallery captions (0 without `--captions`).
+    pub n_captions: usize,
+    /// Stacked caption representation rows.
+    pub n_caption_rows: usize,
+    /// Below this many items the shortlist is exact brute force (no HNSW file).
+    pub ann_threshold: usize,
+    /// Whether `ids.txt` exists.
+    pub has_ids: bool,
+}
+
+impl Manifest {
+    /// Reads and checks `dir/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Self, ServeError> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ServeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| ServeError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if m.format != FORMAT {
+            return Err(ServeError::Corrupt {
+                path,
+                message: format!("format {} (this build reads {FORMAT})", m.format),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Writes `dir/manifest.json` (temp file + rename).
+    pub fn save(&self, dir: &Path) -> Result<(), ServeError> {
+        let path = dir.join("manifest.json");
+        let tmp = dir.join("manifest.json.tmp");
+        let io = |source| ServeError::Io {
+            path: path.clone(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).expect("manifest serialises");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+}

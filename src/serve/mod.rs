@@ -1,0 +1,19 @@
+//! Retrieval over a trained run (design.md decision 7): an index folder
+//! ([`build`]), two-stage search ([`index::Index`]: an ANN shortlist of global
+//! embeddings with `usearch`, then exact re-ranking with the run's own head)
+//! and the HTTP service ([`http`]).
+
+pub mod build;
+pub mod error;
+pub mod http;
+pub mod index;
+pub mod manifest;
+pub mod metrics;
+pub mod models;
+pub mod recall;
+pub mod shortlist;
+
+pub use error::ServeError;
+pub use index::{Hit, Index};
+pub use manifest::Manifest;
+pub use models::Models;

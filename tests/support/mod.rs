@@ -1,0 +1,99 @@
+//! Shared fixture of the retrieval tests: a tiny synthetic data set
+//! (`dbl synth`, 12 test images × 36 regions × 2048 features, 60 captions)
+//! and a run folder holding an untrained scan-ave or vse model at small
+//! sizes (d = 16), written as `dbl train` lays a run out.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dbl::data::vocab::Vocab;
+use dbl::model::weights;
+use dbl::model::{Backbone, Model, ModelConfig};
+use dbl::train::store::{BranchSave, Store};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dbl");
+
+/// Generates the data set into `dir/data`.
+pub fn synth(dir: &Path) -> PathBuf {
+    let d = dir.join("data");
+    let out = Command::new(BIN)
+        .args(["synth", "--out"])
+        .arg(&d)
+        .args(["--train", "20", "--dev", "12", "--test", "12"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+/// Writes a run folder `dir/name` with one branch of `backbone` (seed `seed`).
+pub fn run(dir: &Path, data: &Path, name: &str, backbone: Backbone, seed: u64) -> PathBuf {
+    let vocab = Vocab::load(data.join("vocab.json")).unwrap();
+    let cfg = ModelConfig {
+        embed: 16,
+        word_dim: 8,
+        sim_dim: 8,
+        ..ModelConfig::new(backbone, vocab.len())
+    };
+    let model = Model::new(&cfg, seed).unwrap();
+    let run = dir.join(name);
+    std::fs::create_dir_all(run.join("branch0")).unwrap();
+    // One committed checkpoint (last = best), as `dbl train` writes it.
+    let mut store = Store::open(&run).unwrap();
+    let files = vec![("model.safetensors", weights::to_bytes(&model).unwrap())];
+    store
+        .commit(
+            &[BranchSave {
+                k: 0,
+                files,
+                best: true,
+            }],
+            &[],
+        )
+        .unwrap();
+    let config = serde_json::json!({
+        "data": data,
+        "vocab": null,
+        "threads": 1,
+        "model": {
+            "backbone": backbone.name(),
+            "embed": 16, "word_dim": 8, "sim_dim": 8,
+            "dropout": 0.4, "smooth": 9.0, "vse_pool": "mean"
+        }
+    });
+    std::fs::write(run.join("config.json"), config.to_string()).unwrap();
+    run
+}
+
+/// `dbl index build` of the test split with `run`; extra args appended.
+pub fn build_index(run: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["index", "build", "--threads", "1", "--run"])
+        .arg(run)
+        .arg("--images")
+        .arg(data.join("test_ims.npy"))
+        .arg("--captions")
+        .arg(data.join("test_caps.txt"))
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
