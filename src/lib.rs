@@ -5,6 +5,7 @@
 //! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical
 //!   tokenizer, batching, synthetic generator.
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
+//! - [`plot`]: readable pictures (bundled font, titles, axes, legends).
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -14,4 +15,5 @@ pub mod engine;
 pub mod eval;
 pub mod loss;
 pub mod model;
+pub mod plot;
 pub mod train;

@@ -186,6 +186,16 @@ fn report_writes_png_and_svg() {
             svg.contains("<svg") && (svg.contains("polyline") || svg.contains("<path")),
             "{name}.svg has no curve"
         );
+        // Readable: axis labels with units and a legend naming the branches.
+        let unit = if name == "loss" {
+            "training step"
+        } else {
+            "epoch"
+        };
+        for want in [unit, "anchor (branch 0)", "target (branch 1)"] {
+            assert!(svg.contains(want), "{name}.svg lacks {want:?}");
+        }
+        assert!(png.len() > 10_000, "{name}.png is {} bytes", png.len());
     }
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("branch1"), "{stdout}");
