@@ -6,6 +6,7 @@
 //!   tokenizer, batching, synthetic generator.
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
 //! - [`plot`]: readable pictures (bundled font, titles, axes, legends).
+//! - [`sweep`]: one configuration over seeds, summaries with confidence intervals.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -16,4 +17,5 @@ pub mod eval;
 pub mod loss;
 pub mod model;
 pub mod plot;
+pub mod sweep;
 pub mod train;

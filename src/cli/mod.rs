@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod model;
 pub mod report;
 pub mod score;
+pub mod sweep;
 pub mod synth;
 pub mod tokenize;
 pub mod train;

@@ -173,7 +173,30 @@ impl Drawing for IntervalChart {
 impl IntervalChart {
     /// Writes `stem.png` and `stem.svg`; returns their paths.
     pub fn write(&self, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
-        write_both(self, stem)
+        write_both(self, stem, super::SIZE)
+    }
+}
+
+/// Several interval charts side by side in one picture.
+#[derive(Debug, Clone)]
+pub struct PanelRow(pub Vec<IntervalChart>);
+
+impl Drawing for PanelRow {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(draw_err)?;
+        let n = self.0.len().max(1);
+        for (chart, area) in self.0.iter().zip(root.split_evenly((1, n))) {
+            chart.draw(area)?;
+        }
+        root.present().map_err(draw_err)
+    }
+}
+
+impl PanelRow {
+    /// Writes `stem.png` and `stem.svg` (each panel [`super::SIZE`]); returns their paths.
+    pub fn write(&self, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
+        let (w, h) = super::SIZE;
+        write_both(self, stem, (w * self.0.len().max(1) as u32, h))
     }
 }
 

@@ -125,7 +125,7 @@ impl Drawing for LineChart {
 impl LineChart {
     /// Writes `stem.png` and `stem.svg`; returns their paths.
     pub fn write(&self, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
-        write_both(self, stem)
+        write_both(self, stem, super::SIZE)
     }
 }
 

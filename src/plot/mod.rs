@@ -29,7 +29,7 @@ pub const COLORS: [(&str, RGBColor); 6] = [
     ("brown", RGBColor(140, 86, 75)),
 ];
 
-/// Picture size in pixels (PNG) and user units (SVG).
+/// Size of one chart in pixels (PNG) and user units (SVG).
 pub const SIZE: (u32, u32) = (900, 560);
 
 /// Everything that can stop a picture from being written.
@@ -60,7 +60,11 @@ pub(crate) fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKi
 
 /// Writes `stem.png` and `stem.svg` of `d` (one drawing routine for both
 /// backends); returns the two paths.
-pub(crate) fn write_both(d: &impl Drawing, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
+pub(crate) fn write_both(
+    d: &impl Drawing,
+    stem: &Path,
+    size: (u32, u32),
+) -> Result<Vec<PathBuf>, PlotError> {
     font::ensure()?;
     if let Some(dir) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| PlotError::Io {
@@ -74,9 +78,9 @@ pub(crate) fn write_both(d: &impl Drawing, stem: &Path) -> Result<Vec<PathBuf>, 
         let path = path.to_path_buf();
         move |message| PlotError::Draw { path, message }
     };
-    d.draw(BitMapBackend::new(&png, SIZE).into_drawing_area())
+    d.draw(BitMapBackend::new(&png, size).into_drawing_area())
         .map_err(fail(&png))?;
-    d.draw(SVGBackend::new(&svg, SIZE).into_drawing_area())
+    d.draw(SVGBackend::new(&svg, size).into_drawing_area())
         .map_err(fail(&svg))?;
     Ok(vec![png, svg])
 }
