@@ -291,3 +291,46 @@ fn score_writes_the_matrix_eval_reads() {
     refused(&["--branch", "2"], "branches 0..1");
     refused(&["--head-precision", "bf16"], "scan-ave backbone only");
 }
+
+/// `patience = 2`: with a learning rate too small to move dev rSum, a 12-epoch
+/// run stops two epochs after its best (each branch's best epoch + 2 = the
+/// last epoch trained), well before epoch 12; resuming the stopped run trains nothing more.
+#[test]
+fn patience_stops_when_dev_rsum_stalls() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    ok(&train(
+        &d,
+        &run,
+        "oss",
+        &["epochs=12", "lr=1e-12", "patience=2"],
+        None,
+    ));
+    let evals = |k: usize| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join(format!("branch{k}/metrics.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "eval")
+            .collect()
+    };
+    let n = evals(0).len();
+    assert!(n < 12, "{n} evaluations: patience did not stop the run");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("branch0/last/state.json")).unwrap(),
+    )
+    .unwrap();
+    let best_max = (0..2)
+        .map(|k| {
+            let s: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(run.join(format!("branch{k}/last/state.json"))).unwrap(),
+            )
+            .unwrap();
+            s["best_epoch"].as_u64().unwrap()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(state["epoch"].as_u64().unwrap(), best_max + 2);
+    ok(&resume(&run, None));
+    assert_eq!(evals(0).len(), n, "the resumed run trained on");
+}

@@ -227,6 +227,9 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Write a step record to metrics.jsonl every N steps (10).
     pub log_every: usize,
+    /// Early stopping: end a stage once no checkpointed branch has improved its
+    /// best dev rSum for this many epochs (none: train every epoch).
+    pub patience: Option<usize>,
     /// Stop (as if interrupted) after this many epochs of this invocation,
     /// leaving a resumable run; the schedules still use `epochs`.
     pub stop_after: Option<usize>,
@@ -256,6 +259,7 @@ impl Default for TrainConfig {
             max_steps_per_epoch: None,
             eval_every: 1,
             log_every: 10,
+            patience: None,
             stop_after: None,
         }
     }
@@ -433,6 +437,9 @@ impl TrainConfig {
         if self.log_every < 1 {
             return inv("log_every", "must be at least 1".into());
         }
+        if self.patience == Some(0) {
+            return inv("patience", "must be at least 1 when set".into());
+        }
         if self.stop_after == Some(0) {
             return inv("stop_after", "must be at least 1 when set".into());
         }
@@ -503,6 +510,7 @@ mod tests {
             ("", &["mss.m0=2"], "mss.m0"),
             ("", &["model.dropout=1"], "model.dropout"),
             ("", &["grad_clip=-1"], "grad_clip"),
+            ("", &["patience=0"], "patience"),
             ("", &["data=\"/nonexistent/dbl\""], "`data`"),
             ("", &["vocab=\"/nonexistent/v.json\""], "`vocab`"),
             ("", &["regime=\"boost\""], "boost"),

@@ -252,6 +252,15 @@ fn run_phase<M: Trainable>(
         _ => None,
     };
     for epoch in start..phase.epochs {
+        if let Some(p) = cfg.patience
+            && stalled(branches, p)
+        {
+            eprintln!(
+                "stage {}: no dev rSum improvement for {p} epochs, stopping at epoch {epoch}",
+                phase.stage
+            );
+            break;
+        }
         if let Some(b) = budget {
             if *b == 0 {
                 return Ok(false);
@@ -355,6 +364,20 @@ fn run_phase<M: Trainable>(
         }
     }
     Ok(true)
+}
+
+/// True when every checkpointed branch's best dev rSum is at least
+/// `patience` epochs old (from the checkpointed state, so a resumed run
+/// decides the same way).
+fn stalled<M>(branches: &[BranchRun<M>], patience: usize) -> bool {
+    let mut saved = branches.iter().filter(|b| b.save).peekable();
+    saved.peek().is_some()
+        && saved.all(|b| {
+            b.state
+                .epoch
+                .saturating_sub(b.state.best_epoch.unwrap_or(0))
+                >= patience
+        })
 }
 
 /// Score matrices [n, n] per branch and each branch's cache for the backward.
