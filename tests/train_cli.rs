@@ -334,3 +334,40 @@ fn patience_stops_when_dev_rsum_stalls() {
     ok(&resume(&run, None));
     assert_eq!(evals(0).len(), n, "the resumed run trained on");
 }
+
+/// Rows of `txt_enc.embed` in a checkpoint's safetensors header.
+fn embed_rows(ck: &Path) -> u64 {
+    let bytes = std::fs::read(ck.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["txt_enc.embed.weight"]["shape"][0]
+        .as_u64()
+        .or_else(|| header["txt_enc.embed"]["shape"][0].as_u64())
+        .unwrap_or_else(|| panic!("no embedding in {header}"))
+}
+
+/// OAS appends `<mask>` (docs/method.md §6.4): the embedding table has V + 1
+/// rows, V without the augmentation, and the augmentation changes the trajectory.
+#[test]
+fn oas_augmentation_adds_the_mask_row() {
+    let (tmp, d) = data();
+    let v = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(d.join("vocab.json")).unwrap(),
+    )
+    .unwrap()["idx"]
+        .as_u64()
+        .unwrap();
+    let on = tmp.path().join("on");
+    let off = tmp.path().join("off");
+    ok(&train(&d, &on, "oas", &[], None));
+    ok(&train(&d, &off, "oas", &["oas.augment=false"], None));
+    assert_eq!(embed_rows(&on.join("branch1/last")), v + 1);
+    assert_eq!(embed_rows(&off.join("branch1/last")), v);
+    let a = std::fs::read_to_string(on.join("branch0/metrics.jsonl")).unwrap();
+    let b = std::fs::read_to_string(off.join("branch0/metrics.jsonl")).unwrap();
+    let first_loss = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s.lines().next().unwrap()).unwrap()["loss"]
+            .clone()
+    };
+    assert_ne!(first_loss(&a), first_loss(&b));
+}

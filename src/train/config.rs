@@ -168,6 +168,10 @@ pub struct OasConfig {
     /// Stage-2 decay epoch; 0 = never decay (the F30K script's `--lr_update 0`,
     /// which crashes the authors' code; constant lr is its literal reading, spec §4.1).
     pub lr_update: usize,
+    /// Caption augmentation (`<mask>` appended to the vocabulary; words masked,
+    /// replaced or dropped) on the training batches of both OAS stages
+    /// (true, as the authors' OAS code; docs/method.md §6.4).
+    pub augment: bool,
 }
 
 impl Default for OasConfig {
@@ -175,6 +179,7 @@ impl Default for OasConfig {
         OasConfig {
             epochs: 30,
             lr_update: 0,
+            augment: true,
         }
     }
 }
@@ -349,6 +354,15 @@ impl TrainConfig {
         self.vocab
             .clone()
             .unwrap_or_else(|| self.data.join("vocab.json"))
+    }
+
+    /// The OAS caption augmentation, when this run uses it (`vocab_len` = V).
+    pub fn caption_augment(
+        &self,
+        vocab_len: usize,
+    ) -> Option<crate::data::augment::CaptionAugment> {
+        (self.regime == Regime::Oas && self.oas.augment)
+            .then(|| crate::data::augment::CaptionAugment::new(vocab_len))
     }
 
     /// Number of branches this regime trains and checkpoints: 1 (baseline),
