@@ -192,6 +192,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .ok_or_else(|| anyhow!("the demo run has one branch"))?;
     println!("target − anchor: {}", paired_text(paired));
+    println!(
+        "\nmean over seeds  {:>6} {:>6} {:>6}   {:>6} {:>6} {:>6}   {:>6}",
+        "i2t@1", "@5", "@10", "t2i@1", "@5", "@10", "rSum"
+    );
+    for b in &s.branches {
+        println!(
+            "{:<16} {:>6.1} {:>6.1} {:>6.1}   {:>6.1} {:>6.1} {:>6.1}   {:>6.1}",
+            b.role,
+            b.i2t.r1.mean,
+            b.i2t.r5.mean,
+            b.i2t.r10.mean,
+            b.t2i.r1.mean,
+            b.t2i.r5.mean,
+            b.t2i.r10.mean,
+            b.rsum.mean
+        );
+    }
     let out = json!({
         "config": toml_path,
         "data": data,
