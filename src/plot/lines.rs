@@ -115,7 +115,7 @@ impl Drawing for LineChart {
             .label_font((FAMILY, 15))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(self.legend_corner(y0, y1))
             .draw()
             .map_err(draw_err)?;
         root.present().map_err(draw_err)
@@ -123,6 +123,22 @@ impl Drawing for LineChart {
 }
 
 impl LineChart {
+    /// The right-hand corner away from where the curves end: upper when their
+    /// last points lie mostly in the lower half of the y range, else lower.
+    fn legend_corner(&self, y0: f64, y1: f64) -> SeriesLabelPosition {
+        let ends: Vec<f64> = self
+            .series
+            .iter()
+            .filter_map(|s| s.points.iter().rev().find(|p| p.1.is_finite()))
+            .map(|p| (p.1 - y0) / (y1 - y0))
+            .collect();
+        if !ends.is_empty() && ends.iter().sum::<f64>() / (ends.len() as f64) < 0.5 {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::LowerRight
+        }
+    }
+
     /// Writes `stem.png` and `stem.svg`; returns their paths.
     pub fn write(&self, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
         write_both(self, stem, super::SIZE)

@@ -115,7 +115,7 @@ pub fn report(run: &Path) -> Result<Report, String> {
             LineChart {
                 title: format!("{name}: training loss per branch"),
                 x_label: "training step (of the branch's stage)".into(),
-                y_label: "loss (batch mean)".into(),
+                y_label: "training loss (per step, as optimised)".into(),
                 series: series(&loss),
                 x_integer: true,
             },
