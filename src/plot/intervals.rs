@@ -118,7 +118,7 @@ impl Drawing for IntervalChart {
                     [(-0.5, 0.0), (nc as f64 - 0.5, 0.0)],
                     6,
                     4,
-                    BLACK.stroke_width(1).into(),
+                    BLACK.stroke_width(1),
                 ))
                 .map_err(draw_err)?;
         }
