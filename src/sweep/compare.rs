@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::SweepError;
 use super::run::read_results;
 use super::summary::{Summary, chart, paired_text, summarize};
+use super::{SweepError, write_json};
 use crate::train::checkpoint::write_atomic;
 
 /// Summaries of `dirs` (name = folder name), in the given order.
@@ -66,11 +66,7 @@ pub fn write(out: &Path, sums: &[Summary]) -> Result<(Vec<PathBuf>, String), Swe
     let md = out.join("compare.md");
     write_atomic(&md, table.as_bytes())?;
     let json = out.join("compare.json");
-    let text = serde_json::to_string_pretty(sums).map_err(|e| SweepError::Record {
-        path: json.clone(),
-        message: e.to_string(),
-    })?;
-    write_atomic(&json, text.as_bytes())?;
+    write_json(&json, sums)?;
     let mut files = vec![md, json];
     files.extend(chart("sweeps", sums).write(&out.join("compare"))?);
     Ok((files, table))

@@ -45,3 +45,16 @@ pub enum SweepError {
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
 }
+
+/// Writes `value` as pretty JSON to `path`, atomically (temp file + rename).
+pub(crate) fn write_json<T: serde::Serialize + ?Sized>(
+    path: &std::path::Path,
+    value: &T,
+) -> Result<(), SweepError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| SweepError::Record {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    crate::train::checkpoint::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}

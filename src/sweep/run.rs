@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::SweepError;
+use super::{SweepError, write_json};
 use crate::data::precomp::Split;
 use crate::eval::metrics::Metrics;
 use crate::train::backbone_select;
@@ -101,11 +101,7 @@ pub fn open_sweep(config: &Path, overrides: &[String], out: &Path) -> Result<Man
         }
     } else {
         std::fs::create_dir_all(out).map_err(io(out))?;
-        let json = serde_json::to_string_pretty(&m).map_err(|e| SweepError::Record {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        write_atomic(&path, json.as_bytes())?;
+        write_json(&path, &m)?;
     }
     Ok(m)
 }
@@ -220,10 +216,6 @@ pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
         branches,
         wall_seconds: wall,
     };
-    let json = serde_json::to_string_pretty(&r).map_err(|e| SweepError::Record {
-        path: dir.join(RESULT),
-        message: e.to_string(),
-    })?;
-    write_atomic(&dir.join(RESULT), json.as_bytes())?;
+    write_json(&dir.join(RESULT), &r)?;
     Ok(Some(r))
 }

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::SweepError;
 use super::run::SeedResult;
 use super::stats::{MeanSd, Paired};
+use super::{SweepError, write_json};
 use crate::plot::intervals::{Interval, IntervalChart, IntervalSeries, PanelRow};
 use crate::train::checkpoint::write_atomic;
 use crate::train::config::Regime;
@@ -283,11 +283,7 @@ pub fn chart(title: &str, sums: &[Summary]) -> PanelRow {
 /// Writes `OUT/summary.{json,md,png,svg}`; returns the paths.
 pub fn write(out: &Path, s: &Summary) -> Result<Vec<PathBuf>, SweepError> {
     let json_path = out.join("summary.json");
-    let json = serde_json::to_string_pretty(s).map_err(|e| SweepError::Record {
-        path: json_path.clone(),
-        message: e.to_string(),
-    })?;
-    write_atomic(&json_path, json.as_bytes())?;
+    write_json(&json_path, s)?;
     let md_path = out.join("summary.md");
     write_atomic(&md_path, markdown(s).as_bytes())?;
     let mut files = vec![json_path, md_path];

@@ -6,16 +6,14 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 STUDY="${STUDY:-/work/study}"
 DEST="$REPO/experiments/synthetic-study"
-for d in "$STUDY"/sweeps/*/; do
-    [ -f "$d/summary.json" ] || continue
-    n=$(basename "$d")
-    mkdir -p "$DEST/sweeps/$n"
-    cp "$d"/summary.{md,json,png,svg} "$DEST/sweeps/$n/"
-done
-for d in "$STUDY"/compare/*/; do
-    [ -f "$d/compare.md" ] || continue
-    n=$(basename "$d")
-    mkdir -p "$DEST/compare/$n"
-    cp "$d"/compare.{md,json,png,svg} "$DEST/compare/$n/"
-done
+copy() { # kind (sweeps|compare) stem (summary|compare)
+    for d in "$STUDY/$1"/*/; do
+        [ -f "$d/$2.md" ] || continue
+        n=$(basename "$d")
+        mkdir -p "$DEST/$1/$n"
+        cp "$d/$2".{md,json,png,svg} "$DEST/$1/$n/"
+    done
+}
+copy sweeps summary
+copy compare compare
 echo "copied into $DEST"
