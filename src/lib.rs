@@ -9,6 +9,8 @@
 //!   backbone registry, split scoring.
 //! - [`serve`]: index folders, two-stage search (ANN shortlist + exact
 //!   re-ranking) and the HTTP service.
+//! - [`plot`]: readable pictures (bundled font, titles, axes, legends).
+//! - [`sweep`]: one configuration over seeds, summaries with confidence intervals.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -20,5 +22,7 @@ pub mod infer;
 pub mod loss;
 pub mod model;
 pub mod os_error;
+pub mod plot;
 pub mod serve;
+pub mod sweep;
 pub mod train;

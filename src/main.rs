@@ -33,6 +33,8 @@ enum Command {
     Score(cli::score::Args),
     /// Draw a run's loss and dev rSum curves per branch (PNG + SVG).
     Report(cli::report::Args),
+    /// Train one config over several seeds; test each branch; mean ± sd, paired 95 % CI (and `sweep compare`).
+    Sweep(cli::sweep::Args),
     /// Synthetic data + anchor/target training + test table, end to end.
     Demo(cli::demo::Args),
     /// Build an index folder of a gallery for `search` / `serve`.
@@ -58,6 +60,7 @@ fn main() {
         Command::ImportTorch(a) => cli::import_torch::run(a),
         Command::Train(a) => cli::train::run(a),
         Command::Report(a) => cli::report::run(a),
+        Command::Sweep(a) => cli::sweep::run(a),
         Command::Demo(a) => cli::demo::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Index(a) => cli::index::run(a),

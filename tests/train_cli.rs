@@ -238,6 +238,16 @@ fn report_writes_png_and_svg() {
             svg.contains("<svg") && (svg.contains("polyline") || svg.contains("<path")),
             "{name}.svg has no curve"
         );
+        // Readable: axis labels with units and a legend naming the branches.
+        let unit = if name == "loss" {
+            "training step"
+        } else {
+            "epoch"
+        };
+        for want in [unit, "anchor (branch 0)", "target (branch 1)"] {
+            assert!(svg.contains(want), "{name}.svg lacks {want:?}");
+        }
+        assert!(png.len() > 10_000, "{name}.png is {} bytes", png.len());
     }
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("branch1"), "{stdout}");
@@ -570,4 +580,80 @@ fn impossible_runs_are_refused_up_front() {
         "{err}"
     );
     assert!(!run.exists(), "nothing may be written");
+}
+
+/// `patience = 2`: with a learning rate too small to move dev rSum, a 12-epoch
+/// run stops two epochs after its best (each branch's best epoch + 2 = the
+/// last epoch trained), well before epoch 12; resuming the stopped run trains nothing more.
+#[test]
+fn patience_stops_when_dev_rsum_stalls() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    ok(&train(
+        &d,
+        &run,
+        "oss",
+        &["epochs=12", "lr=1e-12", "patience=2"],
+        None,
+    ));
+    let evals = |k: usize| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join(format!("branch{k}/metrics.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "eval")
+            .collect()
+    };
+    let n = evals(0).len();
+    assert!(n < 12, "{n} evaluations: patience did not stop the run");
+    let store = Store::open(&run).unwrap();
+    let state_of = |k: usize| -> serde_json::Value {
+        serde_json::from_slice(&store.read(k, Tag::Last, "state.json").unwrap().1).unwrap()
+    };
+    let state = state_of(0);
+    let best_max = (0..2)
+        .map(|k| state_of(k)["best_epoch"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(state["epoch"].as_u64().unwrap(), best_max + 2);
+    ok(&resume(&run, None));
+    assert_eq!(evals(0).len(), n, "the resumed run trained on");
+}
+
+/// Rows of `txt_enc.embed` in branch `k`'s `last` weights (safetensors header).
+fn embed_rows(run: &Path, k: usize) -> u64 {
+    let store = Store::open(run).unwrap();
+    let bytes = store.read(k, Tag::Last, "model.safetensors").unwrap().1;
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["txt_enc.embed.weight"]["shape"][0]
+        .as_u64()
+        .or_else(|| header["txt_enc.embed"]["shape"][0].as_u64())
+        .unwrap_or_else(|| panic!("no embedding in {header}"))
+}
+
+/// OAS appends `<mask>` (docs/method.md §6.4): the embedding table has V + 1
+/// rows, V without the augmentation, and the augmentation changes the trajectory.
+#[test]
+fn oas_augmentation_adds_the_mask_row() {
+    let (tmp, d) = data();
+    let v = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(d.join("vocab.json")).unwrap(),
+    )
+    .unwrap()["idx"]
+        .as_u64()
+        .unwrap();
+    let on = tmp.path().join("on");
+    let off = tmp.path().join("off");
+    ok(&train(&d, &on, "oas", &[], None));
+    ok(&train(&d, &off, "oas", &["oas.augment=false"], None));
+    assert_eq!(embed_rows(&on, 1), v + 1);
+    assert_eq!(embed_rows(&off, 1), v);
+    let a = std::fs::read_to_string(on.join("branch0/metrics.jsonl")).unwrap();
+    let b = std::fs::read_to_string(off.join("branch0/metrics.jsonl")).unwrap();
+    let first_loss = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s.lines().next().unwrap()).unwrap()["loss"]
+            .clone()
+    };
+    assert_ne!(first_loss(&a), first_loss(&b));
 }

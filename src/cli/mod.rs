@@ -11,6 +11,7 @@ pub mod report;
 pub mod score;
 pub mod search;
 pub mod serve;
+pub mod sweep;
 pub mod synth;
 pub mod tokenize;
 pub mod train;

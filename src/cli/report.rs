@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 
-use crate::train::report::{COLORS, report};
+use crate::train::report::report;
 
 /// Arguments of `dbl report`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "branch{} ({}): {} loss points (last {last_loss:.4}), {} evals (best dev rSum {best:.2})",
             l.branch,
-            COLORS[l.branch % COLORS.len()].0,
+            l.label,
             l.points.len(),
             s.points.len()
         );

@@ -40,9 +40,14 @@ pub struct Args {
     /// Seed of the world and of every image.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// Number of latent concepts (each a noun with 1-3 synonyms and a feature prototype).
-    #[arg(long, value_name = "C", default_value_t = SynthConfig::default().concepts)]
-    pub concepts: usize,
+    /// Number of latent concepts (each a noun with 1-3 synonyms and a feature prototype)
+    /// [default: 150, or 15 with --hard].
+    #[arg(long, value_name = "C")]
+    pub concepts: Option<usize>,
+    /// The harder variant: 15 concepts, so many images share what their captions
+    /// name and converged models stay well below rSum 600.
+    #[arg(long)]
+    pub hard: bool,
     /// Non-zero dimensions of each concept prototype.
     #[arg(long, value_name = "K", default_value_t = SynthConfig::default().proto_nnz)]
     pub proto_nnz: usize,
@@ -70,12 +75,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         PresetArg::F30k => Preset::F30k,
     };
     let base = SynthConfig::preset(preset);
+    let base = if args.hard { base.hard() } else { base };
     let cfg = SynthConfig {
         train: args.train.unwrap_or(base.train),
         dev: args.dev.unwrap_or(base.dev),
         test: args.test.unwrap_or(base.test),
         seed: args.seed,
-        concepts: args.concepts,
+        concepts: args.concepts.unwrap_or(base.concepts),
         proto_nnz: args.proto_nnz,
         signal: args.signal,
         concept_noise: args.concept_noise,

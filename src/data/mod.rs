@@ -1,6 +1,7 @@
 //! Data: SCAN "precomp" datasets on memory maps (spec §6), the vocabulary, the
 //! NLTK-identical tokenizer, batching and the synthetic generator.
 
+pub mod augment;
 pub mod batch;
 pub mod inspect;
 pub mod npy;

@@ -20,7 +20,7 @@ use crate::train::test_model::TinyModel;
 /// Vocabulary size and region-feature dimension the model is built for.
 #[derive(Debug, Clone, Copy)]
 pub struct Dims {
-    /// Rows of the word embedding table.
+    /// Rows of the word embedding table (V, or V + 1 with the OAS `<mask>`).
     pub vocab: usize,
     /// Region feature size.
     pub img_dim: usize,
@@ -30,8 +30,12 @@ pub struct Dims {
 pub fn dims(cfg: &TrainConfig) -> Result<Dims, TrainError> {
     let vocab = Vocab::load(cfg.vocab_path())?;
     let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
+    // OAS appends `<mask>` (id V): the embedding table has V + 1 rows.
+    let rows = cfg
+        .caption_augment(vocab.len())
+        .map_or(vocab.len(), |a| a.embedding_rows());
     Ok(Dims {
-        vocab: vocab.len(),
+        vocab: rows,
         img_dim: train.dim(),
     })
 }

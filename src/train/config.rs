@@ -168,6 +168,10 @@ pub struct OasConfig {
     /// Stage-2 decay epoch; 0 = never decay (the F30K script's `--lr_update 0`,
     /// which crashes the authors' code; constant lr is its literal reading, spec §4.1).
     pub lr_update: usize,
+    /// Caption augmentation (`<mask>` appended to the vocabulary; words masked,
+    /// replaced or dropped) on the training batches of both OAS stages
+    /// (true, as the authors' OAS code; docs/method.md §6.4).
+    pub augment: bool,
 }
 
 impl Default for OasConfig {
@@ -175,6 +179,7 @@ impl Default for OasConfig {
         OasConfig {
             epochs: 30,
             lr_update: 0,
+            augment: true,
         }
     }
 }
@@ -227,6 +232,9 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Write a step record to metrics.jsonl every N steps (10).
     pub log_every: usize,
+    /// Early stopping: end a stage once no checkpointed branch has improved its
+    /// best dev rSum for this many epochs (none: train every epoch).
+    pub patience: Option<usize>,
     /// Stop (as if interrupted) after this many epochs of this invocation,
     /// leaving a resumable run; the schedules still use `epochs`.
     pub stop_after: Option<usize>,
@@ -256,6 +264,7 @@ impl Default for TrainConfig {
             max_steps_per_epoch: None,
             eval_every: 1,
             log_every: 10,
+            patience: None,
             stop_after: None,
         }
     }
@@ -345,6 +354,15 @@ impl TrainConfig {
         self.vocab
             .clone()
             .unwrap_or_else(|| self.data.join("vocab.json"))
+    }
+
+    /// The OAS caption augmentation, when this run uses it (`vocab_len` = V).
+    pub fn caption_augment(
+        &self,
+        vocab_len: usize,
+    ) -> Option<crate::data::augment::CaptionAugment> {
+        (self.regime == Regime::Oas && self.oas.augment)
+            .then(|| crate::data::augment::CaptionAugment::new(vocab_len))
     }
 
     /// Number of branches this regime trains and checkpoints: 1 (baseline),
@@ -444,6 +462,9 @@ impl TrainConfig {
         if self.log_every < 1 {
             return inv("log_every", "must be at least 1".into());
         }
+        if self.patience == Some(0) {
+            return inv("patience", "must be at least 1 when set".into());
+        }
         if self.stop_after == Some(0) {
             return inv("stop_after", "must be at least 1 when set".into());
         }
@@ -514,6 +535,7 @@ mod tests {
             ("", &["mss.m0=2"], "mss.m0"),
             ("", &["model.dropout=1"], "model.dropout"),
             ("", &["grad_clip=-1"], "grad_clip"),
+            ("", &["patience=0"], "patience"),
             ("", &["data=\"/nonexistent/dbl\""], "`data`"),
             ("", &["vocab=\"/nonexistent/v.json\""], "`vocab`"),
             ("", &["regime=\"boost\""], "boost"),

@@ -11,6 +11,7 @@
 //! - [`test_model`]: the `tiny` model used by tests and smoke runs.
 
 pub mod backbone_select;
+pub mod branch_label;
 pub mod checkpoint;
 pub mod config;
 pub mod metrics_log;

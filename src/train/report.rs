@@ -1,31 +1,22 @@
 //! `dbl report RUN`: draws each branch's training loss (per logged step) and
-//! dev rSum (per evaluation) from `RUN/branch{k}/metrics.jsonl` into
-//! `RUN/report/{loss,rsum}.{png,svg}` with `plotters` (bitmap + SVG backends
-//! only). No text is drawn, so no font is needed: axes are a plain frame, and
-//! the branch → colour legend plus each curve's range is returned for printing.
+//! dev rSum (per evaluated epoch) from `RUN/branch{k}/metrics.jsonl` into
+//! `RUN/report/{loss,rsum}.{png,svg}` ([`crate::plot::lines`]: title, axis
+//! labels with units, legend naming each branch by its role).
 
 use std::path::{Path, PathBuf};
 
-use plotters::coord::Shift;
-use plotters::prelude::*;
-
+use crate::plot::lines::{LineChart, Series};
+use crate::train::branch_label::branch_label;
+use crate::train::config::{Regime, TrainConfig};
 use crate::train::metrics_log::read_records;
 
-/// Line colours, branch k uses `COLORS[k % len]`.
-pub const COLORS: [(&str, RGBColor); 6] = [
-    ("blue", RGBColor(31, 119, 180)),
-    ("orange", RGBColor(255, 127, 14)),
-    ("green", RGBColor(44, 160, 44)),
-    ("red", RGBColor(214, 39, 40)),
-    ("purple", RGBColor(148, 103, 189)),
-    ("brown", RGBColor(140, 86, 75)),
-];
-
-/// One curve: branch index and (x, y) points.
+/// One curve: branch index, its legend label and (x, y) points.
 #[derive(Debug, Clone)]
 pub struct Curve {
     /// Branch index.
     pub branch: usize,
+    /// Legend label (e.g. "anchor (branch 0)").
+    pub label: String,
     /// Points in x order.
     pub points: Vec<(f64, f64)>,
 }
@@ -35,16 +26,23 @@ pub struct Curve {
 pub struct Report {
     /// Files written.
     pub files: Vec<PathBuf>,
-    /// Loss curves (x = step within the stage series, y = loss).
+    /// Loss curves (x = training step of the branch's stage, y = loss).
     pub loss: Vec<Curve>,
-    /// Dev rSum curves (x = evaluation number, y = rSum).
+    /// Dev rSum curves (x = epoch of the branch's stage, y = rSum).
     pub rsum: Vec<Curve>,
 }
 
-/// Reads the curves of every `branch{k}` of `run`.
+/// Regime and branch count of `run` (from `config.json`; `None` if unreadable).
+fn run_shape(run: &Path) -> Option<(Regime, usize)> {
+    let cfg = TrainConfig::load_json(&run.join("config.json"), &[]).ok()?;
+    Some((cfg.regime, cfg.n_branches()))
+}
+
+/// Reads the loss and dev-rSum curves of every `branch{k}` of `run`.
 pub fn read_curves(run: &Path) -> Result<(Vec<Curve>, Vec<Curve>), String> {
     let mut loss = Vec::new();
     let mut rsum = Vec::new();
+    let shape = run_shape(run);
     for k in 0.. {
         let path = run.join(format!("branch{k}")).join("metrics.jsonl");
         if !path.is_file() {
@@ -56,19 +54,24 @@ pub fn read_curves(run: &Path) -> Result<(Vec<Curve>, Vec<Curve>), String> {
             }
             break;
         }
-        let recs = read_records(&path)?;
+        let label = match shape {
+            Some((regime, n)) => branch_label(regime, k, n),
+            None => format!("branch {k}"),
+        };
         let mut l = Vec::new();
         let mut r = Vec::new();
-        for rec in &recs {
+        for rec in &read_records(&path)? {
+            let step = rec["step"].as_f64();
+            let epoch = rec["epoch"].as_f64();
             match rec["kind"].as_str() {
                 Some("step") => {
-                    if let Some(y) = rec["loss"].as_f64() {
-                        l.push((l.len() as f64, y));
+                    if let (Some(x), Some(y)) = (step, rec["loss"].as_f64()) {
+                        l.push((x, y));
                     }
                 }
                 Some("eval") => {
-                    if let Some(y) = rec["dev"]["rsum"].as_f64() {
-                        r.push((r.len() as f64 + 1.0, y));
+                    if let (Some(e), Some(y)) = (epoch, rec["dev"]["rsum"].as_f64()) {
+                        r.push((e + 1.0, y));
                     }
                 }
                 _ => {}
@@ -76,90 +79,61 @@ pub fn read_curves(run: &Path) -> Result<(Vec<Curve>, Vec<Curve>), String> {
         }
         loss.push(Curve {
             branch: k,
+            label: label.clone(),
             points: l,
         });
         rsum.push(Curve {
             branch: k,
+            label,
             points: r,
         });
     }
     Ok((loss, rsum))
 }
 
-fn bounds(curves: &[Curve]) -> ((f64, f64), (f64, f64)) {
-    let pts = curves.iter().flat_map(|c| c.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        if y.is_finite() {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-    }
-    if x0 > x1 {
-        return ((0.0, 1.0), (0.0, 1.0));
-    }
-    if x1 - x0 < 1e-9 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
-    ((x0, x1), (y0 - pad, y1 + pad))
-}
-
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve]) -> Result<(), String> {
-    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let ((x0, x1), (y0, y1)) = bounds(curves);
-    let mut chart = ChartBuilder::on(&root)
-        .margin(20)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(e)?;
-    chart
-        .plotting_area()
-        .draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(1)))
-        .map_err(e)?;
-    for c in curves {
-        let color = COLORS[c.branch % COLORS.len()].1;
-        let pts: Vec<(f64, f64)> = c
-            .points
-            .iter()
-            .copied()
-            .filter(|p| p.1.is_finite())
-            .collect();
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-            .map_err(e)?;
-        if pts.len() == 1 {
-            chart
-                .draw_series(std::iter::once(Circle::new(pts[0], 4, color.filled())))
-                .map_err(e)?;
-        }
-    }
-    root.present().map_err(e)
+fn series(curves: &[Curve]) -> Vec<Series> {
+    curves
+        .iter()
+        .filter(|c| !c.points.is_empty())
+        .map(|c| Series {
+            name: c.label.clone(),
+            points: c.points.clone(),
+        })
+        .collect()
 }
 
 /// Writes `RUN/report/{loss,rsum}.{png,svg}`.
 pub fn report(run: &Path) -> Result<Report, String> {
     let (loss, rsum) = read_curves(run)?;
     let dir = run.join("report");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let name = run
+        .file_name()
+        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
+    let charts = [
+        (
+            "loss",
+            LineChart {
+                title: format!("{name}: training loss per branch"),
+                x_label: "training step (of the branch's stage)".into(),
+                y_label: "training loss (per step, as optimised)".into(),
+                series: series(&loss),
+                x_integer: true,
+            },
+        ),
+        (
+            "rsum",
+            LineChart {
+                title: format!("{name}: dev rSum per branch"),
+                x_label: "epoch (of the branch's stage)".into(),
+                y_label: "dev rSum (R@1+5+10 both ways, of 600)".into(),
+                series: series(&rsum),
+                x_integer: true,
+            },
+        ),
+    ];
     let mut files = Vec::new();
-    for (name, curves) in [("loss", &loss), ("rsum", &rsum)] {
-        let png = dir.join(format!("{name}.png"));
-        draw(
-            BitMapBackend::new(&png, (800, 500)).into_drawing_area(),
-            curves,
-        )
-        .map_err(|m| format!("{}: {m}", png.display()))?;
-        let svg = dir.join(format!("{name}.svg"));
-        draw(
-            SVGBackend::new(&svg, (800, 500)).into_drawing_area(),
-            curves,
-        )
-        .map_err(|m| format!("{}: {m}", svg.display()))?;
-        files.push(png);
-        files.push(svg);
+    for (stem, chart) in charts {
+        files.extend(chart.write(&dir.join(stem)).map_err(|e| e.to_string())?);
     }
     Ok(Report { files, loss, rsum })
 }

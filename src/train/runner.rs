@@ -27,6 +27,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use serde_json::json;
 
+use crate::data::augment::{CaptionAugment, augment_rng};
 use crate::data::batch::{BatchPlan, Loader};
 use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
@@ -207,6 +208,8 @@ struct Ctx<'a> {
     train: &'a Precomp,
     dev: &'a Precomp,
     par: Par,
+    /// OAS caption augmentation of the training batches (docs/method.md §6.4).
+    augment: Option<CaptionAugment>,
 }
 
 /// Dev metrics of one model (whole-matrix, f30k style).
@@ -255,6 +258,15 @@ fn run_phase<M: Trainable>(
         _ => None,
     };
     for epoch in start..phase.epochs {
+        if let Some(p) = cfg.patience
+            && stalled(branches, p)
+        {
+            eprintln!(
+                "stage {}: no dev rSum improvement for {p} epochs, stopping at epoch {epoch}",
+                phase.stage
+            );
+            break;
+        }
         if let Some(b) = budget {
             if *b == 0 {
                 return Ok(false);
@@ -273,9 +285,19 @@ fn run_phase<M: Trainable>(
         let mut loader = Loader::new(ctx.train, plan);
         let pb = progress(iters as u64, epoch, phase.epochs, phase.stage);
         let t0 = Instant::now();
+        let mut aug_rng = augment_rng(cfg.seed, phase.stage, epoch);
+        let mut augmented = crate::data::batch::Batch::default();
         for _ in 0..iters {
             let Some(batch) = loader.next_batch() else {
                 break;
+            };
+            let batch = match ctx.augment {
+                Some(a) => {
+                    augmented.clone_from(batch);
+                    a.batch(&mut augmented, &mut aug_rng);
+                    &augmented
+                }
+                None => batch,
             };
             let n = batch.size();
             let step = branches[lead].state.step;
@@ -365,6 +387,20 @@ fn run_phase<M: Trainable>(
         store.commit(&saves, &logs)?;
     }
     Ok(true)
+}
+
+/// True when every checkpointed branch's best dev rSum is at least
+/// `patience` epochs old (from the checkpointed state, so a resumed run
+/// decides the same way).
+fn stalled<M>(branches: &[BranchRun<M>], patience: usize) -> bool {
+    let mut saved = branches.iter().filter(|b| b.save).peekable();
+    saved.peek().is_some()
+        && saved.all(|b| {
+            b.state
+                .epoch
+                .saturating_sub(b.state.best_epoch.unwrap_or(0))
+                >= patience
+        })
 }
 
 /// Score matrices [n, n] per branch and each branch's cache for the backward.
@@ -589,6 +625,7 @@ pub fn train<M: Trainable>(
         train: &train,
         dev: &dev,
         par: Par::threads(cfg.threads.max(1)),
+        augment: cfg.caption_augment(vocab.len()),
     };
     let mut budget = cfg.stop_after;
     let out = &cfg.out;

@@ -1,0 +1,128 @@
+//! `dbl sweep`: one training configuration over several seeds, then each
+//! branch's best-on-dev checkpoint on test and the summary with confidence
+//! intervals ([`crate::sweep`]); `dbl sweep compare DIR…` puts sweeps side by side.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+
+use crate::sweep::run::{open_sweep, run_seed, seed_config, seed_dir};
+use crate::sweep::seeds::parse_seeds;
+use crate::sweep::{compare, summary};
+
+/// Arguments of `dbl sweep`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    /// TOML run config (the keys of `dbl train --config`); `seed` and `out` are set per seed.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub config: Option<PathBuf>,
+    /// Seeds: `A..B` (B exclusive), `A..=B`, or a list `0,3,7`.
+    #[arg(long, value_name = "SEEDS", required = true)]
+    pub seeds: Option<String>,
+    /// Override any config key by dotted path (repeatable), e.g. --set loss.peer.form=relative.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Sweep folder: seed{s}/ run folders, sweep.json, summary.{json,md,png,svg}.
+    /// Running the same command again skips finished seeds and resumes an interrupted one.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// Stop each seed after N epochs of training in this invocation (leaves the
+    /// sweep resumable; for time-boxed sessions).
+    #[arg(long, value_name = "N")]
+    pub stop_after: Option<usize>,
+    #[command(subcommand)]
+    pub command: Option<SweepCommand>,
+}
+
+/// `dbl sweep` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SweepCommand {
+    /// Several sweep folders side by side (test rSum per branch, paired differences).
+    Compare(CompareArgs),
+}
+
+/// Arguments of `dbl sweep compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Sweep folders written by `dbl sweep` (named by their folder names).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write compare.{md,json,png,svg}.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// Runs `dbl sweep`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(SweepCommand::Compare(c)) = args.command {
+        let sums = compare::load(&c.dirs)?;
+        let (files, table) = compare::write(&c.out, &sums)?;
+        print!("{table}");
+        for f in files {
+            println!("wrote {}", f.display());
+        }
+        return Ok(());
+    }
+    let (Some(config), Some(seeds), Some(out)) = (&args.config, &args.seeds, &args.out) else {
+        return Err(anyhow!("--config, --seeds and --out are required"));
+    };
+    let seeds = parse_seeds(seeds)?;
+    let manifest = open_sweep(config, &args.set, out)?;
+    let what = config.display().to_string();
+    let extra: Vec<String> = args
+        .stop_after
+        .map(|n| vec![format!("stop_after={n}")])
+        .unwrap_or_default();
+    // Validate every seed's configuration before training any.
+    let cfgs = seeds
+        .iter()
+        .map(|&s| seed_config(&manifest, &what, out, s, &extra))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfgs[0].threads)
+        .build()
+        .context("starting the worker threads")?;
+    let mut finished = Vec::new();
+    let mut stopped = None;
+    for cfg in &cfgs {
+        eprintln!("seed {}: {}", cfg.seed, seed_dir(out, cfg.seed).display());
+        match pool.install(|| run_seed(cfg))? {
+            Some(r) => {
+                let line: Vec<String> = r
+                    .branches
+                    .iter()
+                    .map(|b| format!("{} {:.1}", b.role, b.test.rsum))
+                    .collect();
+                println!("seed {}: test rSum {}", r.seed, line.join(", "));
+                finished.push(r);
+            }
+            None => {
+                stopped = Some(cfg.seed);
+                break;
+            }
+        }
+    }
+    if !finished.is_empty() {
+        let name = out
+            .file_name()
+            .map_or_else(|| out.display().to_string(), |n| n.to_string_lossy().into());
+        let s = summary::summarize(&name, &finished).map_err(|m| anyhow!(m))?;
+        if let Some(p) = &s.paired_rsum {
+            println!(
+                "target − anchor test rSum over {} seeds: {}",
+                p.diffs.len(),
+                summary::paired_text(p)
+            );
+        }
+        for f in summary::write(out, &s)? {
+            println!("wrote {}", f.display());
+        }
+    }
+    if let Some(seed) = stopped {
+        println!(
+            "stopped during seed {seed} (--stop-after); run the same command again to continue"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! End-to-end `dbl demo` with the test-only `tiny` backbone on a small
+//! training set: per-seed and mean anchor / target test rSum and their paired
+//! difference are printed and written to results.json, consistently with the
+//! per-seed test records; running it again resumes (nothing is retrained).
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dbl");
+
+#[test]
+fn demo_prints_seeds_means_and_paired_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let run = || {
+        let o = Command::new(BIN)
+            .args(["demo", "--out"])
+            .arg(&out)
+            .args([
+                "--backbone",
+                "tiny",
+                "--embed",
+                "16",
+                "--batch",
+                "8",
+                "--train-images",
+                "40",
+                "--epochs",
+                "2",
+                "--threads",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let stdout = run();
+    let res: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let seeds = res["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2);
+    let mut diffs = Vec::new();
+    for (i, s) in seeds.iter().enumerate() {
+        let rec: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("oss/seed{i}/test.json"))).unwrap(),
+        )
+        .unwrap();
+        let (a, t) = (
+            rec["branches"][0]["test"]["rsum"].as_f64().unwrap(),
+            rec["branches"][1]["test"]["rsum"].as_f64().unwrap(),
+        );
+        assert_eq!(s["anchor"]["rsum"].as_f64().unwrap(), a);
+        assert_eq!(s["target"]["rsum"].as_f64().unwrap(), t);
+        assert!(
+            stdout.contains(&format!("{:<6} {a:>8.1} {t:>8.1} {:>+16.1}", i, t - a)),
+            "{stdout}"
+        );
+        diffs.push(t - a);
+    }
+    let mean = (diffs[0] + diffs[1]) / 2.0;
+    assert!((res["paired_rsum"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert!(
+        stdout.contains("mean ") && stdout.contains("95 % CI"),
+        "{stdout}"
+    );
+    assert!(out.join("oss/seed1/report/rsum.svg").is_file());
+    assert!(out.join("oss/summary.png").is_file());
+    // Again: resumes, prints the same table.
+    assert_eq!(run(), stdout);
+}

@@ -1,0 +1,184 @@
+//! End-to-end `dbl sweep` / `dbl sweep compare` on a tiny synthetic set with
+//! the test-only `tiny` backbone: an interrupted seed resumes to the same
+//! result as an uninterrupted sweep (same seed, same thread count ⇒ identical
+//! numbers), finished seeds are skipped, a changed configuration is refused,
+//! and the summaries agree with the per-seed results.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dbl");
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    ok(&Command::new(BIN)
+        .args(["synth", "--out"])
+        .arg(&d)
+        .args(["--train", "40", "--dev", "12", "--test", "12"])
+        .output()
+        .unwrap());
+    let cfg = tmp.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data = {}\nregime = \"oss\"\nepochs = 3\nbatch_size = 8\nthreads = 1\n\
+             [model]\nbackbone = \"tiny\"\nembed = 16\n",
+            toml_str(&d)
+        ),
+    )
+    .unwrap();
+    (tmp, cfg)
+}
+
+fn toml_str(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["sweep", "--config"])
+        .arg(cfg)
+        .args(["--seeds", "0..2", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
+    let (tmp, cfg) = setup();
+    let straight = tmp.path().join("straight");
+    let out1 = ok(&sweep(&cfg, &straight, &[]));
+    assert!(out1.contains("seed 0: test rSum anchor"), "{out1}");
+
+    let cut = tmp.path().join("cut");
+    let o = ok(&sweep(&cfg, &cut, &["--stop-after", "1"]));
+    assert!(o.contains("stopped during seed 0"), "{o}");
+    assert!(cut.join("seed0/checkpoints/MANIFEST.json").is_file());
+    assert!(!cut.join("seed0/test.json").exists());
+    assert!(!cut.join("summary.json").exists());
+    // Changing the configuration of a started sweep is refused and changes nothing.
+    let o = sweep(&cfg, &cut, &["--set", "lr=0.1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different configuration"));
+    // Resume: seed 0 continues from its checkpoint, seed 1 runs.
+    let o = ok(&sweep(&cfg, &cut, &[]));
+    assert!(o.contains("seed 1: test rSum"), "{o}");
+    for s in ["seed0", "seed1"] {
+        let a = json(&straight.join(s).join("test.json"));
+        let b = json(&cut.join(s).join("test.json"));
+        for k in 0..2 {
+            assert_eq!(
+                a["branches"][k]["test"], b["branches"][k]["test"],
+                "{s} branch {k}"
+            );
+        }
+    }
+    // A finished sweep is not retrained: the result files are untouched.
+    let before = std::fs::metadata(cut.join("seed0/test.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    ok(&sweep(&cfg, &cut, &[]));
+    let after = std::fs::metadata(cut.join("seed0/test.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+
+    // Summary: means and paired differences agree with the per-seed records.
+    let s = json(&cut.join("summary.json"));
+    let rs = |seed: &str, k: usize| {
+        json(&cut.join(seed).join("test.json"))["branches"][k]["test"]["rsum"]
+            .as_f64()
+            .unwrap()
+    };
+    let (a0, a1, t0, t1) = (
+        rs("seed0", 0),
+        rs("seed1", 0),
+        rs("seed0", 1),
+        rs("seed1", 1),
+    );
+    let mean_anchor = s["branches"][0]["rsum"]["mean"].as_f64().unwrap();
+    assert!((mean_anchor - (a0 + a1) / 2.0).abs() < 1e-9);
+    let diffs: Vec<f64> = s["paired_rsum"]["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    // JSON floats need not round-trip to the last bit: compare to 1e-9.
+    assert_eq!(diffs.len(), 2);
+    for (d, want) in diffs.iter().zip([t0 - a0, t1 - a1]) {
+        assert!(
+            (d - want).abs() < 1e-9,
+            "{diffs:?} vs {}, {}",
+            t0 - a0,
+            t1 - a1
+        );
+    }
+    let md = std::fs::read_to_string(cut.join("summary.md")).unwrap();
+    for want in ["anchor (branch 0)", "target (branch 1)", "95 % CI", "rSum"] {
+        assert!(md.contains(want), "summary.md lacks {want}:\n{md}");
+    }
+    let svg = std::fs::read_to_string(cut.join("summary.svg")).unwrap();
+    for want in ["test rSum (of 600)", "anchor", "target", "cut"] {
+        assert!(svg.contains(want), "summary.svg lacks {want}");
+    }
+    assert!(std::fs::read(cut.join("summary.png")).unwrap().len() > 10_000);
+
+    // compare: both sweeps side by side.
+    let cmp = tmp.path().join("cmp");
+    let o = ok(&Command::new(BIN)
+        .args(["sweep", "compare"])
+        .arg(&straight)
+        .arg(&cut)
+        .arg("--out")
+        .arg(&cmp)
+        .output()
+        .unwrap());
+    assert!(o.contains("| straight |") && o.contains("| cut |"), "{o}");
+    assert!(cmp.join("compare.svg").is_file() && cmp.join("compare.png").is_file());
+}
+
+/// A seed interrupted before its first checkpoint starts over; bad seed lists are refused.
+#[test]
+fn seed_without_checkpoint_restarts_and_bad_seeds_fail() {
+    let (tmp, cfg) = setup();
+    let out = tmp.path().join("sw");
+    std::fs::create_dir_all(out.join("seed0/branch0")).unwrap();
+    std::fs::write(out.join("seed0/branch0/metrics.jsonl"), "").unwrap();
+    let o = ok(&Command::new(BIN)
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .args(["--seeds", "0", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(o.contains("seed 0: test rSum"), "{o}");
+    let o = Command::new(BIN)
+        .args(["sweep", "--config"])
+        .arg(&cfg)
+        .args(["--seeds", "3..1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--seeds"));
+}
