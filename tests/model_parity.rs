@@ -1,4 +1,4 @@
-//! PyTorch parity of the backbones (spec §5): forward scores, the triplet
+//! PyTorch parity of the backbones (docs/method.md §5): forward scores, the triplet
 //! loss of them, and the gradient of every parameter, against
 //! `tools/reference/dbl_ref/models.py` on the fixtures written by
 //! `tools/reference/make_model_fixtures.py` (its docstring lists every tensor).

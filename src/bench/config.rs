@@ -1,6 +1,6 @@
 //! The six benchmark configurations of `tools/bench/configs.py` (same names
-//! and dimensions): the released backbone's sizes (spec §5), F30K vocabulary
-//! 8,481 (spec §6.2), batch 128 (spec §7), eval batch / shard 100 (spec §6.3).
+//! and dimensions): the released backbone's sizes (docs/method.md §5), F30K vocabulary
+//! 8,481 (docs/method.md §6.2), batch 128 (docs/method.md §7), eval batch / shard 100 (docs/method.md §6.3).
 
 use crate::model::{Backbone, ModelConfig};
 
@@ -40,9 +40,9 @@ pub struct BenchConfig {
     pub vocab: usize,
 }
 
-/// Eval batch and scoring shard (spec §6.3, `evaluation.shard_attn_scores`).
+/// Eval batch and scoring shard (docs/method.md §6.3, `evaluation.shard_attn_scores`).
 pub const SHARD: usize = 100;
-/// F30K test images (spec §6.1).
+/// F30K test images (docs/method.md §6.1).
 pub const FULL_IMAGES: usize = 1000;
 /// F30K test captions.
 pub const FULL_CAPTIONS: usize = 5000;

@@ -1,4 +1,4 @@
-//! A scoring repetition (spec §8 steps 1–3, eval mode) on the deterministic
+//! A scoring repetition (docs/method.md §8 steps 1–3, eval mode) on the deterministic
 //! split, through the inference layer exactly as `Trainable::score_split`
 //! (`crate::infer`): images with `matcher::encode_image_rows`, captions with
 //! `Matcher::encode_captions` (chunks of `CAPTION_CHUNK`, sorted by length as

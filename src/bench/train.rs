@@ -1,5 +1,5 @@
 //! A training repetition: exactly what `train::runner::cohort_step` does per
-//! step (spec §4.2), built from the same library calls — every branch forwards
+//! step (docs/method.md §4.2), built from the same library calls — every branch forwards
 //! the batch in train mode, then branch k (in order) takes
 //! `LossConfig::branch_loss` (hardest triplet γ 0.2; branch k > 0 adds RM from
 //! the detached earlier branches, α 1), zero_grad, backward, clip 2.0, Adam.
@@ -20,7 +20,7 @@ use crate::model::{Model, Trainable};
 use crate::train::runner::{dropout_rng, forward_branches, init_rng};
 use rand::Rng as _;
 
-/// Gradient-norm clip of the authors' step (spec §7).
+/// Gradient-norm clip of the authors' step (docs/method.md §7).
 pub const GRAD_CLIP: f32 = 2.0;
 
 /// The branches, their optimisers and the fixed batch.

@@ -1,4 +1,4 @@
-//! `dbl eval`: R@1/5/10, medr, meanr and rSum (spec §8) from one or more
+//! `dbl eval`: R@1/5/10, medr, meanr and rSum (docs/method.md §8) from one or more
 //! precomputed image x caption similarity matrices (`.npy`, `<f4`,
 //! `[n_images, n_captions]`, rows = images, caption k belongs to image
 //! k / (n_captions / n_images)). Several matrices are averaged first, the

@@ -1,4 +1,4 @@
-//! `dbl inspect DIR`: validates every split of a SCAN precomp folder (spec §6)
+//! `dbl inspect DIR`: validates every split of a SCAN precomp folder (docs/method.md §6)
 //! and prints a summary; `--epoch` also collates one training epoch and
 //! reports batches/s and peak RSS. Library side: [`dbl::data::inspect`].
 

@@ -1,5 +1,5 @@
 //! `dbl model`: builds a backbone from its sizes and prints its layer list
-//! (state_dict name, shape, count) and total parameter count (spec §5.5:
+//! (state_dict name, shape, count) and total parameter count (docs/method.md §5.5:
 //! 13,052,077 for scan-ave at V = 8,481).
 
 use anyhow::Context;

@@ -1,7 +1,7 @@
 //! `dbl score`: scores a split of a trained run's dataset with one branch's
 //! checkpoint and writes the image × caption similarity matrix (float32
 //! `.npy`, `[n_images, n_captions]`, rows = images) that `dbl eval` reads;
-//! prints the whole-matrix metrics (spec §8). `--head-precision bf16` runs the
+//! prints the whole-matrix metrics (docs/method.md §8). `--head-precision bf16` runs the
 //! scan-ave head's projection in bf16 on Intel AMX.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `dbl synth`: writes the deterministic synthetic dataset (SCAN precomp layout, spec §6)
+//! `dbl synth`: writes the deterministic synthetic dataset (SCAN precomp layout, docs/method.md §6)
 //! described in design.md "Synthetic data"; the generator is [`crate::data::synth`].
 
 use std::io::IsTerminal;

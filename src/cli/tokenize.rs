@@ -1,5 +1,5 @@
 //! `dbl tokenize`: captions on stdin (one per line) → one JSON array of NLTK
-//! tokens per line on stdout, via [`crate::data::tokenizer`] (spec §6.3).
+//! tokens per line on stdout, via [`crate::data::tokenizer`] (docs/method.md §6.3).
 
 use std::io::{BufRead, BufWriter, ErrorKind, Write};
 

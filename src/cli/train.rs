@@ -1,4 +1,4 @@
-//! `dbl train`: trains a run from a TOML config (spec §4, §7) — see
+//! `dbl train`: trains a run from a TOML config (docs/method.md §4, §7) — see
 //! [`crate::train::config::TrainConfig`] for every key — or continues one
 //! with `--resume RUN_DIR` (bit for bit: the same trajectory as an
 //! uninterrupted run).

@@ -1,5 +1,5 @@
 //! `dbl vocab build` / `dbl vocab show`: build a vocabulary from caption files
-//! the way the authors' `vocab.py` does (spec §6.2), or validate and print one.
+//! the way the authors' `vocab.py` does (docs/method.md §6.2), or validate and print one.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Mini-batches over a [`Precomp`] split (spec §6.3; mirrors the authors'
+//! Mini-batches over a [`Precomp`] split (docs/method.md §6.3; mirrors the authors'
 //! `DataLoader(shuffle=…)` + `collate_fn` in `OSS/data.py`).
 //!
 //! A pass over a split is a [`BatchPlan`]: the caption order (a seeded
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(a.len(), 8);
         assert_eq!(a.batch(7).len(), 1000 - 7 * 128);
         assert_eq!(a.batches().map(<[usize]>::len).sum::<usize>(), 1000);
-        // F30K: 145,000 captions at B = 128 give 1,133 iterations (spec §6.1).
+        // F30K: 145,000 captions at B = 128 give 1,133 iterations (docs/method.md §6.1).
         assert_eq!(BatchPlan::eval(145_000, 128).len(), 1133);
         let e = BatchPlan::eval(250, EVAL_BATCH_SIZE);
         assert_eq!(e.batch(2), &(200..250).collect::<Vec<_>>()[..]);

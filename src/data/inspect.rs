@@ -1,4 +1,4 @@
-//! Dataset validation and summary behind `dbl inspect` (spec §6): finds the
+//! Dataset validation and summary behind `dbl inspect` (docs/method.md §6): finds the
 //! splits of a SCAN precomp folder, opens each ([`Precomp::open`] validates
 //! shapes, caption counts and text), summarises shapes, captions per image,
 //! caption lengths and vocabulary coverage, and times one training epoch of

@@ -1,4 +1,4 @@
-//! Data: SCAN "precomp" datasets on memory maps (spec §6), the vocabulary, the
+//! Data: SCAN "precomp" datasets on memory maps (docs/method.md §6), the vocabulary, the
 //! NLTK-identical tokenizer, batching and the synthetic generator.
 
 pub mod augment;

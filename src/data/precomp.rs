@@ -1,4 +1,4 @@
-//! One split of a SCAN "precomp" dataset folder (spec §6.1; mirrors
+//! One split of a SCAN "precomp" dataset folder (docs/method.md §6.1; mirrors
 //! `PrecompDataset.__init__`/`__getitem__` in the authors' `OSS/data.py`).
 //!
 //! A split `S` ∈ {`train`, `dev`, `test`, `testall`} is two files:

@@ -1,4 +1,4 @@
-//! Word vocabulary in the authors' JSON format (spec §6.2):
+//! Word vocabulary in the authors' JSON format (docs/method.md §6.2):
 //! `{"word2idx": {word: id}, "idx2word": {"id": word}, "idx": V}` with the
 //! special ids `<pad>`=0, `<start>`=1, `<end>`=2, `<unk>`=3.
 //!
@@ -152,7 +152,7 @@ impl Vocab {
         self.words.get(id as usize).map(String::as_str)
     }
 
-    /// Caption → ids: `[<start>] + ids(tokens) + [<end>]` (spec §6.3).
+    /// Caption → ids: `[<start>] + ids(tokens) + [<end>]` (docs/method.md §6.3).
     pub fn encode_caption(&self, caption: &str) -> Vec<u32> {
         let toks = tokenizer::tokenize_caption(caption);
         let mut ids = Vec::with_capacity(toks.len() + 2);

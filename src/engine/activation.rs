@@ -1,6 +1,6 @@
 //! Element-wise activations and the last-dimension softmax, each as an
 //! in-place forward plus an in-place backward from the forward *output*:
-//! - LeakyReLU(slope) (spec §5: slope 0.1 on the attention logits), PyTorch
+//! - LeakyReLU(slope) (docs/method.md §5: slope 0.1 on the attention logits), PyTorch
 //!   `F.leaky_relu`; its derivative is taken as 1 where the input was > 0 and
 //!   `slope` elsewhere (PyTorch's choice at 0). With slope ≥ 0 the output is
 //!   > 0 exactly where the input was, so the output suffices.

@@ -1,5 +1,5 @@
 //! Adam, exactly as `torch.optim.Adam` (single-tensor path, `amsgrad=False`,
-//! `weight_decay=0`; spec §7: lr 2e-4, betas (0.9, 0.999), eps 1e-8). Per
+//! `weight_decay=0`; docs/method.md §7: lr 2e-4, betas (0.9, 0.999), eps 1e-8). Per
 //! element, in PyTorch's order (scalars in f64 like Python floats, rounded to
 //! f32 where they meet a tensor):
 //! ```text
@@ -29,7 +29,7 @@ const MAX_STEP: u64 = 1 << 24;
 /// Name of the exported step counter.
 pub const STEP_NAME: &str = "step";
 
-/// Adam hyper-parameters. Defaults are the authors' (spec §7).
+/// Adam hyper-parameters. Defaults are the authors' (docs/method.md §7).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate (default 2e-4).

@@ -1,5 +1,5 @@
 //! Gradient clipping by total norm, PyTorch `torch.nn.utils.clip_grad_norm_`
-//! (norm_type 2, spec §7: max norm 2.0 per model): the L2 norm over all
+//! (norm_type 2, docs/method.md §7: max norm 2.0 per model): the L2 norm over all
 //! parameters' gradients together; coef = max_norm / (total + 1e-6); every
 //! gradient is scaled by coef only if coef < 1. Returns the total norm before
 //! clipping. Sums of squares are accumulated in f64; the coefficient is formed

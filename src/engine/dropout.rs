@@ -1,4 +1,4 @@
-//! Inverted dropout, PyTorch `nn.Dropout(p)` (spec §5: p = 0.4 on the word
+//! Inverted dropout, PyTorch `nn.Dropout(p)` (docs/method.md §5: p = 0.4 on the word
 //! embeddings): in training each element is kept with probability 1 − p and
 //! scaled by 1/(1 − p); in eval mode it is the identity. The mask comes from
 //! an explicit generator (one `u32` per element, dropped iff

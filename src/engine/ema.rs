@@ -1,4 +1,4 @@
-//! Exponential moving average of parameters for the MSS regime (spec §4.3):
+//! Exponential moving average of parameters for the MSS regime (docs/method.md §4.3):
 //! after each optimiser step, θ_a ← m·θ_a + (1 − m)·θ_t over every parameter,
 //! with the DINO cosine momentum schedule (no warm-up) over T = epochs ×
 //! iterations per epoch global steps:
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn spec_values_f30k() {
-        // spec §11: T = 45,320 (F30K, 1133 it × 40 epochs), m0 = 0.99995.
+        // docs/method.md §11: T = 45,320 (F30K, 1133 it × 40 epochs), m0 = 0.99995.
         let s = CosineMomentum::new(0.99995, 45_320).unwrap();
         assert!((s.at(0) - 0.99995).abs() < 1e-15);
         assert!((s.at(22_660) - 0.999975).abs() < 1e-15);
@@ -97,7 +97,7 @@ mod tests {
         assert!((gap - 6e-14).abs() < 0.1e-14, "gap {gap}");
         // Monotone non-decreasing.
         assert!((1..45_320).step_by(97).all(|t| s.at(t) >= s.at(t - 1)));
-        // spec §4.3: Σ(1 − m_t) ≈ (1 − m0)·T/2 = 1.133.
+        // docs/method.md §4.3: Σ(1 − m_t) ≈ (1 − m0)·T/2 = 1.133.
         let total: f64 = (0..45_320).map(|t| 1.0 - s.at(t)).sum();
         assert!((total - 1.133).abs() < 1e-3, "{total}");
         assert!(CosineMomentum::new(1.5, 10).is_err());

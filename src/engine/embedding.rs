@@ -1,5 +1,5 @@
 //! Word embedding table, PyTorch `nn.Embedding(V, D)` without `padding_idx`
-//! (spec §5: Embedding(V, 300), init U(−0.1, 0.1)). The gradient is dense:
+//! (docs/method.md §5: Embedding(V, 300), init U(−0.1, 0.1)). The gradient is dense:
 //! `backward` scatter-adds each row of the upstream gradient into the row of
 //! its id, so repeated ids accumulate.
 

@@ -1,6 +1,6 @@
 //! One-layer bidirectional GRU over packed variable-length sequences, with the
 //! two directions' outputs averaged — the text encoder's recurrent layer
-//! (spec §5.2: `nn.GRU(300, 1024, 1, batch_first=True, bidirectional=True)` on a
+//! (docs/method.md §5.2: `nn.GRU(300, 1024, 1, batch_first=True, bidirectional=True)` on a
 //! `pack_padded_sequence`, then `(out[..., :H] + out[..., H:]) / 2`).
 //!
 //! PyTorch gate equations and weight layout (rows of the 3H-tall matrices are
@@ -262,7 +262,7 @@ impl BiGru {
     }
 
     /// PyTorch's default init: every weight and bias U(−1/√H, 1/√H), drawn
-    /// parameter by parameter in `state_dict` order (spec §5: ±0.03125 at H = 1024).
+    /// parameter by parameter in `state_dict` order (docs/method.md §5: ±0.03125 at H = 1024).
     pub fn uniform<R: Rng + ?Sized>(
         prefix: &str,
         input: usize,
@@ -724,7 +724,7 @@ mod tests {
                 "txt_enc.cap_rnn.bias_hh_l0_reverse",
             ]
         );
-        // spec §5.5: the Bi-GRU(300 → 1024) has 8,146,944 parameters.
+        // docs/method.md §5.5: the Bi-GRU(300 → 1024) has 8,146,944 parameters.
         assert_eq!(g.num_params(), 8_146_944);
         assert!(
             g.params()

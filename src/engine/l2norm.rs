@@ -1,4 +1,4 @@
-//! Row-wise L2 normalisation as the authors write it (spec §5.4):
+//! Row-wise L2 normalisation as the authors write it (docs/method.md §5.4):
 //! `y = x / (‖x‖₂ + eps)` over the last dimension, eps = 1e-8 **added to the
 //! norm** (not inside the square root). PyTorch: `X / (X.pow(2).sum(-1,
 //! keepdim=True).sqrt() + eps)`.

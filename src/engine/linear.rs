@@ -1,5 +1,5 @@
 //! Fully connected layer, PyTorch `nn.Linear`: `y = x·Wᵀ + b` with
-//! `weight: [out, in]`, `bias: [out]` (spec §5: the image FC 2048→1024 and the
+//! `weight: [out, in]`, `bias: [out]` (docs/method.md §5: the image FC 2048→1024 and the
 //! similarity head's W_t 1024→256 and w_e 256→1).
 
 use rand::Rng;
@@ -25,7 +25,7 @@ impl Linear {
         }
     }
 
-    /// The authors' init (spec §5): Xavier-uniform weight, zero bias.
+    /// The authors' init (docs/method.md §5): Xavier-uniform weight, zero bias.
     pub fn xavier<R: Rng + ?Sized>(
         prefix: &str,
         in_dim: usize,

@@ -1,7 +1,7 @@
 //! Trainable parameters: a named tensor with its gradient buffer (the
 //! PyTorch `nn.Parameter` + `.grad` pair), the [`Module`] trait that lets a
 //! model hand out its parameters in a fixed order, and the initialisers the
-//! backbone uses (spec §5: Xavier-uniform for the linear layers, U(±a) for the
+//! backbone uses (docs/method.md §5: Xavier-uniform for the linear layers, U(±a) for the
 //! embedding and the GRU).
 
 use rand::Rng;
@@ -69,7 +69,7 @@ impl Param {
     }
 
     /// Xavier-uniform for a `[out, in]` weight: U(±√6/√(in+out)), the init the
-    /// authors give every `nn.Linear` of the backbone (spec §5).
+    /// authors give every `nn.Linear` of the backbone (docs/method.md §5).
     pub fn init_xavier_uniform<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         assert_eq!(
             self.shape.len(),
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn xavier_bounds_match_spec() {
-        // spec §5: r = √6/√(2048+1024) ≈ 0.04419, W_t ≈ 0.06847, w_e ≈ 0.15279.
+        // docs/method.md §5: r = √6/√(2048+1024) ≈ 0.04419, W_t ≈ 0.06847, w_e ≈ 0.15279.
         assert!((xavier_bound(2048, 1024) - 0.04419).abs() < 5e-6);
         assert!((xavier_bound(1024, 256) - 0.06847).abs() < 5e-6);
         assert!((xavier_bound(256, 1) - 0.15279).abs() < 5e-6);

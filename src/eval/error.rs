@@ -1,4 +1,4 @@
-//! The error type of the evaluation module (spec §8): bad similarity-matrix
+//! The error type of the evaluation module (docs/method.md §8): bad similarity-matrix
 //! shapes, non-finite scores, protocol preconditions and sharding settings.
 
 /// Everything that can go wrong computing ranks, metrics or sharded scores.

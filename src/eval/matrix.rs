@@ -1,5 +1,5 @@
 //! A validated, borrowed view of an image x caption similarity matrix
-//! (spec §8 steps 2–3): rows are images, caption `k` belongs to image
+//! (docs/method.md §8 steps 2–3): rows are images, caption `k` belongs to image
 //! `k / cpi` where `cpi = n_cap / n_img` (5 for Flickr30K and MSCOCO).
 //! The same layout as the authors' `sims` array of shape `(N, 5N)`.
 

@@ -1,4 +1,4 @@
-//! Retrieval metrics from ranks (spec §8 step 5), as the authors'
+//! Retrieval metrics from ranks (docs/method.md §8 step 5), as the authors'
 //! `evaluation.py` computes them in float64:
 //! `R@K = 100 * #(rank < K) / n`, `medr = floor(np.median(rank)) + 1`,
 //! `meanr = rank.mean() + 1`, `rSum = R@1 + R@5 + R@10` of both directions.
@@ -92,7 +92,7 @@ impl Metrics {
     /// Field-wise mean over folds (COCO 1K protocol). Each field is summed in
     /// fold order and divided by the fold count, like NumPy's
     /// `np.array(results).mean(axis=0)`; rSum is then the sum of the six
-    /// averaged recalls (not the authors' printout, spec §9 bug 5).
+    /// averaged recalls (not the authors' printout, docs/method.md §9 bug 5).
     pub fn average(folds: &[Metrics]) -> Result<Self, EvalError> {
         if folds.is_empty() {
             return Err(EvalError::NoFolds);

@@ -1,4 +1,4 @@
-//! Evaluation (spec §8): ranks and R@K metrics from a similarity matrix,
+//! Evaluation (docs/method.md §8): ranks and R@K metrics from a similarity matrix,
 //! protocols (f30k, coco1k, coco5k) and sharded exact scoring.
 //!
 //! - [`matrix`]: validated view of an image x caption similarity matrix.

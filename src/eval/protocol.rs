@@ -1,10 +1,10 @@
-//! Test protocols (spec §8 step 6): Flickr30K 1K and MSCOCO 5K score the
+//! Test protocols (docs/method.md §8 step 6): Flickr30K 1K and MSCOCO 5K score the
 //! whole matrix; MSCOCO 1K cuts the 5,000 x 25,000 `testall` matrix into five
 //! folds of 1,000 images / 5,000 captions (fold `f`: images
 //! `1000f..1000f+999`, captions `5000f..5000f+4999`, i.e. the diagonal
 //! blocks), computes metrics per fold and averages them. rSum of the average
 //! is the sum of the six averaged recalls, not the authors' printout
-//! (spec §9 bug 5).
+//! (docs/method.md §9 bug 5).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! 0-based retrieval ranks from a similarity matrix (spec §8 step 4), the
+//! 0-based retrieval ranks from a similarity matrix (docs/method.md §8 step 4), the
 //! `i2t` / `t2i` loops of the authors' `evaluation.py`, in O(N) per query.
 //!
 //! The authors sort each query's scores with `np.argsort(s)[::-1]` and take
@@ -16,7 +16,7 @@
 //! (introsort / SIMD sort) is not stable, so on inputs with ties its order is
 //! an implementation detail no rule can reproduce in general (it coincides
 //! with the rule above on short arrays, where it falls back to insertion
-//! sort). With real-valued model scores ties are negligible (spec §8 item 8).
+//! sort). With real-valued model scores ties are negligible (docs/method.md §8 item 8).
 //!
 //! For image-to-text, an image's rank is the best (smallest) rank of any of
 //! its `cpi` captions: that is the rank of the positive that comes first,

@@ -1,4 +1,4 @@
-//! Sharded exact scoring (spec §8 step 3; the authors' `shard_attn_scores`,
+//! Sharded exact scoring (docs/method.md §8 step 3; the authors' `shard_attn_scores`,
 //! which fills the `(N, 5N)` matrix in 100 x 100 blocks): a [`BlockScorer`]
 //! fills one block of images x captions, and the drivers tile the matrix,
 //! either into one dense buffer ([`score_full`], rayon over all blocks) or

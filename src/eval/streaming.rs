@@ -1,4 +1,4 @@
-//! Exact ranks without holding the similarity matrix (spec §8 steps 3–4 for
+//! Exact ranks without holding the similarity matrix (docs/method.md §8 steps 3–4 for
 //! matrices too large to keep, e.g. MSCOCO 5K with a heavy head): image bands
 //! arrive in order from [`score_bands`]; image-to-text ranks are final per
 //! row, text-to-image ranks are counts accumulated over bands against each

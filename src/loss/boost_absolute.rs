@@ -1,7 +1,7 @@
-//! Absolute boosting ℓ'_AM / ℓ'_AS (spec §3.3; the authors' `BoostabsLoss` is
+//! Absolute boosting ℓ'_AM / ℓ'_AS (docs/method.md §3.3; the authors' `BoostabsLoss` is
 //! AM): each positive must rise above the anchor's positive by γ1 and each
 //! negative fall below the anchor's negative by γ2. With t = S^t,
-//! a = sg(S^a), γ1 = γ·β·g and γ2 = γ·β·(1 − g) (spec §7: g = 0.5 → 0.1 each):
+//! a = sg(S^a), γ1 = γ·β·g and γ2 = γ·β·(1 − g) (docs/method.md §7: g = 0.5 → 0.1 each):
 //!
 //! - positives: `pos_i = [(γ1_i + a_ii) − t_ii]_+`
 //! - negatives (one matrix shared by both directions, diagonal zeroed):

@@ -1,6 +1,6 @@
-//! Relative boosting ℓ'_RM / ℓ'_RS (spec §3.2; the authors' `BoostrelLoss` is
+//! Relative boosting ℓ'_RM / ℓ'_RS (docs/method.md §3.2; the authors' `BoostrelLoss` is
 //! RM): the target must beat the anchor's positive-negative gap by γ'.
-//! With t = S^t, a = sg(S^a) and γ' = γ·β (spec §7: 0.2):
+//! With t = S^t, a = sg(S^a) and γ' = γ·β (docs/method.md §7: 0.2):
 //!
 //! - i2t: `r1[i][j] = [(γ'1_ij + (a_ii − a_ij)) − (t_ii − t_ij)]_+`, j ≠ i
 //! - t2i: `r2[i][j] = [(γ'2_ij + (a_jj − a_ij)) − (t_jj − t_ij)]_+`, i ≠ j
@@ -8,7 +8,7 @@
 //!
 //! γ'1_ij = adapt.upper(γ', 2, a_ii − a_ij) and γ'2_ij = adapt.upper(γ', 2,
 //! a_jj − a_ij) ([`MarginAdaptation`]; constant γ' by default). The hardest
-//! negative is the one with the largest *boosting* violation (spec §3.2 note).
+//! negative is the one with the largest *boosting* violation (docs/method.md §3.2 note).
 //! Gradient w.r.t. t only: +1 on t_ij and −1 on the query's positive per
 //! selected active term; ties and kinks follow [`super::reduction`].
 //! PyTorch mirror: `losses.boost_relative`.

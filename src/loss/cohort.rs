@@ -1,4 +1,4 @@
-//! The cohort combination (spec §3.5): in a cohort of K branches scoring the
+//! The cohort combination (docs/method.md §3.5): in a cohort of K branches scoring the
 //! same batch, branch k is trained with
 //!
 //! `L_k = L_base(S_k) + α · (1/|P_k|) · Σ_{n ∈ P_k} L_peer(S_k, sg(S_n))`
@@ -15,7 +15,7 @@ use super::{LossError, LossOutput, ScoreMatrix, check_non_negative};
 /// Which branches act as (stop-gradient) peers of branch k.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerSet {
-    /// n < k: the DBL cascade (spec §3.5).
+    /// n < k: the DBL cascade (docs/method.md §3.5).
     Earlier,
     /// n ≠ k: every other branch (mutual learning).
     Others,

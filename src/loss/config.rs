@@ -1,7 +1,7 @@
 //! The typed loss configuration: which base loss every branch gets, which
 //! cooperative ("peer") term a branch gets from its anchors, and their options,
-//! with the authors' defaults (spec §7) and one `validate`. Dispatches to the
-//! loss functions of this module and to the cohort combination (spec §3.5).
+//! with the authors' defaults (docs/method.md §7) and one `validate`. Dispatches to the
+//! loss functions of this module and to the cohort combination (docs/method.md §3.5).
 //!
 //! Defaults: γ = 0.2, α = 1.0, base = triplet with hardest negatives, peer =
 //! absolute boosting AM with β = 1, g = 0.5, no margin adaptation (the
@@ -72,7 +72,7 @@ fn default_scale() -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BaseLoss {
-    /// L_raw, the hinge triplet loss (spec §3.1) with margin γ.
+    /// L_raw, the hinge triplet loss (docs/method.md §3.1) with margin γ.
     Triplet {
         /// Hardest negative (default) or sum over negatives.
         #[serde(default)]
@@ -104,9 +104,9 @@ impl Default for BaseLoss {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum BoostForm {
-    /// ℓ'_RM / ℓ'_RS (spec §3.2).
+    /// ℓ'_RM / ℓ'_RS (docs/method.md §3.2).
     Relative,
-    /// ℓ'_AM / ℓ'_AS (spec §3.3; the authors' default).
+    /// ℓ'_AM / ℓ'_AS (docs/method.md §3.3; the authors' default).
     #[default]
     Absolute,
 }
@@ -178,7 +178,7 @@ impl BoostConfig {
 pub enum PeerLoss {
     /// No peer term: every branch trains on its base loss alone.
     None,
-    /// DBL boosting from the earlier branches (spec §3.2–3.5).
+    /// DBL boosting from the earlier branches (docs/method.md §3.2–3.5).
     Boost(BoostConfig),
     /// Conventional distillation from the earlier branches (KL to their softmax).
     Distillation {
@@ -263,7 +263,7 @@ impl LossConfig {
         }
     }
 
-    /// Loss of branch `k` in a cohort (spec §3.5): base(S_k) + α · mean over
+    /// Loss of branch `k` in a cohort (docs/method.md §3.5): base(S_k) + α · mean over
     /// its peers of peer(S_k, sg(S_n)); dL_k/dS_k. branches: each `[n, n]`.
     pub fn branch_loss(&self, branches: &[ScoreMatrix], k: usize) -> Result<LossOutput, LossError> {
         if matches!(self.peer, PeerLoss::None) {
@@ -313,7 +313,7 @@ mod tests {
         };
         assert_eq!(b.paper_name(), "AM");
         assert_eq!(b.margins(0.2), (0.2, 0.1, 0.1));
-        // spec §11: L_raw + AM = 0.49 + 1.89.
+        // docs/method.md §11: L_raw + AM = 0.49 + 1.89.
         let t = c.target_loss(&spec_st(), &spec_sa()).unwrap();
         assert!((t.value - 2.38).abs() < 1e-6, "{}", t.value);
     }

@@ -1,5 +1,5 @@
 //! Conventional distillation (the paper's "Conventional Distillation"
-//! comparison; spec §3.7 `dml` as OSS uses it, i.e. with a detached peer):
+//! comparison; docs/method.md §3.7 `dml` as OSS uses it, i.e. with a detached peer):
 //! the student's softmax over each row and each column of τ·S is pulled to a
 //! frozen teacher's by KL divergence, batch mean per direction:
 //!
@@ -8,7 +8,7 @@
 //! `p'_j`, `q'_j` the same over columns, and `KL(q ‖ p) = Σ_k q_k (log q_k − log p_k)`.
 //!
 //! dL/dS^t[i][j] = (τ/B)(p_ij − q_ij) + (τ/B)(p'_ji − q'_ji); the teacher is
-//! stop-gradient. τ = 10 (temperature 0.1) in the authors' code (spec §7).
+//! stop-gradient. τ = 10 (temperature 0.1) in the authors' code (docs/method.md §7).
 //! PyTorch mirror: `losses.distillation` (`F.kl_div(log_softmax(τ·S^t),
 //! log_softmax(τ·S^T), log_target=True, reduction="batchmean")`, rows + columns).
 

@@ -1,6 +1,6 @@
 //! Contrastive InfoNCE, bidirectional (the paper's "Contrastive Learning"
 //! comparison; CLIP-style symmetric cross-entropy with the diagonal as target).
-//! With logits z = S / T (temperature T; τ = 1/T = 10 in spec §7):
+//! With logits z = S / T (temperature T; τ = 1/T = 10 in docs/method.md §7):
 //!
 //! `L = (1/B) Σ_i [logsumexp_j z_ij − z_ii] + (1/B) Σ_j [logsumexp_i z_ij − z_jj]`
 //!

@@ -1,4 +1,4 @@
-//! Margin adaptation for the boosting losses (spec §3.4, "Soft Adaptation"
+//! Margin adaptation for the boosting losses (docs/method.md §3.4, "Soft Adaptation"
 //! γ^SA), computed from the **anchor** scores and therefore stop-gradient.
 //!
 //! A boosting margin asks the target to go past the anchor by γ; near the end

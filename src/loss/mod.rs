@@ -1,4 +1,4 @@
-//! Losses on B×B score matrices (spec §3, §3.7): the hinge triplet loss
+//! Losses on B×B score matrices (docs/method.md §3, §3.7): the hinge triplet loss
 //! (L_raw), DBL boosting (relative RM/RS, absolute AM/AS) with optional margin
 //! adaptation, the cohort combination, and the cooperative baselines used in
 //! the paper's comparison (mutual learning, distillation, InfoNCE).

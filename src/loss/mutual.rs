@@ -1,13 +1,13 @@
 //! Mutual learning, two-way (Zhang et al., CVPR 2018; the paper's "Mutual
 //! Learning" comparison). Each branch is distilled towards the other's
-//! stop-gradient softmax over rows and columns of τ·S (τ = 10, spec §7):
+//! stop-gradient softmax over rows and columns of τ·S (τ = 10, docs/method.md §7):
 //!
 //! `L = D(S1 ← sg S2) + D(S2 ← sg S1)`, where `D` is [`super::distillation`]
 //! (rows + columns, batch-mean KL(peer ‖ self)). The value is the symmetric KL;
 //! `grad` = dL/dS1 = ∂D(S1 ← sg S2)/∂S1 and `grad_anchor` = dL/dS2 =
 //! ∂D(S2 ← sg S1)/∂S2 — what one backward pass of `L` gives in PyTorch
 //! (`losses.mutual_learning`). Unlike the authors' OSS `dml` (one-way, peer
-//! detached, spec §3.7) both branches learn from each other.
+//! detached, docs/method.md §3.7) both branches learn from each other.
 
 use super::distillation::distillation;
 use super::{LossError, LossOutput, ScoreMatrix};

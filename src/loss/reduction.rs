@@ -1,4 +1,4 @@
-//! How a query's negative costs are reduced (spec §3.1–3.3): the hardest
+//! How a query's negative costs are reduced (docs/method.md §3.1–3.3): the hardest
 //! negative (`max`, VSE++ "max_violation", the released default) or the sum
 //! over all negatives; and where the gradient of a hinge goes.
 //!
@@ -20,7 +20,7 @@ use super::LossOutput;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reduction {
-    /// The largest cost per query (default; spec §7 "hardest negative on").
+    /// The largest cost per query (default; docs/method.md §7 "hardest negative on").
     #[default]
     Hardest,
     /// The sum of all negatives' costs.

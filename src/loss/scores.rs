@@ -1,4 +1,4 @@
-//! A validated square score matrix (spec §2): `[n, n]` row-major, rows =
+//! A validated square score matrix (docs/method.md §2): `[n, n]` row-major, rows =
 //! images, columns = captions, S[i][j] = s(image i, caption j), positives on
 //! the diagonal. Scores are widened from f32 to f64 (exactly) once, so every
 //! loss works in f64 like the float64 PyTorch fixtures.

@@ -1,4 +1,4 @@
-//! Test helpers for the loss module: the spec §11 test vector, deterministic
+//! Test helpers for the loss module: the docs/method.md §11 test vector, deterministic
 //! random score matrices, and a central finite-difference gradient check.
 
 use super::{LossOutput, ScoreMatrix};

@@ -1,5 +1,5 @@
 //! L_raw: the bidirectional hinge triplet loss (VSE++ form), summed over the
-//! batch (spec §3.1; the authors' `BirankLoss`). With margin γ:
+//! batch (docs/method.md §3.1; the authors' `BirankLoss`). With margin γ:
 //!
 //! - i2t: `c1[i][j] = [(γ + S_ij) − S_ii]_+`, j ≠ i (negatives = other captions in row i)
 //! - t2i: `c2[i][j] = [(γ + S_ij) − S_jj]_+`, i ≠ j (negatives = other images in column j)

@@ -33,7 +33,7 @@ pub enum ModelCache {
 }
 
 impl Model {
-    /// Validates `cfg` and initialises the network from `seed` (spec §5 init).
+    /// Validates `cfg` and initialises the network from `seed` (docs/method.md §5 init).
     pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
         Ok(match cfg.backbone {
             Backbone::ScanAve => Model::ScanAve(cfg.clone(), ScanAve::new(cfg, seed)?),
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn parameter_count_matches_spec() {
-        // spec §5.5: 13,052,077 at V = 8,481 (F30K), 13,913,677 at V = 11,353 (COCO).
+        // docs/method.md §5.5: 13,052,077 at V = 8,481 (F30K), 13,913,677 at V = 11,353 (COCO).
         for (v, want) in [(8481, 13_052_077), (11353, 13_913_677)] {
             let cfg = ModelConfig::new(Backbone::ScanAve, v);
             let m = Model::new(&cfg, 0).unwrap();

@@ -1,4 +1,4 @@
-//! Typed, validated configuration of a backbone (spec §5): which network
+//! Typed, validated configuration of a backbone (docs/method.md §5): which network
 //! (`scan-ave`, the released DBL backbone, or `vse`, a cosine embedding model)
 //! and its sizes. Defaults are the authors' (d = 1024, word dim 300, sim dim
 //! 256, region features 2048, smoothing λ = 9, word dropout 0.4).
@@ -10,7 +10,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backbone {
-    /// The released DBL backbone: SCAN attention + squared-difference head (spec §5.3).
+    /// The released DBL backbone: SCAN attention + squared-difference head (docs/method.md §5.3).
     ScanAve,
     /// Embedding model: pooled image and caption embeddings, cosine score.
     Vse,

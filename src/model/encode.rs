@@ -1,4 +1,4 @@
-//! Evaluation-mode encoding of captions in length-sorted chunks (spec §8
+//! Evaluation-mode encoding of captions in length-sorted chunks (docs/method.md §8
 //! step 2) and the chunk sizes; `crate::infer` encodes images and splits.
 
 use crate::data::npy::NpyF32;

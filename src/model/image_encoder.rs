@@ -1,4 +1,4 @@
-//! Image encoder (spec §5.1): region features → `Linear(img_dim → d)`
+//! Image encoder (docs/method.md §5.1): region features → `Linear(img_dim → d)`
 //! (`img_enc.fc`) → either L2 per region (scan-ave) or pooling over regions
 //! (mean / max) then L2 (vse). PyTorch: `ImageEncoder` in
 //! `tools/reference/dbl_ref/models.py`.
@@ -35,7 +35,7 @@ pub struct ImageCache {
 }
 
 impl ImageEncoder {
-    /// Xavier-uniform FC (spec §5.1), bias 0.
+    /// Xavier-uniform FC (docs/method.md §5.1), bias 0.
     pub fn new<R: Rng + ?Sized>(
         img_dim: usize,
         embed: usize,

@@ -1,4 +1,4 @@
-//! Matching networks (spec §5): encoders, similarity heads and the backbones
+//! Matching networks (docs/method.md §5): encoders, similarity heads and the backbones
 //! built from them, plus the [`Trainable`] contract the trainer drives.
 
 pub mod backbone;
@@ -47,7 +47,7 @@ pub trait Trainable: Module + Clone + Send + Sync {
     /// into every parameter's `grad` (PyTorch `.grad +=` semantics).
     fn backward(&mut self, cache: Self::Cache, d_sims: &[f32]);
 
-    /// Scores a whole split in eval mode (spec §8 steps 1–3):
+    /// Scores a whole split in eval mode (docs/method.md §8 steps 1–3):
     /// returns `[ds.n_images(), ds.len()]` row-major (images de-duplicated by
     /// the im_div rule, all captions).
     fn score_split(&self, ds: &Precomp) -> Vec<f32>;

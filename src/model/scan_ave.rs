@@ -1,4 +1,4 @@
-//! The released DBL backbone "scan-ave" (spec §5): image encoder (per-region
+//! The released DBL backbone "scan-ave" (docs/method.md §5): image encoder (per-region
 //! embeddings) + text encoder (per-word embeddings) + the fused SCAN head.
 //! PyTorch: `ScanAve` in `tools/reference/dbl_ref/models.py`; parameters in
 //! its `state_dict` order: `img_enc.fc.*`, `txt_enc.embed.weight`,
@@ -46,7 +46,7 @@ pub struct ScanAveCache {
 }
 
 impl ScanAve {
-    /// A freshly initialised model (spec §5 init), all draws from `seed`:
+    /// A freshly initialised model (docs/method.md §5 init), all draws from `seed`:
     /// `img_enc`, then `txt_enc`, then `sim_enc`.
     pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
         cfg.validate()?;

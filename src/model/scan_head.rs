@@ -1,4 +1,4 @@
-//! The scan-ave similarity head (spec §5.3) as one fused, tiled kernel,
+//! The scan-ave similarity head (docs/method.md §5.3) as one fused, tiled kernel,
 //! forward and backward. PyTorch: `SimilarityHead` + `scan_attention` in
 //! `tools/reference/dbl_ref/models.py` (the authors' per-caption loop).
 //!
@@ -221,7 +221,7 @@ struct Acc {
 }
 
 impl ScanHead {
-    /// Xavier-uniform `sim_tran_w` then `sim_eval_w` (spec §5.3), biases 0.
+    /// Xavier-uniform `sim_tran_w` then `sim_eval_w` (docs/method.md §5.3), biases 0.
     pub fn new<R: Rng + ?Sized>(embed: usize, sim_dim: usize, smooth: f32, rng: &mut R) -> Self {
         ScanHead {
             tran: Linear::xavier("sim_enc.sim_tran_w", embed, sim_dim, true, rng),

@@ -1,4 +1,4 @@
-//! Text encoder (spec §5.2): `Embedding(V, word_dim)` (`txt_enc.embed`) →
+//! Text encoder (docs/method.md §5.2): `Embedding(V, word_dim)` (`txt_enc.embed`) →
 //! Dropout (training only) → packed 1-layer bidirectional GRU
 //! (`txt_enc.cap_rnn`), the two directions averaged → either L2 per word
 //! (scan-ave) or the mean over the caption's valid words then L2 (vse).
@@ -41,7 +41,7 @@ pub struct TextCache {
 }
 
 impl TextEncoder {
-    /// Embedding U(−0.1, 0.1), GRU U(±1/√d) (spec §5.2), drawn in that order.
+    /// Embedding U(−0.1, 0.1), GRU U(±1/√d) (docs/method.md §5.2), drawn in that order.
     pub fn new<R: Rng + ?Sized>(
         vocab: usize,
         word_dim: usize,

@@ -1,5 +1,5 @@
 //! The typed training configuration (`dbl train --config run.toml`), with the
-//! authors' defaults (spec §7) and one [`TrainConfig::validate`] that runs
+//! authors' defaults (docs/method.md §7) and one [`TrainConfig::validate`] that runs
 //! before any work. Every key can be overridden by a dotted-path
 //! `key=value` ([`apply_override`]) applied to the TOML table before it is
 //! deserialised, so flags and files share one schema.
@@ -39,7 +39,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
-/// The training regime (spec §4).
+/// The training regime (docs/method.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Regime {
@@ -69,9 +69,9 @@ impl Regime {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackboneName {
-    /// VSE-style global embedding backbone (spec §5).
+    /// VSE-style global embedding backbone (docs/method.md §5).
     Vse,
-    /// SCAN with average pooling of the attended similarities (spec §5).
+    /// SCAN with average pooling of the attended similarities (docs/method.md §5).
     ScanAve,
     /// A tiny mean-pooling model for tests and smoke runs (not a paper backbone).
     Tiny,
@@ -88,7 +88,7 @@ impl BackboneName {
     }
 }
 
-/// Backbone options (spec §7 dims).
+/// Backbone options (docs/method.md §7 dims).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
@@ -166,7 +166,7 @@ pub struct OasConfig {
     /// Stage-2 epochs (30, the F30K script).
     pub epochs: usize,
     /// Stage-2 decay epoch; 0 = never decay (the F30K script's `--lr_update 0`,
-    /// which crashes the authors' code; constant lr is its literal reading, spec §4.1).
+    /// which crashes the authors' code; constant lr is its literal reading, docs/method.md §4.1).
     pub lr_update: usize,
     /// Caption augmentation (`<mask>` appended to the vocabulary; words masked,
     /// replaced or dropped) on the training batches of both OAS stages
@@ -184,7 +184,7 @@ impl Default for OasConfig {
     }
 }
 
-/// A training run's configuration. Defaults are the authors' F30K values (spec §7).
+/// A training run's configuration. Defaults are the authors' F30K values (docs/method.md §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {

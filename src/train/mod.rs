@@ -1,4 +1,4 @@
-//! Training (spec §4, §7; issue #4): the DBL regimes (baseline, OAS, OSS
+//! Training (docs/method.md §4, §7; issue #4): the DBL regimes (baseline, OAS, OSS
 //! K-branch cascade, MSS), schedules, crash-safe checkpoints with bit-exact
 //! resume, the metrics log and the curves report.
 //!

@@ -1,4 +1,4 @@
-//! The training loop shared by every regime (spec §4), generic over any
+//! The training loop shared by every regime (docs/method.md §4), generic over any
 //! [`Trainable`] backbone. A run is one or two *phases* (OAS has two stages);
 //! a phase trains a list of branches for some epochs with one step kind:
 //!

@@ -1,4 +1,4 @@
-//! Schedules (spec §4, §7): the step-decay learning rate
+//! Schedules (docs/method.md §4, §7): the step-decay learning rate
 //! lr = lr0·decay^⌊epoch / lr_update⌋ (the authors' `adjust_learning_rate`,
 //! with `lr_update = 0` meaning "never decay" instead of their division by
 //! zero), and the sum-over-negatives warm-up (design.md: VSE∞'s cure for the

@@ -7,8 +7,8 @@ inputs bit for bit is specified here (no Python RNG is involved).
 
 Dimensions are the released backbone's (spec section 5): regions 36 x 2048, word
 embedding 300, joint embedding 1024 (256 for the `-e256` variant), similarity 256,
-F30K vocabulary 8,481 (spec 6.2), batch 128 (spec 7), eval batch and shard 100
-(spec 6.3, evaluation `shard_attn_scores`).
+F30K vocabulary 8,481 (docs/method.md §6.2), batch 128 (docs/method.md §7), eval batch and shard 100
+(docs/method.md §6.3, evaluation `shard_attn_scores`).
 
 Inputs (all from `mix(tag, i)` = splitmix64 finaliser of `(tag << 32 | i) + 0x9E3779B97F4A7C15`,
 the same hash as `hash_uniform` in tools/reference/make_engine_fixtures.py):
@@ -36,10 +36,10 @@ IMG_DIM = 2048
 WORD_DIM = 300
 EMBED = 1024
 SIM_DIM = 256
-VOCAB = 8481  # F30K, spec 6.2
-BATCH = 128  # training batch, spec 7
-SHARD = 100  # eval batch size and scoring shard, spec 6.3 / evaluation.shard_attn_scores
-FULL_IMAGES = 1000  # F30K test split, spec 6.1
+VOCAB = 8481  # F30K, docs/method.md §6.2
+BATCH = 128  # training batch, docs/method.md §7
+SHARD = 100  # eval batch size and scoring shard, docs/method.md §6.3 / evaluation.shard_attn_scores
+FULL_IMAGES = 1000  # F30K test split, docs/method.md §6.1
 FULL_CAPTIONS = 5000
 
 TAG_LEN = 0xB1
@@ -56,7 +56,7 @@ class Config:
     kind: "train" (one optimiser step on a batch of `batch` pairs) or "score"
     (encode a split and score every image x caption pair in eval mode).
     backbone: "scan-ave" or "vse". branches: 1 = baseline, 2 = OSS cohort (branch 1
-    boosts from branch 0 with RM, spec 3.5 / 4.2).
+    boosts from branch 0 with RM, docs/method.md §3.5 / 4.2).
     """
 
     name: str

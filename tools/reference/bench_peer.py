@@ -6,7 +6,7 @@ The peer computes what the authors' code computes, in f32 on the CPU, with
 `torch.set_num_threads(T)`:
 - training configs: `model.train()`, forward of every branch on the same batch, then per
   branch: zero_grad, loss (L_raw hardest triplet, plus RM boosting from the detached
-  earlier branch for OSS, spec 3.5), backward, clip_grad_norm_(2.0), Adam step
+  earlier branch for OSS, docs/method.md §3.5), backward, clip_grad_norm_(2.0), Adam step
   (OSS/train.py's loop order); the scan-ave head is the authors' per-caption loop
   (tools/reference/dbl_ref/models.py);
 - scoring configs: eval mode, no_grad; images and captions encoded in batches of 100

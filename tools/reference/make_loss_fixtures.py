@@ -70,7 +70,7 @@ def check_spec_vector():
 
 
 def hinge_entries(margins):
-    """Every option combination of the hinge losses (spec 3.1-3.4)."""
+    """Every option combination of the hinge losses (docs/method.md §3.1-3.4)."""
     out = []
     for m in margins:
         for hardest in (True, False):
@@ -103,7 +103,7 @@ def soft_entries(n):
 
 
 def cohort_entries():
-    """Cohort of three branches [sa, sb, st] (spec 3.5); base = triplet hardest, margin 0.2."""
+    """Cohort of three branches [sa, sb, st] (docs/method.md §3.5); base = triplet hardest, margin 0.2."""
     peers = [
         dict(loss="boost_relative", margin=0.2, beta=1.0, hardest=True, adapt="none"),
         dict(loss="boost_absolute", margin=0.2, beta=1.0, split=0.5, hardest=True, adapt="none"),
@@ -223,9 +223,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     n_params = check_backbone()
     print(f"scan-ave parameters at V=8481: {n_params}")
-    print("spec 11 vector:", {k: round(v, 6) for k, v in check_spec_vector().items()})
+    print("docs/method.md §11 vector:", {k: round(v, 6) for k, v in check_spec_vector().items()})
 
-    # 1. the spec 11 test vector (B = 3)
+    # 1. the docs/method.md §11 test vector (B = 3)
     st = torch.tensor(SPEC_ST, dtype=torch.float32)
     sa = torch.tensor(SPEC_SA, dtype=torch.float32)
     sb = torch.tensor([[0.3, 0.1, 0.2], [0.0, 0.5, 0.4], [-0.2, 0.3, 0.1]], dtype=torch.float32)

@@ -66,7 +66,7 @@ def hash_uniform(tag, n):
     return (k.astype(np.float64) * 2.0**-28).astype(np.float32)
 
 
-# Power-of-two scale per real-dims tensor, close to the spec 5 init ranges.
+# Power-of-two scale per real-dims tensor, close to the docs/method.md §5 init ranges.
 def real_scale(name):
     if name == "txt_enc.embed.weight":
         return 4.0

@@ -1,4 +1,4 @@
-"""dbl_ref: the dbl project's own PyTorch port of `spec/dbl-method.md`.
+"""dbl_ref: the dbl project's own PyTorch port of `docs/method.md`.
 
 Written from the spec (not copied from the authors' code). Used only to make
 test fixtures and as the side-by-side peer in benchmarks; `cargo test` never

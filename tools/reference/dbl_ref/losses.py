@@ -1,4 +1,4 @@
-"""Every loss of the dbl project, in PyTorch, written from spec/dbl-method.md.
+"""Every loss of the dbl project, in PyTorch, written from `docs/method.md`.
 
 Score matrices are B x B, rows = images, columns = captions, positives on the
 diagonal (spec section 2). Hinge losses are *summed* over the batch, KL / cross-
@@ -36,7 +36,7 @@ def _reduce_cols(cost, hardest):
     return cost.max(0)[0].sum() if hardest else cost.sum()
 
 
-# ---------------------------------------------------------------- spec 3.1
+# ---------------------------------------------------------------- docs/method.md §3.1
 def triplet(s, margin=0.2, hardest=True):
     """L_raw: bidirectional hinge triplet loss (VSE++), summed over the batch.
 
@@ -51,7 +51,7 @@ def triplet(s, margin=0.2, hardest=True):
     return _reduce_rows(c1, hardest) + _reduce_cols(c2, hardest)
 
 
-# ---------------------------------------------------------------- spec 3.4
+# ---------------------------------------------------------------- docs/method.md §3.4
 def upper_margin(adapt, gamma, bound, r):
     """Margin for a quantity r that must not exceed `bound` (computed from anchor scores).
 
@@ -86,7 +86,7 @@ def lower_margin(adapt, gamma, bound, r):
     raise ValueError(f"unknown margin adaptation {adapt!r}; expected one of {ADAPTATIONS}")
 
 
-# ---------------------------------------------------------------- spec 3.2
+# ---------------------------------------------------------------- docs/method.md §3.2
 def boost_relative(st, sa, margin=0.2, beta=1.0, hardest=True, adapt="none"):
     """Relative boosting: RM (hardest=True) or RS (hardest=False).
 
@@ -109,7 +109,7 @@ def boost_relative(st, sa, margin=0.2, beta=1.0, hardest=True, adapt="none"):
     return _reduce_rows(r1, hardest) + _reduce_cols(r2, hardest)
 
 
-# ---------------------------------------------------------------- spec 3.3
+# ---------------------------------------------------------------- docs/method.md §3.3
 def boost_absolute(st, sa, margin=0.2, beta=1.0, split=0.5, hardest=True, adapt="none"):
     """Absolute boosting: AM (hardest=True) or AS (hardest=False).
 
@@ -131,11 +131,11 @@ def boost_absolute(st, sa, margin=0.2, beta=1.0, split=0.5, hardest=True, adapt=
     return pos * 2 + _reduce_rows(neg, hardest) + _reduce_cols(neg, hardest)
 
 
-# ---------------------------------------------------------------- spec 3.5
+# ---------------------------------------------------------------- docs/method.md §3.5
 def cohort_loss(branches, k, base_fn, peer_fn, alpha=1.0, peers="earlier"):
     """Loss of branch k in a cohort: base(S_k) + alpha * mean over peers of peer(S_k, sg(S_n)).
 
-    peers="earlier": n < k, mean = (1/k) sum (DBL cascade, spec 3.5; branch 0 gets base only).
+    peers="earlier": n < k, mean = (1/k) sum (DBL cascade, docs/method.md §3.5; branch 0 gets base only).
     peers="others": n != k, mean over K-1 peers (mutual learning in a cohort).
     """
     loss = base_fn(branches[k])

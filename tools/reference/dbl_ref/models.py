@@ -1,4 +1,4 @@
-"""Backbones of the dbl project, in PyTorch, written from spec/dbl-method.md section 5.
+"""Backbones of the dbl project, in PyTorch, written from `docs/method.md` section 5.
 
 - `ScanAve` ("scan-ave"): the released DBL backbone, a stripped-down SGRAF with local
   SCAN attention, squared-difference similarity vectors and mean pooling over words.
@@ -25,16 +25,16 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 EPS = 1e-8
-SCAN_AVE_PARAMS_F30K = 13_052_077  # spec 5.5, V = 8,481
+SCAN_AVE_PARAMS_F30K = 13_052_077  # docs/method.md §5.5, V = 8,481
 
 
 def l2norm(x, dim=-1, eps=EPS):
-    """x / (||x||_2 + eps) along `dim` (eps added to the norm, spec 5.4)."""
+    """x / (||x||_2 + eps) along `dim` (eps added to the norm, docs/method.md §5.4)."""
     return x / (x.pow(2).sum(dim=dim, keepdim=True).sqrt() + eps)
 
 
 def xavier_uniform_(linear):
-    """U(-r, r), r = sqrt(6) / sqrt(in + out); bias 0 (spec 5.1, 5.3)."""
+    """U(-r, r), r = sqrt(6) / sqrt(in + out); bias 0 (docs/method.md §5.1, 5.3)."""
     r = math.sqrt(6.0) / math.sqrt(linear.in_features + linear.out_features)
     with torch.no_grad():
         linear.weight.uniform_(-r, r)
@@ -81,7 +81,7 @@ class TextEncoder(nn.Module):
         self.pool = pool
         self.embed = nn.Embedding(vocab_size, word_dim)
         self.dropout = nn.Dropout(0.4)
-        # GRU weights keep PyTorch's default init U(-1/sqrt(H), 1/sqrt(H)) (spec 5.2).
+        # GRU weights keep PyTorch's default init U(-1/sqrt(H), 1/sqrt(H)) (docs/method.md §5.2).
         self.cap_rnn = nn.GRU(word_dim, embed_size, 1, batch_first=True, bidirectional=True)
         with torch.no_grad():
             self.embed.weight.uniform_(-0.1, 0.1)
@@ -101,7 +101,7 @@ class TextEncoder(nn.Module):
 
 
 def scan_attention(words, regions, smooth=9.0):
-    """Context vectors of regions attended by words (spec 5.3).
+    """Context vectors of regions attended by words (docs/method.md §5.3).
 
     words: [n, L, d], regions: [n, R, d] -> [n, L, d]
     a = LeakyReLU_0.1(regions . words) [n, R, L]; normalise over words (L2 + eps);
@@ -141,7 +141,7 @@ class SimilarityHead(nn.Module):
 
 
 class ScanAve(nn.Module):
-    """The released DBL backbone ("scan-ave", spec 5): 13,052,077 parameters at V = 8,481."""
+    """The released DBL backbone ("scan-ave", docs/method.md §5): 13,052,077 parameters at V = 8,481."""
 
     def __init__(self, vocab_size, img_dim=2048, word_dim=300, embed_size=1024, sim_dim=256):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Optimiser step as the DBL train loops use it (spec 4 and 7): one Adam per branch
+"""Optimiser step as the DBL train loops use it (docs/method.md §4 and 7): one Adam per branch
 (lr 2e-4, betas (0.9, 0.999), eps 1e-8, no weight decay), the branch's gradients
 clipped to total L2 norm 2.0 (torch.nn.utils.clip_grad_norm_) before the step, and
 the step-wise learning-rate decay lr0 * 0.1 ** (epoch // lr_update)."""
