@@ -7,22 +7,13 @@ use std::process::Command;
 
 use dbl::train::store::{CRASH_ENV, Store, Tag};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_dbl");
 
 fn data() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().join("data");
-    let out = Command::new(BIN)
-        .args(["synth", "--out"])
-        .arg(&d)
-        .args(["--train", "40", "--dev", "12", "--test", "12"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let d = support::synth_with(tmp.path(), 40);
     (tmp, d)
 }
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::checkpoint_args::CheckpointArgs;
 use crate::data::npy::{NpyF32, write_f32};
 use crate::serve::build::{ANN_THRESHOLD, BuildSpec, build};
 use crate::serve::recall::recall_table;
@@ -56,15 +57,8 @@ pub struct RecallArgs {
 /// Arguments of `dbl index build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// Run folder written by `dbl train` (its model re-ranks).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
-    /// Branch of the run (default: the last, the DBL target).
-    #[arg(long, value_name = "K")]
-    pub branch: Option<usize>,
-    /// Checkpoint of the branch: `best` or `last`.
-    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
-    pub tag: String,
+    #[command(flatten)]
+    pub ck: CheckpointArgs,
     /// Gallery images: region features `[N, R, D]` float32 `.npy` (e.g. `test_ims.npy`).
     #[arg(long, value_name = "X_ims.npy")]
     pub images: PathBuf,
@@ -145,9 +139,9 @@ fn run_recall(a: RecallArgs) -> anyhow::Result<()> {
 
 fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let spec = BuildSpec {
-        run: a.run,
-        branch: a.branch,
-        tag: a.tag,
+        run: a.ck.run,
+        branch: a.ck.branch,
+        tag: a.ck.tag,
         shortlist_run: a.shortlist_run,
         images: a.images,
         captions: a.captions,

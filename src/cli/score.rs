@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::checkpoint_args::CheckpointArgs;
 use crate::data::npy::write_f32;
 use crate::data::precomp::{Precomp, Split};
 use crate::engine::device::{self, Device};
@@ -41,16 +42,8 @@ impl From<ScoreSplit> for Split {
 /// Arguments of `dbl score`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run folder written by `dbl train` (reads RUN_DIR/config.json and the
-    /// branch's checkpoint).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
-    /// Branch to score (default: the last one, i.e. the DBL target).
-    #[arg(long, value_name = "K")]
-    pub branch: Option<usize>,
-    /// Which checkpoint of the branch: `best` (by dev rSum) or `last`.
-    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
-    pub tag: String,
+    #[command(flatten)]
+    pub ck: CheckpointArgs,
     /// Split of the run's dataset to score.
     #[arg(long, value_enum, default_value_t = ScoreSplit::Test)]
     pub split: ScoreSplit,
@@ -77,8 +70,8 @@ pub struct Args {
 /// ([`crate::infer`]); the trainer's test-only `tiny` model through its own
 /// `score_split`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let run = RunDir::open(&args.run)?;
-    let k = run.branch(args.branch)?;
+    let run = RunDir::open(&args.ck.run)?;
+    let k = run.branch(args.ck.branch)?;
     device::require(args.device)?;
     if args.device == Device::Cuda && args.head_precision == HeadPrecision::Bf16 {
         anyhow::bail!("--head-precision bf16 runs on Intel AMX; --device cuda is f32 only");
@@ -99,21 +92,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .and_then(registry::entry)
         .is_some();
     let (sims, n_img) = if registered && args.device == Device::Cpu {
-        let m = LoadedMatcher::from_run(&args.run, Some(k), &args.tag)?;
+        let m = LoadedMatcher::from_run(&args.ck.run, Some(k), &args.ck.tag)?;
         let ds = Precomp::open(&run.data, split, m.vocab())?;
         let sims = pool.install(|| score_split(m.matcher(), &ds, args.head_precision))?;
         (sims, ds.n_images())
     } else {
         // The GPU scorer (and the test-only `tiny` model) still load through
         // the training configuration.
-        let mut cfg = TrainConfig::load_json(&args.run.join("config.json"), &[])?;
-        cfg.out = args.run.clone();
+        let mut cfg = TrainConfig::load_json(&args.ck.run.join("config.json"), &[])?;
+        cfg.out = args.ck.run.clone();
         if cfg.vocab.is_none() {
             cfg.vocab = Some(cfg.vocab_path());
         }
         cfg.validate()?;
         pool.install(|| {
-            backbone_select::score_on(&cfg, k, &args.tag, split, args.head_precision, args.device)
+            backbone_select::score_on(
+                &cfg,
+                k,
+                &args.ck.tag,
+                split,
+                args.head_precision,
+                args.device,
+            )
         })?
     };
     let n_cap = sims.len() / n_img.max(1);
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "branch{k} {} on {} ({n_img} x {n_cap}, head {}): rSum {:.2}  i2t R@1/5/10 {:.1} {:.1} {:.1}  \
              t2i R@1/5/10 {:.1} {:.1} {:.1}",
-            args.tag,
+            args.ck.tag,
             split.name(),
             args.head_precision.name(),
             metrics.rsum,

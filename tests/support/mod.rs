@@ -1,4 +1,4 @@
-//! Shared fixture of the retrieval tests: a tiny synthetic data set
+//! Shared fixtures of the CLI tests: a tiny synthetic data set
 //! (`dbl synth`, 12 test images × 36 regions × 2048 features, 60 captions)
 //! and a run folder holding an untrained scan-ave or vse model at small
 //! sizes (d = 16), written as `dbl train` lays a run out.
@@ -15,13 +15,18 @@ use dbl::train::store::{BranchSave, Store};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dbl");
 
-/// Generates the data set into `dir/data`.
+/// Generates the data set into `dir/data` (20 training images).
 pub fn synth(dir: &Path) -> PathBuf {
+    synth_with(dir, 20)
+}
+
+/// Generates the data set into `dir/data` with `train` training images.
+pub fn synth_with(dir: &Path, train: usize) -> PathBuf {
     let d = dir.join("data");
     let out = Command::new(BIN)
         .args(["synth", "--out"])
         .arg(&d)
-        .args(["--train", "20", "--dev", "12", "--test", "12"])
+        .args(["--train", &train.to_string(), "--dev", "12", "--test", "12"])
         .output()
         .unwrap();
     assert!(
