@@ -218,9 +218,10 @@ pub struct TrainConfig {
     pub mss: MssConfig,
     /// OAS stage-2 options.
     pub oas: OasConfig,
-    /// Sum over negatives (instead of the hardest) in every loss for the first
-    /// N epochs of each stage, then the configured reduction (0 = off; VSE∞'s cure
-    /// for the hardest-negative plateau, design.md).
+    /// Sum over negatives (instead of the hardest) in the base triplet loss for
+    /// the first N epochs of each stage, then the configured reduction (0 = off;
+    /// VSE∞'s cure for the hardest-negative plateau, design.md). The boosting
+    /// loss keeps its configured reduction throughout.
     pub warmup_sum_epochs: usize,
     /// Seed of initialisation, shuffling and dropout (0).
     pub seed: u64,

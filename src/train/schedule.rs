@@ -2,10 +2,13 @@
 //! lr = lr0·decay^⌊epoch / lr_update⌋ (the authors' `adjust_learning_rate`,
 //! with `lr_update = 0` meaning "never decay" instead of their division by
 //! zero), and the sum-over-negatives warm-up (design.md: VSE∞'s cure for the
-//! hardest-negative plateau): for the first N epochs every hardest-negative
-//! reduction (base triplet and boosting) becomes a sum.
+//! hardest-negative plateau): for the first N epochs the base triplet's
+//! hardest-negative reduction becomes a sum. The boosting loss keeps its
+//! configured reduction: the plateau is a property of L_raw, and summing an
+//! Absolute-Max boosting loss (turning it into AS) held the OSS target at chance
+//! in 5 of 5 seeds of the synthetic study (EXPERIMENTS.md, "warm-up").
 
-use crate::loss::{BaseLoss, LossConfig, PeerLoss, Reduction};
+use crate::loss::{BaseLoss, LossConfig, Reduction};
 
 /// Learning rate of `epoch` (0-based).
 pub fn lr_at(lr0: f64, decay: f64, lr_update: usize, epoch: usize) -> f64 {
@@ -21,9 +24,6 @@ pub fn loss_for_epoch(loss: &LossConfig, warmup: usize, epoch: usize) -> LossCon
     if epoch < warmup {
         if let BaseLoss::Triplet { reduction } = &mut l.base {
             *reduction = Reduction::Sum;
-        }
-        if let PeerLoss::Boost(b) = &mut l.peer {
-            b.reduction = Reduction::Sum;
         }
     }
     l
@@ -43,7 +43,7 @@ mod tests {
     }
 
     #[test]
-    fn warmup_switches_reductions_then_restores() {
+    fn warmup_switches_the_base_reduction_only_then_restores() {
         let base = LossConfig::default();
         let w = loss_for_epoch(&base, 2, 1);
         assert_eq!(
@@ -52,7 +52,9 @@ mod tests {
                 reduction: Reduction::Sum
             }
         );
-        assert!(matches!(w.peer, PeerLoss::Boost(b) if b.reduction == Reduction::Sum));
+        // The boosting loss keeps its configured (hardest) reduction.
+        assert_eq!(w.peer, base.peer);
+        assert!(matches!(base.peer, crate::loss::PeerLoss::Boost(b) if b.reduction == Reduction::Hardest));
         assert_eq!(loss_for_epoch(&base, 2, 2), base);
         assert_eq!(loss_for_epoch(&base, 0, 0), base);
     }
