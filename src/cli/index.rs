@@ -12,6 +12,7 @@ use super::checkpoint_args::CheckpointArgs;
 use crate::data::npy::{NpyF32, write_f32};
 use crate::serve::build::{ANN_THRESHOLD, BuildSpec, build};
 use crate::serve::recall::recall_table;
+use crate::serve::recall_plot::write_recall_charts;
 use crate::serve::{Index, Models};
 
 /// Arguments of `dbl index`.
@@ -52,6 +53,9 @@ pub struct RecallArgs {
     /// if it exists, else computed and written there (reuse across indexes of one run).
     #[arg(long, value_name = "S.npy")]
     pub sims: Option<PathBuf>,
+    /// Also draw the trade-off: STEM_t2i.{png,svg} and STEM_i2t.{png,svg}.
+    #[arg(long, value_name = "STEM")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Arguments of `dbl index build`.
@@ -121,6 +125,21 @@ fn run_recall(a: RecallArgs) -> anyhow::Result<()> {
         }
     };
     let rows = pool.install(|| recall_table(&idx, &sims, &a.k))?;
+    let shortlist = m
+        .shortlist_model
+        .as_ref()
+        .map_or("own", |s| s.backbone.as_str());
+    if let Some(stem) = &a.plot {
+        let hnsw = if m.n_images >= m.ann_threshold {
+            "HNSW"
+        } else {
+            "exact"
+        };
+        let what = format!("{}, {shortlist} {hnsw} shortlist", m.model.backbone);
+        for p in write_recall_charts(&rows, &what, stem)? {
+            eprintln!("wrote {}", p.display());
+        }
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
@@ -128,7 +147,7 @@ fn run_recall(a: RecallArgs) -> anyhow::Result<()> {
             "n_images": m.n_images,
             "n_captions": m.n_captions,
             "backbone": m.model.backbone,
-            "shortlist": m.shortlist_model.as_ref().map_or("own", |s| s.backbone.as_str()),
+            "shortlist": shortlist,
             "hnsw_images": m.n_images >= m.ann_threshold,
             "hnsw_captions": m.n_captions >= m.ann_threshold,
             "rows": rows,

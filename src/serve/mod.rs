@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod models;
 pub mod recall;
+pub mod recall_plot;
 pub mod shortlist;
 
 pub use error::ServeError;
