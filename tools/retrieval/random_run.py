@@ -9,6 +9,7 @@ Tensor names and shapes come from `dbl model`; values are uniform in
 ±sqrt(6 / (fan_in + fan_out)) (Xavier), seeded.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -45,13 +46,25 @@ def main():
         off += len(b)
     h = json.dumps(header).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
-    ck = os.path.join(a.out, "branch0", "best")
+    # One committed checkpoint in dbl's store layout (src/train/store.rs):
+    # checkpoints/g000001/branch0/model.safetensors, named as branch 0's
+    # `last` and `best` by checkpoints/MANIFEST.json with its SHA-256.
+    # RUN/branch0/ is the branch's own folder (metrics), as `dbl train` makes it.
+    rel = "g000001/branch0"
+    ck = os.path.join(a.out, "checkpoints", rel)
     os.makedirs(ck, exist_ok=True)
+    os.makedirs(os.path.join(a.out, "branch0"), exist_ok=True)
+    digest, size = hashlib.sha256(), 0
     with open(os.path.join(ck, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for b in blobs:
+        for b in [struct.pack("<Q", len(h)) + h] + blobs:
             f.write(b)
-    open(os.path.join(ck, "state.json"), "w").write("{}")
+            digest.update(b)
+            size += len(b)
+    manifest = {"format": 1, "generation": 1,
+                "branches": {"0": {"last": rel, "best": rel}},
+                "files": {rel + "/model.safetensors": {"bytes": size, "sha256": digest.hexdigest()}},
+                "metrics_len": {}}
+    json.dump(manifest, open(os.path.join(a.out, "checkpoints", "MANIFEST.json"), "w"), indent=1)
     cfg = {"data": os.path.abspath(a.data), "vocab": None, "threads": 2,
            "model": {"backbone": a.backbone, "embed": 1024, "word_dim": 300, "sim_dim": 256,
                      "dropout": 0.4, "smooth": 9.0, "vse_pool": "mean"}}
