@@ -73,7 +73,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub ids: Option<PathBuf>,
     /// A vse run whose embeddings make the shortlist (default: the run's own encoders,
-    /// mean-pooled).
+    /// mean-pooled — a weak shortlist for scan-ave, see BENCHMARKS.md "Retrieval").
     #[arg(long, value_name = "RUN_DIR")]
     pub shortlist_run: Option<PathBuf>,
     /// Galleries of at least this many items get an HNSW shortlist; smaller ones brute force.
@@ -189,6 +189,14 @@ fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         })
     })?;
     pb.finish_and_clear();
+    if m.shortlist_model.is_none() && m.model.backbone == "scan-ave" {
+        eprintln!(
+            "warning: the shortlist comes from scan-ave's own encoders, mean-pooled, which \
+             were not trained for cosine search (BENCHMARKS.md: text → image R@1 66 against \
+             83 exact at K = 100); build with --shortlist-run VSE_RUN, or search with K close \
+             to the gallery size"
+        );
+    }
     println!(
         "index {}: {} images ({} rows x {}), {} captions, backbone {}, shortlist {} (dim {}), built in {:.1} s",
         spec.out.display(),
