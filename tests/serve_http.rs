@@ -282,8 +282,17 @@ fn endpoints_and_bad_inputs() {
     assert_eq!(s, 415, "{v}");
     let (s, v) = raw(&vec![b' '; 3 << 20], "application/json");
     assert_eq!(s, 413, "{v}");
-    let (s, _) = request(a, "GET", "/nope", &[], b"");
+    let (s, v) = request(a, "GET", "/nope", &[], b"");
     assert_eq!(s, 404);
+    assert!(v["error"].as_str().is_some(), "{v}");
+    // Wrong method on a known path: a JSON error naming the right one
+    // (fuzz/fuzz_targets/http_request.rs found axum's empty 405 body).
+    let (s, v) = request(a, "GET", img, &[], b"");
+    assert_eq!(s, 405, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("use POST"), "{v}");
+    let (s, v) = request(a, "POST", "/healthz", &[], b"");
+    assert_eq!(s, 405, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("use GET"), "{v}");
     // Still answering; metrics counted everything.
     let (s, _) = post(a, img, &json!({"text": "a dog", "index": "a"}));
     assert_eq!(s, 200);

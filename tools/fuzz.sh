@@ -2,7 +2,8 @@
 # Coverage-guided fuzzing of every parser of untrusted input (issue 13):
 #   tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 # Targets: npy_header vocab_json safetensors_model tokenizer config_toml
-# (HTTP request bodies: dbl has no HTTP server yet; add a target with it).
+# http_request (requests to `dbl serve`'s router; needs an index: DBL_FUZZ_INDEX,
+# or a tiny one is trained and built here under fuzz/target/http-index).
 # Uses cargo-fuzz (libFuzzer) without a sanitizer (`-s none`). cargo-fuzz
 # passes nightly-only flags; on stable Rust RUSTC_BOOTSTRAP=1 allows them.
 # Corpora: fuzz/corpus/TARGET (seeded from tests/fixtures where useful);
@@ -15,7 +16,26 @@ secs="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(npy_header vocab_json safetensors_model tokenizer config_toml)
+    targets=(npy_header vocab_json safetensors_model tokenizer config_toml http_request)
+fi
+if [[ " ${targets[*]} " == *" http_request "* ]] && [ -z "${DBL_FUZZ_INDEX:-}" ]; then
+    # A tiny scan-ave run (2 training steps) and its index of the synthetic
+    # test split: enough to reach every handler and both search stages.
+    w="$PWD/fuzz/target/http-index"
+    if [ ! -f "$w/idx/manifest.json" ]; then
+        rm -rf "$w" && mkdir -p "$w"
+        cargo build --release --quiet
+        dbl=target/release/dbl
+        "$dbl" synth --out "$w/data" --train 20 --dev 12 --test 12 --seed 0
+        printf '%s\n' "data = \"$w/data\"" "out = \"$w/run\"" "epochs = 1" \
+            "max_steps_per_epoch = 2" "batch_size = 8" "threads = 1" \
+            'regime = "baseline"' "[model]" 'backbone = "scan-ave"' \
+            "embed = 16" "word_dim = 8" "sim_dim = 8" > "$w/run.toml"
+        "$dbl" train --config "$w/run.toml"
+        "$dbl" index build --run "$w/run" --images "$w/data/test_ims.npy" \
+            --captions "$w/data/test_caps.txt" --out "$w/idx" --threads 1
+    fi
+    export DBL_FUZZ_INDEX="$w/idx"
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1

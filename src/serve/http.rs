@@ -348,6 +348,28 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
+/// A known path with the wrong method (found by fuzzing: axum's default 405
+/// had an empty body).
+async fn method_not_allowed(req: Request) -> Response {
+    let allowed = if req.uri().path().starts_with("/v1/") {
+        "POST"
+    } else {
+        "GET"
+    };
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}; use {allowed}",
+            req.method(),
+            req.uri().path()
+        ),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(allowed) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
+}
+
 /// Token check and metrics around every request.
 async fn observe(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = match req.uri().path() {
@@ -387,6 +409,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .with_state(st)
 }
