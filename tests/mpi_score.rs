@@ -1,0 +1,84 @@
+//! `mpirun -n N dbl score` (docs/method.md §13; cargo feature `mpi`): the
+//! images sharded across ranks in whole encoding chunks, the matrix gathered;
+//! the matrix and the metrics are bit-identical to one process.
+
+#![cfg(feature = "mpi")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dbl::model::Backbone;
+
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dbl");
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn score(ranks: usize, run: &Path, out: &Path) -> String {
+    let mut c = if ranks == 1 {
+        Command::new(BIN)
+    } else {
+        let mut c = Command::new("mpirun");
+        c.args([
+            "-n",
+            &ranks.to_string(),
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+        ])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .arg(BIN);
+        c
+    };
+    c.args([
+        "score",
+        "--split",
+        "test",
+        "--json",
+        "--threads",
+        "1",
+        "--run",
+    ])
+    .arg(run)
+    .arg("--out")
+    .arg(out);
+    ok(&c.output().unwrap())
+}
+
+/// 300 test images (3 encoding chunks: ranks get 2 + 1, or 1 + 1 + 1) ×
+/// 1,500 captions: the same matrix bytes and metrics on 1, 2 and 3 ranks,
+/// for scan-ave and vse.
+#[test]
+fn ranks_score_bit_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    ok(&Command::new(BIN)
+        .args(["synth", "--out"])
+        .arg(&d)
+        .args(["--train", "20", "--dev", "12", "--test", "300"])
+        .output()
+        .unwrap());
+    for backbone in [Backbone::ScanAve, Backbone::Vse] {
+        let run = support::run(tmp.path(), &d, backbone.name(), backbone, 7);
+        let one = tmp.path().join(format!("{}_1.npy", backbone.name()));
+        let metrics = score(1, &run, &one);
+        for n in [2, 3] {
+            let many = tmp.path().join(format!("{}_{n}.npy", backbone.name()));
+            assert_eq!(score(n, &run, &many), metrics, "{n} ranks: metrics differ");
+            assert!(
+                std::fs::read(&one).unwrap() == std::fs::read(&many).unwrap(),
+                "{n} ranks: similarity matrix differs"
+            );
+        }
+    }
+}
