@@ -5,23 +5,13 @@
 #![cfg(feature = "mpi")]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use dbl::model::Backbone;
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbl");
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use support::{BIN, ok};
 
 fn score(ranks: usize, run: &Path, out: &Path) -> String {
     let mut c = if ranks == 1 {

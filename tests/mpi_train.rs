@@ -13,7 +13,7 @@ use dbl::train::store::{Store, Tag};
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbl");
+use support::{BIN, ok};
 
 /// The settings every run here shares: OSS with 2 branches, dropout 0.4 on,
 /// 1 thread per process, B = 16 (shards 8/8, or 6/5/5 for 3 ranks).
@@ -61,15 +61,6 @@ fn train_cmd(ranks: usize, data: &Path, out: &Path, sets: &[String]) -> Command 
         c.args(["--set", s]);
     }
     c
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// Branch k's `last` weights: (name, values) in file order.
@@ -190,6 +181,34 @@ fn ranks_train_like_one_process() {
             let (rel, _, _) = rel_diff(&one, &other);
             assert!(rel > 1e-2, "another seed differs by only {rel}");
         }
+    }
+}
+
+/// The anchored regimes on 2 ranks: MSS (EMA teacher) and OAS (two stages,
+/// caption augmentation, stage 2 starting from stage 1's best that rank 0
+/// committed) end with the one-process weights to ≤ 1e-5 relative.
+#[test]
+fn anchored_regimes_on_two_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = data(tmp.path());
+    for regime in ["mss", "oas"] {
+        let mut sets = settings("vse");
+        sets.extend([
+            format!("regime=\"{regime}\""),
+            "epochs=1".into(),
+            "oas.epochs=1".into(),
+            "max_steps_per_epoch=3".into(),
+        ]);
+        let one = tmp.path().join(format!("{regime}_1"));
+        ok(&train_cmd(1, &d, &one, &sets).output().unwrap());
+        let two = tmp.path().join(format!("{regime}_2"));
+        ok(&train_cmd(2, &d, &two, &sets).output().unwrap());
+        let (rel, worst, name) = rel_diff(&one, &two);
+        eprintln!(
+            "{regime}: 2 ranks vs 1 process: relative difference {rel:.3e} \
+             (worst tensor {name}: {worst:.3e})"
+        );
+        assert!(rel <= 1e-5, "{regime}: relative difference {rel}");
     }
 }
 
