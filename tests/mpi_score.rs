@@ -1,6 +1,7 @@
-//! `mpirun -n N dbl score` (docs/method.md §13; cargo feature `mpi`): the
-//! images sharded across ranks in whole encoding chunks, the matrix gathered;
-//! the matrix and the metrics are bit-identical to one process.
+//! `mpirun -n N dbl score` and `dbl index build` (docs/method.md §13; cargo
+//! feature `mpi`): the images sharded across ranks in whole encoding chunks,
+//! the results gathered; the matrix, the metrics and every index file are
+//! bit-identical to one process.
 
 #![cfg(feature = "mpi")]
 
@@ -13,8 +14,8 @@ mod support;
 
 use support::{BIN, ok};
 
-fn score(ranks: usize, run: &Path, out: &Path) -> String {
-    let mut c = if ranks == 1 {
+fn launch(ranks: usize) -> Command {
+    if ranks == 1 {
         Command::new(BIN)
     } else {
         let mut c = Command::new("mpirun");
@@ -29,7 +30,11 @@ fn score(ranks: usize, run: &Path, out: &Path) -> String {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .arg(BIN);
         c
-    };
+    }
+}
+
+fn score(ranks: usize, run: &Path, out: &Path) -> String {
+    let mut c = launch(ranks);
     c.args([
         "score",
         "--split",
@@ -43,6 +48,20 @@ fn score(ranks: usize, run: &Path, out: &Path) -> String {
     .arg("--out")
     .arg(out);
     ok(&c.output().unwrap())
+}
+
+/// Every file of index folder `dir`, by name.
+fn index_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// 300 test images (3 encoding chunks: ranks get 2 + 1, or 1 + 1 + 1) ×
@@ -70,5 +89,27 @@ fn ranks_score_bit_identically() {
                 "{n} ranks: similarity matrix differs"
             );
         }
+        // The index of the same gallery (300 images: 3 chunks; 1,500 captions).
+        let idx = |n: usize| {
+            let out = tmp.path().join(format!("{}_idx{n}", backbone.name()));
+            let mut c = launch(n);
+            c.args(["index", "build", "--threads", "1", "--run"])
+                .arg(&run)
+                .arg("--images")
+                .arg(d.join("test_ims.npy"))
+                .arg("--captions")
+                .arg(d.join("test_caps.txt"))
+                .arg("--out")
+                .arg(&out);
+            ok(&c.output().unwrap());
+            index_files(&out)
+        };
+        let one = idx(1);
+        assert!(
+            one.len() >= 6,
+            "index files: {:?}",
+            one.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        assert!(idx(2) == one, "2 ranks: index files differ");
     }
 }
