@@ -35,8 +35,6 @@ pub trait Comm: Send + Sync {
     /// Σ_ranks `buf` (every rank passes the same length, `Σ counts`), of which
     /// this rank receives its part: elements `Σ counts[..rank] ..` + `counts[rank]`.
     fn reduce_scatter_sum(&self, buf: &[f32], counts: &[usize]) -> Vec<f32>;
-    /// Rank 0's `buf` (any length) on every rank.
-    fn broadcast_bytes(&self, buf: &mut Vec<u8>);
     /// Waits for every rank.
     fn barrier(&self);
     /// Ends the whole job (every rank) with `code`, after printing `message`.
@@ -48,8 +46,7 @@ pub trait Comm: Send + Sync {
 /// Bytes sent by one rank, counted per collective under the ring
 /// algorithms (what a bandwidth-optimal MPI does for large buffers):
 /// all-gather and reduce-scatter of a total of S bytes send (N − 1)/N·S per
-/// rank, all-reduce 2(N − 1)/N·S, a broadcast from rank 0 sends S (pipelined
-/// chain). With N = 2 these are the exact payloads of a pairwise exchange.
+/// rank, all-reduce 2(N − 1)/N·S. With N = 2 these are the exact payloads of a pairwise exchange.
 #[derive(Debug, Default)]
 pub struct Traffic(AtomicU64);
 
@@ -60,8 +57,6 @@ pub enum Collective {
     GatherScatter,
     /// All-reduce.
     Reduce,
-    /// Broadcast.
-    Broadcast,
 }
 
 impl Traffic {
@@ -76,7 +71,6 @@ impl Traffic {
         let b = match kind {
             Collective::GatherScatter => s * (n64 - 1) / n64,
             Collective::Reduce => 2 * s * (n64 - 1) / n64,
-            Collective::Broadcast => s,
         };
         self.0.fetch_add(b, Ordering::Relaxed);
     }
@@ -109,7 +103,6 @@ impl Comm for Solo {
         debug_assert_eq!(counts, [buf.len()]);
         buf.to_vec()
     }
-    fn broadcast_bytes(&self, _buf: &mut Vec<u8>) {}
     fn barrier(&self) {}
     fn abort(&self, code: i32, message: &str) -> ! {
         eprintln!("{message}");
@@ -133,8 +126,6 @@ mod tests {
         assert_eq!(t.get(), 1000);
         t.add(Collective::GatherScatter, 1000, 4);
         assert_eq!(t.get(), 1750);
-        t.add(Collective::Broadcast, 10, 4);
-        assert_eq!(t.get(), 1760);
     }
 
     #[test]

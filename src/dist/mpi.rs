@@ -18,7 +18,7 @@ use mpi::datatype::{Equivalence, PartitionMut};
 use mpi::environment::Universe;
 use mpi::raw::AsRaw;
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::traits::{CommunicatorCollectives, Root};
+use mpi::traits::CommunicatorCollectives;
 
 use crate::dist::{Collective, Comm, DistError, Traffic};
 
@@ -26,15 +26,20 @@ use crate::dist::{Collective, Comm, DistError, Traffic};
 pub const TIMEOUT_ENV: &str = "DBL_MPI_TIMEOUT";
 const DEFAULT_TIMEOUT_S: u64 = 600;
 
-/// Names of the collectives, for the watchdog's message.
-const OPS: [&str; 6] = [
+/// Names of the collectives, for the watchdog's message (indexed by the
+/// constants below).
+const OPS: [&str; 5] = [
     "all_gather",
     "all_reduce",
     "reduce_scatter",
-    "broadcast",
     "barrier",
     "(none)",
 ];
+const ALL_GATHER: usize = 0;
+const ALL_REDUCE: usize = 1;
+const REDUCE_SCATTER: usize = 2;
+const BARRIER: usize = 3;
+const NONE: usize = 4;
 
 /// What the watchdog watches: since when (ms after `t0`, 0 = not waiting)
 /// this rank is inside which collective.
@@ -96,7 +101,7 @@ impl MpiComm {
         let watch = Arc::new(Watch {
             t0: Instant::now(),
             since_ms: AtomicU64::new(0),
-            op: AtomicUsize::new(OPS.len() - 1),
+            op: AtomicUsize::new(NONE),
         });
         let (rank, size) = (world.rank(), world.size());
         let w = Arc::clone(&watch);
@@ -113,7 +118,7 @@ impl MpiComm {
         })
     }
 
-    /// Runs collective `op` (index into [`OPS`]) under the watchdog.
+    /// Runs collective `op` (an index into [`OPS`]) under the watchdog.
     fn guarded<T>(&self, op: usize, f: impl FnOnce() -> T) -> T {
         let now = self.watch.t0.elapsed().as_millis() as u64 + 1;
         self.watch.op.store(op, Ordering::Relaxed);
@@ -127,14 +132,18 @@ impl MpiComm {
         let n = self.size();
         let mine = local.len() as u64;
         let mut lens = vec![0u64; n];
-        self.guarded(0, || self.world.all_gather_into(&mine, &mut lens[..]));
+        self.guarded(ALL_GATHER, || {
+            self.world.all_gather_into(&mine, &mut lens[..])
+        });
         let counts: Vec<i32> = lens.iter().map(|&c| count_i32(c as usize)).collect();
         let d = displs(&counts);
         let total: usize = lens.iter().map(|&c| c as usize).sum();
         let mut all = vec![T::default(); total];
         {
             let mut part = PartitionMut::new(&mut all[..], &counts[..], &d[..]);
-            self.guarded(0, || self.world.all_gather_varcount_into(local, &mut part));
+            self.guarded(ALL_GATHER, || {
+                self.world.all_gather_varcount_into(local, &mut part)
+            });
         }
         let size = std::mem::size_of::<T>();
         self.traffic
@@ -153,7 +162,7 @@ fn watchdog(w: &Watch, timeout_s: u64, rank: i32, size: i32, multiple: bool) {
         }
         let now = w.t0.elapsed().as_millis() as u64 + 1;
         if now.saturating_sub(since) > timeout_s * 1000 {
-            let op = OPS[w.op.load(Ordering::Relaxed).min(OPS.len() - 1)];
+            let op = OPS[w.op.load(Ordering::Relaxed).min(NONE)];
             eprintln!(
                 "dbl: rank {rank} of {size} waited over {timeout_s} s in MPI {op}, which every \
                  rank must enter: another rank has died or hangs. Aborting the whole job \
@@ -188,7 +197,7 @@ impl Comm for MpiComm {
     }
     fn all_reduce_sum(&self, buf: &mut [f32]) {
         let send = buf.to_vec();
-        self.guarded(1, || {
+        self.guarded(ALL_REDUCE, || {
             self.world
                 .all_reduce_into(&send[..], buf, SystemOperation::sum())
         });
@@ -208,7 +217,7 @@ impl Comm for MpiComm {
         );
         let c: Vec<i32> = counts.iter().map(|&x| count_i32(x)).collect();
         let mut out = vec![0.0f32; counts[self.rank()]];
-        self.guarded(2, || {
+        self.guarded(REDUCE_SCATTER, || {
             // SAFETY: `buf` holds Σ counts floats, `out` this rank's count;
             // both outlive the blocking call.
             unsafe {
@@ -226,19 +235,8 @@ impl Comm for MpiComm {
             .add(Collective::GatherScatter, buf.len() * 4, self.size());
         out
     }
-    fn broadcast_bytes(&self, buf: &mut Vec<u8>) {
-        let root = self.world.process_at_rank(0);
-        let mut len = buf.len() as u64;
-        self.guarded(3, || root.broadcast_into(&mut len));
-        buf.resize(len as usize, 0);
-        self.guarded(3, || root.broadcast_into(&mut buf[..]));
-        if self.rank() == 0 {
-            self.traffic
-                .add(Collective::Broadcast, buf.len() + 8, self.size());
-        }
-    }
     fn barrier(&self) {
-        self.guarded(4, || self.world.barrier());
+        self.guarded(BARRIER, || self.world.barrier());
     }
     fn abort(&self, code: i32, message: &str) -> ! {
         eprintln!("{message}");

@@ -21,9 +21,10 @@
 //!
 //! Data-parallel (docs/method.md §13): every step goes through
 //! [`crate::train::sharded`] over the run's [`Comm`]; every rank keeps every
-//! branch and takes the same steps, and only rank 0 writes (checkpoints,
-//! metrics, config, progress) and evaluates on dev (the metrics are
-//! broadcast). One process is the N = 1 case of the same code.
+//! branch and takes the same steps; dev evaluation shards the images across
+//! the ranks (every rank gets the same metrics); only rank 0 writes
+//! (checkpoints, metrics, config, progress). One process is the N = 1 case of
+//! the same code.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
