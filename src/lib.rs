@@ -4,6 +4,8 @@
 //! Module map:
 //! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical
 //!   tokenizer, batching, synthetic generator.
+//! - [`dist`]: the communicator (one process, or MPI ranks) of data-parallel
+//!   training and sharded scoring.
 //! - [`eval`]: exact (sharded) scoring, ranks, R@K metrics and protocols.
 //! - [`infer`]: loaded matcher (encode images / captions, score blocks), the
 //!   backbone registry, split scoring.
@@ -16,6 +18,7 @@
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod engine;
 pub mod eval;
 pub mod infer;

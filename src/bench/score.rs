@@ -89,7 +89,7 @@ impl ScoreBench {
     pub fn run(&self, precision: HeadPrecision) -> Result<(Vec<f32>, Phases), BenchError> {
         let m = self.model.matcher();
         let t0 = Instant::now();
-        let img = encode_image_rows(m, &self.features, self.n_img, self.regions, &|_| {});
+        let img = encode_image_rows(m, &self.features, 0..self.n_img, self.regions, &|_| {});
         let t1 = Instant::now();
         let cap = m.encode_captions(self.captions.len(), &|k| &self.captions[k]);
         let t2 = Instant::now();

@@ -10,14 +10,16 @@ use super::BenchError;
 use super::config::BenchConfig;
 use super::inputs::train_batch;
 use crate::data::batch::Batch;
+use crate::dist::Solo;
 use crate::engine::adam::{Adam, AdamConfig};
 use crate::engine::clip::clip_grad_norm;
 use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
 use crate::loss::config::{BoostConfig, BoostForm, LossConfig, PeerLoss};
-use crate::model::{Model, Trainable};
+use crate::model::Model;
 use crate::train::runner::{dropout_rng, forward_branches, init_rng};
+use crate::train::sharded;
 use rand::Rng as _;
 
 /// Gradient-norm clip of the authors' step (docs/method.md §7).
@@ -66,14 +68,17 @@ impl TrainBench {
 
     /// One step of every branch; returns the branches' losses.
     pub fn step(&mut self, par: Par) -> Result<Vec<f64>, BenchError> {
-        let (mats, mut caches) =
-            forward_branches(self.models.iter().zip(self.rngs.iter_mut()), &self.batch)?;
+        let (mats, mut caches) = forward_branches(
+            self.models.iter().zip(self.rngs.iter_mut()),
+            &self.batch,
+            &Solo,
+        )?;
         let mut losses = Vec::with_capacity(self.models.len());
         for (k, (m, opt)) in self.models.iter_mut().zip(self.opts.iter_mut()).enumerate() {
             let out = self.loss.branch_loss(&mats, k)?;
             let cache = caches[k].take().expect("each cache is used once");
             m.zero_grad();
-            m.backward(cache, &out.grad_f32());
+            sharded::backward(m, cache, &out.grad_f32(), &Solo);
             clip_grad_norm(&mut m.params_mut(), GRAD_CLIP);
             opt.step(&mut m.params_mut(), par)?;
             losses.push(out.value);

@@ -156,7 +156,14 @@ fn run_recall(a: RecallArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `dbl index build`, under `mpirun -n N` with the encoding split across the
+/// ranks (rank 0 writes and prints).
 fn run_build(a: BuildArgs) -> anyhow::Result<()> {
+    let comm = crate::dist::world()?;
+    crate::dist::world::abort_on_error(comm.as_ref(), || build_on(a, comm.as_ref()))
+}
+
+fn build_on(a: BuildArgs, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
     let spec = BuildSpec {
         run: a.ck.run,
         branch: a.ck.branch,
@@ -173,7 +180,7 @@ fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the worker threads")?;
     let pb = ProgressBar::new(0);
-    if !std::io::stderr().is_terminal() {
+    if comm.rank() != 0 || !std::io::stderr().is_terminal() {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
     pb.set_style(
@@ -182,13 +189,20 @@ fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     );
     let t = std::time::Instant::now();
     let m = pool.install(|| {
-        build(&spec, &|done, total, what| {
-            pb.set_length(total as u64);
-            pb.set_position(done as u64);
-            pb.set_message(what.to_string());
-        })
+        build(
+            &spec,
+            &|done, total, what| {
+                pb.set_length(total as u64);
+                pb.set_position(done as u64);
+                pb.set_message(what.to_string());
+            },
+            comm,
+        )
     })?;
     pb.finish_and_clear();
+    if comm.rank() != 0 {
+        return Ok(());
+    }
     if m.shortlist_model.is_none() && m.model.backbone == "scan-ave" {
         eprintln!(
             "warning: the shortlist comes from scan-ave's own encoders, mean-pooled, which \

@@ -15,7 +15,8 @@ use crate::engine::device::{self, Device};
 use crate::eval::SimMatrix;
 use crate::eval::protocol::whole_metrics;
 use crate::infer::run::RunDir;
-use crate::infer::{LoadedMatcher, registry, score_split};
+use crate::infer::split::score_split_ranks;
+use crate::infer::{LoadedMatcher, registry};
 use crate::model::Backbone;
 use crate::model::precision::HeadPrecision;
 use crate::train::backbone_select;
@@ -68,8 +69,14 @@ pub struct Args {
 
 /// Runs `dbl score`: registered backbones through the inference layer
 /// ([`crate::infer`]); the trainer's test-only `tiny` model through its own
-/// `score_split`.
+/// `score_split`. Under `mpirun -n N` the images are sharded across the
+/// ranks (registered backbones on the CPU); rank 0 writes and prints.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let comm = crate::dist::world()?;
+    crate::dist::world::abort_on_error(comm.as_ref(), || score(&args, comm.as_ref()))
+}
+
+fn score(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
     let run = RunDir::open(&args.ck.run)?;
     let k = run.branch(args.ck.branch)?;
     device::require(args.device)?;
@@ -94,9 +101,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (sims, n_img) = if registered && args.device == Device::Cpu {
         let m = LoadedMatcher::from_run(&args.ck.run, Some(k), &args.ck.tag)?;
         let ds = Precomp::open(&run.data, split, m.vocab())?;
-        let sims = pool.install(|| score_split(m.matcher(), &ds, args.head_precision))?;
+        let sims =
+            pool.install(|| score_split_ranks(m.matcher(), &ds, args.head_precision, comm))?;
         (sims, ds.n_images())
     } else {
+        if comm.size() > 1 {
+            anyhow::bail!(
+                "scoring across {} MPI ranks needs a registered backbone on the CPU \
+                 (this run's `{}` with --device {}): run one process",
+                comm.size(),
+                run.backbone_name(),
+                args.device.name()
+            );
+        }
         // The GPU scorer (and the test-only `tiny` model) still load through
         // the training configuration.
         let mut cfg = TrainConfig::load_json(&args.ck.run.join("config.json"), &[])?;
@@ -116,6 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         })?
     };
+    if comm.rank() != 0 {
+        return Ok(());
+    }
     let n_cap = sims.len() / n_img.max(1);
     if let Some(path) = &args.out {
         write_f32(path, &[n_img, n_cap], &sims)?;

@@ -87,15 +87,24 @@ pub fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     Ok(cfg)
 }
 
-/// Runs `dbl train`.
+/// Runs `dbl train` (under `mpirun -n N`: one rank of a data-parallel job,
+/// docs/method.md §13; only rank 0 writes and prints).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = config(&args)?;
+    let comm = crate::dist::world()?;
+    crate::dist::world::abort_on_error(comm.as_ref(), || train(&args, comm.as_ref()))
+}
+
+fn train(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
+    let cfg = config(args)?;
     let threads = cfg.threads;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .context("starting the worker threads")?;
-    let summary = pool.install(|| backbone_select::train(&cfg, args.resume.is_some()))?;
+    let summary = pool.install(|| backbone_select::train(&cfg, args.resume.is_some(), comm))?;
+    if comm.rank() != 0 {
+        return Ok(());
+    }
     for (k, m) in summary.best_dev.iter().enumerate() {
         match m {
             Some(m) => println!("branch{k}: best dev rSum {:.2}", m.rsum),

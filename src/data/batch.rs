@@ -193,6 +193,17 @@ impl Batch {
         self.caption_ids.len()
     }
 
+    /// Region features of pairs `rows` (one shard). [rows.len(), n_regions, dim]
+    pub fn image_rows(&self, rows: std::ops::Range<usize>) -> &[f32] {
+        let n = self.n_regions * self.dim;
+        &self.images[rows.start * n..rows.end * n]
+    }
+
+    /// Padded token ids of pairs `rows` (one shard). [rows.len(), max_len]
+    pub fn token_rows(&self, rows: std::ops::Range<usize>) -> &[u32] {
+        &self.tokens[rows.start * self.max_len..rows.end * self.max_len]
+    }
+
     /// Region features of pair `i`. img: [n_regions, dim]
     pub fn image(&self, i: usize) -> &[f32] {
         let n = self.n_regions * self.dim;

@@ -8,7 +8,7 @@
 use rand::Rng;
 
 use crate::engine::error::EngineError;
-use crate::engine::rng::unit_f32;
+use crate::engine::rng::{EngineRng, unit_f32};
 
 /// `nn.Dropout(p)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +58,49 @@ impl Dropout {
     }
 }
 
+/// Where one shard's rows sit in a batch-wide mask: rows
+/// `first..first + n` of `total` rows (data-parallel training, `crate::dist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowWindow {
+    /// First row of the shard in the batch.
+    pub first: usize,
+    /// Rows of the whole batch.
+    pub total: usize,
+}
+
+impl RowWindow {
+    /// The whole batch of `n` rows.
+    pub fn all(n: usize) -> Self {
+        RowWindow { first: 0, total: n }
+    }
+}
+
+impl Dropout {
+    /// [`Self::forward`] on rows `rows.first..` of a batch-wide input of
+    /// `rows.total` rows of `row_len` elements: `x` holds this shard's rows and
+    /// gets exactly the mask those rows get when the whole batch is dropped out
+    /// at once, and `rng` ends where the whole batch leaves it (the stream is
+    /// skipped, not drawn, past other ranks' rows). So masks are keyed by the
+    /// sample's place in the global batch and never depend on the shard count.
+    pub fn forward_rows(
+        &self,
+        x: &mut [f32],
+        train: bool,
+        rng: &mut EngineRng,
+        row_len: usize,
+        rows: RowWindow,
+    ) -> DropoutMask {
+        if !train || self.p == 0.0 {
+            return DropoutMask::Identity;
+        }
+        let start = rng.get_word_pos();
+        rng.set_word_pos(start + (rows.first * row_len) as u128);
+        let mask = self.forward(x, train, rng);
+        rng.set_word_pos(start + (rows.total * row_len) as u128);
+        mask
+    }
+}
+
 impl DropoutMask {
     /// `dx = dy ⊙ mask`, in place on the upstream gradient. dy: same shape as the forward input.
     pub fn backward(&self, dy: &mut [f32]) {
@@ -104,6 +147,40 @@ mod tests {
         assert_eq!(e, x0);
         assert!(Dropout::new(1.0).is_err());
         assert!(Dropout::new(-0.1).is_err());
+    }
+
+    /// A shard's mask is the matching slice of the whole batch's mask, and
+    /// the generator ends at the same position.
+    #[test]
+    fn row_windows_slice_the_batch_mask() {
+        let d = Dropout::new(0.4).unwrap();
+        let (rows, row_len) = (5, 7);
+        let mut whole_rng = seeded(3);
+        let whole = d.forward_rows(
+            &mut vec![1.0; rows * row_len],
+            true,
+            &mut whole_rng,
+            row_len,
+            RowWindow::all(rows),
+        );
+        let DropoutMask::Scale(whole) = whole else {
+            panic!("expected a mask")
+        };
+        for (first, n) in [(0, 2), (2, 3), (4, 1), (5, 0)] {
+            let mut r = seeded(3);
+            let m = d.forward_rows(
+                &mut vec![1.0; n * row_len],
+                true,
+                &mut r,
+                row_len,
+                RowWindow { first, total: rows },
+            );
+            let DropoutMask::Scale(m) = m else {
+                panic!("expected a mask")
+            };
+            assert_eq!(m, whole[first * row_len..(first + n) * row_len]);
+            assert_eq!(r.get_word_pos(), whole_rng.get_word_pos());
+        }
     }
 
     #[test]

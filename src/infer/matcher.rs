@@ -120,19 +120,21 @@ impl<T: Matcher + Module> Net for T {
     }
 }
 
-/// Encodes rows `0..n` of a memory-mapped `[N, R, D]` feature array in chunks
-/// of [`ENCODE_CHUNK`], dropping each chunk's pages once copied (the resident
-/// set holds one chunk of raw features): → `[n, image_rows(R), d]`.
-/// `each_chunk(done)` reports progress.
+/// Encodes rows `rows` of a memory-mapped `[N, R, D]` feature array in chunks
+/// of [`ENCODE_CHUNK`] from `rows.start`, dropping each chunk's pages once
+/// copied (the resident set holds one chunk of raw features):
+/// → `[rows.len(), image_rows(R), d]`. `each_chunk(done)` reports progress
+/// (the end row of each chunk).
 pub fn encode_image_rows(
     m: &dyn Matcher,
     map: &NpyF32,
-    n: usize,
+    rows: std::ops::Range<usize>,
     regions: usize,
     each_chunk: &dyn Fn(usize),
 ) -> Vec<f32> {
     let mut out = Vec::new();
-    for start in (0..n).step_by(ENCODE_CHUNK) {
+    let n = rows.end;
+    for start in rows.step_by(ENCODE_CHUNK) {
         let end = (start + ENCODE_CHUNK).min(n);
         out.extend(m.encode_images(&read_rows(map, start..end), regions));
         each_chunk(end);

@@ -1,17 +1,29 @@
 //! Scores a whole split (docs/method.md §8 steps 1–3, eval mode): encode the
 //! split's images (memory-mapped, chunk by chunk) and every caption, then
 //! score every pair with the matcher's block scorer over 100 × 100 shards.
+//! Across the ranks of a [`Comm`] (`mpirun -n N dbl score`), each rank takes
+//! whole encoding chunks of images and the rows are gathered: bit-identical
+//! to one process (docs/method.md §13).
 
 use super::InferError;
 use super::matcher::{CaptionView, ImageView, Matcher, encode_image_rows};
 use crate::data::precomp::Precomp;
+use crate::dist::{Comm, Solo, shard_rows};
 use crate::eval::sharded::{BlockSize, score_full};
+use crate::model::encode::ENCODE_CHUNK;
 use crate::model::encode::EncodedCaptions;
 use crate::model::precision::{HeadPrecision, PrecisionError};
 
 /// Encodes images `0..ds.n_images()` (im_div rule): → `[n_img, rows, d]`.
 pub fn encode_split_images(m: &dyn Matcher, ds: &Precomp) -> Vec<f32> {
-    encode_image_rows(m, ds.images(), ds.n_images(), ds.n_regions(), &|_| {})
+    encode_image_rows(m, ds.images(), 0..ds.n_images(), ds.n_regions(), &|_| {})
+}
+
+/// The images rank `rank` of `size` scores: whole [`ENCODE_CHUNK`]s, so every
+/// image is encoded in the same chunk (same GEMM shapes, same bits) as in one process.
+pub fn image_shard(n_images: usize, size: usize, rank: usize) -> std::ops::Range<usize> {
+    let c = shard_rows(n_images.div_ceil(ENCODE_CHUNK), size, rank);
+    (c.start * ENCODE_CHUNK).min(n_images)..(c.end * ENCODE_CHUNK).min(n_images)
 }
 
 /// Encodes every caption of `ds`.
@@ -26,16 +38,35 @@ pub fn score_split(
     ds: &Precomp,
     precision: HeadPrecision,
 ) -> Result<Vec<f32>, InferError> {
-    let img = encode_split_images(m, ds);
+    score_split_ranks(m, ds, precision, &Solo)
+}
+
+/// [`score_split`] across the ranks of `comm`: rank r encodes its
+/// [`image_shard`] and every caption, scores its rows, and the rows are
+/// all-gathered in rank order (every rank returns the whole matrix).
+pub fn score_split_ranks(
+    m: &dyn Matcher,
+    ds: &Precomp,
+    precision: HeadPrecision,
+    comm: &dyn Comm,
+) -> Result<Vec<f32>, InferError> {
+    let rows = image_shard(ds.n_images(), comm.size(), comm.rank());
+    let img = encode_image_rows(m, ds.images(), rows.clone(), ds.n_regions(), &|_| {});
     let cap = encode_split_captions(m, ds);
-    score_encoded(
-        m,
-        &img,
-        ds.n_regions(),
-        &cap,
-        precision,
-        BlockSize::default(),
-    )
+    // (One process keeps score_encoded's error on an empty split.)
+    let mine = if rows.is_empty() && comm.size() > 1 {
+        Vec::new()
+    } else {
+        score_encoded(
+            m,
+            &img,
+            ds.n_regions(),
+            &cap,
+            precision,
+            BlockSize::default(),
+        )?
+    };
+    Ok(comm.all_gather_f32(&mine).0)
 }
 
 /// Scores encoded images (`[n_img, image_rows(regions), d]`) × captions in

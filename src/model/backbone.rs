@@ -7,6 +7,7 @@ use crate::engine::param::{Module, Param};
 use crate::engine::rng::EngineRng;
 use crate::model::Trainable;
 use crate::model::config::{Backbone, ConfigError, ModelConfig};
+use crate::model::encode::EncodedCaptions;
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_ave::{ScanAve, ScanAveCache};
 use crate::model::vse::{Vse, VseCache};
@@ -85,6 +86,56 @@ impl Trainable for Model {
             (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward(c, d_sims),
             (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward(c, d_sims),
             _ => panic!("model backward: the cache comes from the other backbone"),
+        }
+    }
+
+    fn encode_shard(
+        &self,
+        batch: &Batch,
+        rows: std::ops::Range<usize>,
+        train: bool,
+        rng: &mut EngineRng,
+    ) -> Option<(EncodedCaptions, ModelCache)> {
+        Some(match self {
+            Model::ScanAve(_, m) => {
+                let (w, c) = m.encode_shard(batch, rows, train, rng)?;
+                (w, ModelCache::ScanAve(c))
+            }
+            Model::Vse(_, m) => {
+                let (w, c) = m.encode_shard(batch, rows, train, rng)?;
+                (w, ModelCache::Vse(c))
+            }
+        })
+    }
+
+    fn score_shard(&self, cache: &mut ModelCache, captions: EncodedCaptions) -> Vec<f32> {
+        match (self, cache) {
+            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.score_shard(c, captions),
+            (Model::Vse(_, m), ModelCache::Vse(c)) => m.score_shard(c, captions),
+            _ => panic!("model score_shard: the cache comes from the other backbone"),
+        }
+    }
+
+    fn backward_shard(&mut self, cache: &mut ModelCache, d_block: &[f32]) -> Vec<f32> {
+        match (self, cache) {
+            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward_shard(c, d_block),
+            (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward_shard(c, d_block),
+            _ => panic!("model backward_shard: the cache comes from the other backbone"),
+        }
+    }
+
+    fn backward_captions(&mut self, cache: ModelCache, d_captions: Vec<f32>) {
+        match (self, cache) {
+            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward_captions(c, d_captions),
+            (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward_captions(c, d_captions),
+            _ => panic!("model backward_captions: the cache comes from the other backbone"),
+        }
+    }
+
+    fn score_split_ranks(&self, ds: &Precomp, comm: &dyn crate::dist::Comm) -> Vec<f32> {
+        match self {
+            Model::ScanAve(_, m) => m.score_split_ranks(ds, comm),
+            Model::Vse(_, m) => m.score_split_ranks(ds, comm),
         }
     }
 

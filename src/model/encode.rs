@@ -28,7 +28,7 @@ pub fn read_rows(map: &NpyF32, range: std::ops::Range<usize>) -> Vec<f32> {
 /// Every caption of a split encoded in eval mode, stacked in caption order:
 /// caption k's output is `rows[offsets[k]·d..offsets[k + 1]·d]`, one row per
 /// token ([len, d]) or, when the encoder pools, one row ([d], offsets = 0..=n).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EncodedCaptions {
     /// [offsets[n], d]
     pub rows: Vec<f32>,

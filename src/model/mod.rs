@@ -23,6 +23,7 @@ use crate::data::precomp::Precomp;
 use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
+use crate::model::encode::EncodedCaptions;
 use crate::model::precision::{HeadPrecision, PrecisionError};
 
 /// Threading of the encoders' GEMMs: faer on the current rayon pool (results
@@ -63,5 +64,50 @@ pub trait Trainable: Module + Clone + Send + Sync {
             HeadPrecision::F32 => Ok(self.score_split(ds)),
             HeadPrecision::Bf16 => Err(PrecisionError::NoHead),
         }
+    }
+
+    /// [`Self::score_split`] across the ranks of `comm` (docs/method.md §13):
+    /// every rank returns the whole matrix, the same bits as one process.
+    /// Default: every rank scores everything.
+    fn score_split_ranks(&self, ds: &Precomp, _comm: &dyn crate::dist::Comm) -> Vec<f32> {
+        self.score_split(ds)
+    }
+
+    // Data-parallel training (docs/method.md §13, `crate::train::sharded`):
+    // `forward` = `score_shard ∘ all-gather ∘ encode_shard`, `backward` =
+    // `backward_captions ∘ reduce-scatter ∘ backward_shard`. A backbone that
+    // keeps the defaults still trains under MPI, each rank running the whole
+    // batch (same results, no speed-up).
+
+    /// Encodes this rank's `rows` of `batch` (pairs `rows`: images and their
+    /// captions; dropout masks as in the whole batch, and `rng` left where the
+    /// whole batch leaves it). Keeps the images; returns the captions to be
+    /// all-gathered (`None`: this backbone does not split; nothing drawn).
+    fn encode_shard(
+        &self,
+        _batch: &Batch,
+        _rows: std::ops::Range<usize>,
+        _train: bool,
+        _rng: &mut EngineRng,
+    ) -> Option<(EncodedCaptions, Self::Cache)> {
+        None
+    }
+
+    /// Scores the shard's images against `captions` (every rank's, in rank
+    /// order): → [rows, n_captions] row-major.
+    fn score_shard(&self, _cache: &mut Self::Cache, _captions: EncodedCaptions) -> Vec<f32> {
+        unreachable!("score_shard is only called after encode_shard returned Some")
+    }
+
+    /// Back-propagates `d_block` ([rows, n_captions]) through the scoring and
+    /// the image side; returns dL/d(gathered caption rows) [Σ rows, d].
+    fn backward_shard(&mut self, _cache: &mut Self::Cache, _d_block: &[f32]) -> Vec<f32> {
+        unreachable!("backward_shard is only called after encode_shard returned Some")
+    }
+
+    /// Back-propagates dL/d(this shard's caption rows) (reduced over ranks)
+    /// through the text side.
+    fn backward_captions(&mut self, _cache: Self::Cache, _d_captions: Vec<f32>) {
+        unreachable!("backward_captions is only called after encode_shard returned Some")
     }
 }

@@ -4,13 +4,16 @@
 //! its `state_dict` order: `img_enc.fc.*`, `txt_enc.embed.weight`,
 //! `txt_enc.cap_rnn.*`, `sim_enc.sim_tran_w.*`, `sim_enc.sim_eval_w.*`.
 
+use std::ops::Range;
+
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
-use crate::engine::dropout::Dropout;
+use crate::engine::dropout::{Dropout, RowWindow};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
 use crate::infer::split::score_split_checked;
 use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_head::{HeadCache, ScanHead, Words};
@@ -28,19 +31,21 @@ pub struct ScanAve {
     pub sim_enc: ScanHead,
 }
 
-/// What [`ScanAve::backward`] needs from its forward pass.
+/// What [`ScanAve::backward`] needs from its forward pass (or one rank's
+/// shard of it: its images, its captions, scored against every rank's captions).
 #[derive(Debug)]
 pub struct ScanAveCache {
     img_cache: ImageCache,
     txt_cache: TextCache,
-    /// Region embeddings. [B, R, d]
+    /// The shard's region embeddings. [b, R, d]
     img: Vec<f32>,
     n_regions: usize,
-    /// Stacked words. [N_w, d]
-    words: Vec<f32>,
-    /// [B + 1]
-    offsets: Vec<usize>,
+    /// The shard's caption lengths. [b]
+    lengths: Vec<usize>,
     max_len: usize,
+    /// Every rank's stacked words (after `score_shard`). [N_w, d]
+    words: EncodedCaptions,
+    /// [b, n_captions]
     sims: Vec<f32>,
     head: HeadCache,
 }
@@ -87,61 +92,42 @@ impl Trainable for ScanAve {
     type Cache = ScanAveCache;
 
     fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, ScanAveCache) {
-        let d = self.sim_enc.embed();
-        let (img, img_cache) =
-            self.img_enc
-                .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
-        let (padded, txt_cache) = self.txt_enc.forward(
-            &batch.tokens,
-            &batch.lengths,
-            batch.max_len,
-            train,
-            rng,
-            ENCODER_PAR,
-        );
-        let (words, offsets) = stack_words(&padded, &batch.lengths, batch.max_len, d);
-        let w = Words {
-            data: &words,
-            offsets: &offsets,
-        };
-        let (sims, head) = self.sim_enc.forward_train(&img, batch.n_regions, w);
-        let cache = ScanAveCache {
-            img_cache,
-            txt_cache,
-            img,
-            n_regions: batch.n_regions,
-            words,
-            offsets,
-            max_len: batch.max_len,
-            sims: sims.clone(),
-            head,
-        };
+        let (words, mut cache) = self.encode_rows(batch, 0..batch.size(), train, rng);
+        let sims = self.score_rows(&mut cache, words);
         (sims, cache)
     }
 
-    fn backward(&mut self, cache: ScanAveCache, d_sims: &[f32]) {
-        let d = self.sim_enc.embed();
-        let w = Words {
-            data: &cache.words,
-            offsets: &cache.offsets,
-        };
-        let (dimg, dwords) = self.sim_enc.backward(
-            &cache.img,
-            cache.n_regions,
-            w,
-            &cache.head,
-            &cache.sims,
-            d_sims,
-        );
-        let n = cache.offsets.len() - 1;
-        let l = cache.max_len;
-        let mut dpad = vec![0.0f32; n * l * d];
-        for j in 0..n {
-            let (a, b) = (cache.offsets[j], cache.offsets[j + 1]);
-            dpad[j * l * d..(j * l + b - a) * d].copy_from_slice(&dwords[a * d..b * d]);
-        }
-        self.txt_enc.backward(cache.txt_cache, dpad, ENCODER_PAR);
-        self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
+    fn backward(&mut self, mut cache: ScanAveCache, d_sims: &[f32]) {
+        let dwords = self.backward_rows(&mut cache, d_sims);
+        self.backward_words(cache, dwords);
+    }
+
+    fn encode_shard(
+        &self,
+        batch: &Batch,
+        rows: Range<usize>,
+        train: bool,
+        rng: &mut EngineRng,
+    ) -> Option<(EncodedCaptions, ScanAveCache)> {
+        Some(self.encode_rows(batch, rows, train, rng))
+    }
+
+    fn score_shard(&self, cache: &mut ScanAveCache, captions: EncodedCaptions) -> Vec<f32> {
+        self.score_rows(cache, captions)
+    }
+
+    fn backward_shard(&mut self, cache: &mut ScanAveCache, d_block: &[f32]) -> Vec<f32> {
+        self.backward_rows(cache, d_block)
+    }
+
+    fn backward_captions(&mut self, cache: ScanAveCache, d_captions: Vec<f32>) {
+        self.backward_words(cache, d_captions)
+    }
+
+    /// Images sharded across the ranks ([`crate::infer::split::score_split_ranks`]).
+    fn score_split_ranks(&self, ds: &Precomp, comm: &dyn crate::dist::Comm) -> Vec<f32> {
+        crate::infer::split::score_split_ranks(self, ds, HeadPrecision::F32, comm)
+            .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split()))
     }
 
     fn score_split(&self, ds: &Precomp) -> Vec<f32> {
@@ -157,6 +143,100 @@ impl Trainable for ScanAve {
         precision: HeadPrecision,
     ) -> Result<Vec<f32>, PrecisionError> {
         score_split_checked(self, ds, precision)
+    }
+}
+
+impl ScanAve {
+    /// Encodes pairs `rows` of `batch`: region embeddings kept in the cache,
+    /// the captions' words returned stacked ([N_w, d], offsets by caption).
+    fn encode_rows(
+        &self,
+        batch: &Batch,
+        rows: Range<usize>,
+        train: bool,
+        rng: &mut EngineRng,
+    ) -> (EncodedCaptions, ScanAveCache) {
+        let d = self.sim_enc.embed();
+        let (img, img_cache) = self.img_enc.forward(
+            batch.image_rows(rows.clone()).to_vec(),
+            batch.n_regions,
+            ENCODER_PAR,
+        );
+        let lengths = &batch.lengths[rows.clone()];
+        let (padded, txt_cache) = self.txt_enc.forward_rows(
+            batch.token_rows(rows.clone()),
+            lengths,
+            batch.max_len,
+            (train, rng),
+            RowWindow {
+                first: rows.start,
+                total: batch.size(),
+            },
+            ENCODER_PAR,
+        );
+        let (rows_out, offsets) = stack_words(&padded, lengths, batch.max_len, d);
+        let cache = ScanAveCache {
+            img_cache,
+            txt_cache,
+            img,
+            n_regions: batch.n_regions,
+            lengths: lengths.to_vec(),
+            max_len: batch.max_len,
+            words: EncodedCaptions::default(),
+            sims: Vec::new(),
+            head: HeadCache::default(),
+        };
+        let words = EncodedCaptions {
+            rows: rows_out,
+            offsets,
+        };
+        (words, cache)
+    }
+
+    /// Scores the cached images against `words` (kept for the backward).
+    /// → [b, n_captions]
+    fn score_rows(&self, cache: &mut ScanAveCache, words: EncodedCaptions) -> Vec<f32> {
+        let w = Words {
+            data: &words.rows,
+            offsets: &words.offsets,
+        };
+        let (sims, head) = self.sim_enc.forward_train(&cache.img, cache.n_regions, w);
+        cache.words = words;
+        cache.sims = sims.clone();
+        cache.head = head;
+        sims
+    }
+
+    /// Head and image-side backward of `d_sims` [b, n_captions]; returns
+    /// dL/d(words) [N_w, d] of every scored caption.
+    fn backward_rows(&mut self, cache: &mut ScanAveCache, d_sims: &[f32]) -> Vec<f32> {
+        let w = Words {
+            data: &cache.words.rows,
+            offsets: &cache.words.offsets,
+        };
+        let (dimg, dwords) = self.sim_enc.backward(
+            &cache.img,
+            cache.n_regions,
+            w,
+            &cache.head,
+            &cache.sims,
+            d_sims,
+        );
+        self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
+        dwords
+    }
+
+    /// Text-side backward of dL/d(this shard's words) [Σ lengths, d].
+    fn backward_words(&mut self, cache: ScanAveCache, dwords: Vec<f32>) {
+        let d = self.sim_enc.embed();
+        let l = cache.max_len;
+        let mut dpad = vec![0.0f32; cache.lengths.len() * l * d];
+        let mut a = 0;
+        for (j, &len) in cache.lengths.iter().enumerate() {
+            dpad[j * l * d..(j * l + len) * d].copy_from_slice(&dwords[a * d..(a + len) * d]);
+            a += len;
+        }
+        self.txt_enc.backward(cache.txt_cache, dpad, ENCODER_PAR);
     }
 }
 

@@ -163,7 +163,7 @@ pub(super) struct Bf16Tile<'a> {
 
 /// The forward state of every image of a training batch, for
 /// [`ScanHead::backward`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct HeadCache {
     saved: Vec<Saved>,
 }

@@ -6,7 +6,7 @@
 
 use rand::Rng;
 
-use crate::engine::dropout::{Dropout, DropoutMask};
+use crate::engine::dropout::{Dropout, DropoutMask, RowWindow};
 use crate::engine::embedding::Embedding;
 use crate::engine::gemm::Par;
 use crate::engine::gru::{BiGru, GruCache};
@@ -74,9 +74,32 @@ impl TextEncoder {
         rng: &mut EngineRng,
         par: Par,
     ) -> (Vec<f32>, TextCache) {
+        self.forward_rows(
+            ids,
+            lengths,
+            max_len,
+            (train, rng),
+            RowWindow::all(lengths.len()),
+            par,
+        )
+    }
+
+    /// [`Self::forward`] of the captions at `rows` of a larger batch (all
+    /// padded to that batch's `max_len`): their dropout masks are the ones
+    /// they get in the whole batch ([`Dropout::forward_rows`]).
+    pub fn forward_rows(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        max_len: usize,
+        (train, rng): (bool, &mut EngineRng),
+        rows: RowWindow,
+        par: Par,
+    ) -> (Vec<f32>, TextCache) {
         let d = self.embed_dim();
         let mut x = self.embed.forward(ids);
-        let mask = self.dropout.forward(&mut x, train, rng);
+        let row_len = max_len * self.embed.dim();
+        let mask = self.dropout.forward_rows(&mut x, train, rng, row_len, rows);
         let (words, gru) = self.rnn.forward(&x, lengths, max_len, par);
         let mut y = if self.pool_mean {
             let mut out = vec![0.0f32; lengths.len() * d];

@@ -4,14 +4,17 @@
 //! `tools/reference/dbl_ref/models.py` (parameters `img_enc.fc.*`,
 //! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
 
+use std::ops::Range;
+
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
-use crate::engine::dropout::Dropout;
+use crate::engine::dropout::{Dropout, RowWindow};
 use crate::engine::gemm::{MatMut, MatRef, gemm};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
 use crate::infer::split::score_split_checked;
 use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
 use crate::model::text_encoder::{TextCache, TextEncoder};
@@ -26,14 +29,14 @@ pub struct Vse {
     pub txt_enc: TextEncoder,
 }
 
-/// What [`Vse::backward`] needs.
+/// What [`Vse::backward`] needs (or one rank's shard of it).
 #[derive(Debug)]
 pub struct VseCache {
     img_cache: ImageCache,
     txt_cache: TextCache,
-    /// [B, d]
+    /// The shard's image embeddings. [b, d]
     img: Vec<f32>,
-    /// [B, d]
+    /// Every scored caption's embedding (after `score_shard`). [n_captions, d]
     cap: Vec<f32>,
 }
 
@@ -64,38 +67,109 @@ impl Trainable for Vse {
     type Cache = VseCache;
 
     fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, VseCache) {
-        let d = self.embed();
-        let (img, img_cache) =
-            self.img_enc
-                .forward(batch.images.clone(), batch.n_regions, ENCODER_PAR);
-        let (cap, txt_cache) = self.txt_enc.forward(
-            &batch.tokens,
-            &batch.lengths,
-            batch.max_len,
-            train,
-            rng,
+        let (cap, mut cache) = self.encode_rows(batch, 0..batch.size(), train, rng);
+        let sims = self.score_rows(&mut cache, cap.rows);
+        (sims, cache)
+    }
+
+    fn backward(&mut self, mut cache: VseCache, d_sims: &[f32]) {
+        let dcap = self.backward_rows(&mut cache, d_sims);
+        self.txt_enc.backward(cache.txt_cache, dcap, ENCODER_PAR);
+    }
+
+    fn encode_shard(
+        &self,
+        batch: &Batch,
+        rows: Range<usize>,
+        train: bool,
+        rng: &mut EngineRng,
+    ) -> Option<(EncodedCaptions, VseCache)> {
+        Some(self.encode_rows(batch, rows, train, rng))
+    }
+
+    fn score_shard(&self, cache: &mut VseCache, captions: EncodedCaptions) -> Vec<f32> {
+        self.score_rows(cache, captions.rows)
+    }
+
+    fn backward_shard(&mut self, cache: &mut VseCache, d_block: &[f32]) -> Vec<f32> {
+        self.backward_rows(cache, d_block)
+    }
+
+    fn backward_captions(&mut self, cache: VseCache, d_captions: Vec<f32>) {
+        self.txt_enc
+            .backward(cache.txt_cache, d_captions, ENCODER_PAR);
+    }
+
+    /// Through the inference layer ([`crate::infer::split`]).
+    /// Images sharded across the ranks ([`crate::infer::split::score_split_ranks`]).
+    fn score_split_ranks(&self, ds: &Precomp, comm: &dyn crate::dist::Comm) -> Vec<f32> {
+        crate::infer::split::score_split_ranks(self, ds, HeadPrecision::F32, comm)
+            .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
+    }
+
+    fn score_split(&self, ds: &Precomp) -> Vec<f32> {
+        score_split_checked(self, ds, HeadPrecision::F32)
+            .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
+    }
+}
+
+impl Vse {
+    /// Encodes pairs `rows` of `batch`: image embeddings kept in the cache,
+    /// caption embeddings returned ([b, d], one row per caption).
+    fn encode_rows(
+        &self,
+        batch: &Batch,
+        rows: Range<usize>,
+        train: bool,
+        rng: &mut EngineRng,
+    ) -> (EncodedCaptions, VseCache) {
+        let (img, img_cache) = self.img_enc.forward(
+            batch.image_rows(rows.clone()).to_vec(),
+            batch.n_regions,
             ENCODER_PAR,
         );
-        let (ni, nc) = (img.len() / d, cap.len() / d);
-        let mut sims = vec![0.0f32; ni * nc];
-        gemm(
-            MatMut::new(&mut sims, ni, nc),
-            MatRef::new(&img, ni, d),
-            MatRef::new(&cap, nc, d).t(),
-            1.0,
-            0.0,
+        let (cap, txt_cache) = self.txt_enc.forward_rows(
+            batch.token_rows(rows.clone()),
+            &batch.lengths[rows.clone()],
+            batch.max_len,
+            (train, rng),
+            RowWindow {
+                first: rows.start,
+                total: batch.size(),
+            },
             ENCODER_PAR,
         );
         let cache = VseCache {
             img_cache,
             txt_cache,
             img,
-            cap,
+            cap: Vec::new(),
         };
-        (sims, cache)
+        let offsets = (0..=rows.len()).collect();
+        (EncodedCaptions { rows: cap, offsets }, cache)
     }
 
-    fn backward(&mut self, cache: VseCache, d_sims: &[f32]) {
+    /// Cosines of the cached images with `cap` [n_captions, d] (kept for the
+    /// backward) → [b, n_captions].
+    fn score_rows(&self, cache: &mut VseCache, cap: Vec<f32>) -> Vec<f32> {
+        let d = self.embed();
+        let (ni, nc) = (cache.img.len() / d, cap.len() / d);
+        let mut sims = vec![0.0f32; ni * nc];
+        gemm(
+            MatMut::new(&mut sims, ni, nc),
+            MatRef::new(&cache.img, ni, d),
+            MatRef::new(&cap, nc, d).t(),
+            1.0,
+            0.0,
+            ENCODER_PAR,
+        );
+        cache.cap = cap;
+        sims
+    }
+
+    /// Image-side backward of `d_sims` [b, n_captions]; returns
+    /// dL/d(caption embeddings) [n_captions, d].
+    fn backward_rows(&mut self, cache: &mut VseCache, d_sims: &[f32]) -> Vec<f32> {
         let d = self.embed();
         let (ni, nc) = (cache.img.len() / d, cache.cap.len() / d);
         let mut dimg = vec![0.0f32; ni * d];
@@ -116,14 +190,8 @@ impl Trainable for Vse {
             0.0,
             ENCODER_PAR,
         );
-        self.txt_enc.backward(cache.txt_cache, dcap, ENCODER_PAR);
         self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
-    }
-
-    /// Through the inference layer ([`crate::infer::split`]).
-    fn score_split(&self, ds: &Precomp) -> Vec<f32> {
-        score_split_checked(self, ds, HeadPrecision::F32)
-            .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
+        dcap
     }
 }
 

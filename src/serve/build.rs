@@ -5,6 +5,11 @@
 //! `Matcher::encode_captions` does; a caption's output does not depend on its
 //! group) and streamed to `caption_rows.npy`. Peak memory is one chunk plus
 //! the global embeddings.
+//!
+//! Across the ranks of a [`Comm`] (`mpirun -n N dbl index build`), chunk
+//! (group) j is encoded by rank j mod N; each round's N chunks are gathered
+//! in order and rank 0 alone writes: the same files, bit for bit, as one
+//! process (docs/method.md §13).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,7 @@ use super::manifest::{FORMAT, Manifest, ModelRef};
 use super::shortlist::build_hnsw;
 use crate::data::npy::{NpyF32, NpyWriter};
 use crate::data::precomp::read_captions;
+use crate::dist::Comm;
 use crate::infer::LoadedMatcher;
 use crate::infer::global::{global_rows, uniform_offsets};
 use crate::model::encode::ENCODE_CHUNK;
@@ -70,11 +76,14 @@ enum Side<'a> {
     Other(&'a LoadedMatcher),
 }
 
-/// Builds the index; `progress(done, total, what)` reports progress.
+/// Builds the index across the ranks of `comm` (rank 0 writes);
+/// `progress(done, total, what)` reports progress.
 pub fn build(
     spec: &BuildSpec,
     progress: &dyn Fn(usize, usize, &str),
+    comm: &dyn Comm,
 ) -> Result<Manifest, ServeError> {
+    let lead = comm.rank() == 0;
     let run = crate::infer::run::RunDir::open(&spec.run)?;
     let k = run.branch(spec.branch)?;
     let main = LoadedMatcher::from_run(&spec.run, Some(k), &spec.tag)?;
@@ -124,18 +133,30 @@ pub fn build(
             spec.out.display()
         )));
     }
-    std::fs::create_dir_all(&spec.out).map_err(io(&spec.out))?;
+    // Every rank has checked the output folder before rank 0 creates it.
+    comm.barrier();
     let out = |f: &str| spec.out.join(f);
-    if let Some(text) = &ids {
-        std::fs::write(out("ids.txt"), text).map_err(io(&out("ids.txt")))?;
+    if lead {
+        std::fs::create_dir_all(&spec.out).map_err(io(&spec.out))?;
+        if let Some(text) = &ids {
+            std::fs::write(out("ids.txt"), text).map_err(io(&out("ids.txt")))?;
+        }
     }
     let d = m.embed_dim();
     let rows = m.image_rows(regions);
 
     // Images.
-    let mut w = NpyWriter::create(out("images.npy"), &[n_img, rows, d])?;
+    let mut w = match lead {
+        true => Some(NpyWriter::create(out("images.npy"), &[n_img, rows, d])?),
+        false => None,
+    };
     let mut img_global = Vec::new();
-    for start in (0..n_img).step_by(ENCODE_CHUNK) {
+    let starts: Vec<usize> = (0..n_img).step_by(ENCODE_CHUNK).collect();
+    for round in starts.chunks(comm.size()) {
+        let Some(&start) = round.get(comm.rank()) else {
+            gather_round(comm, &[], &[], w.as_mut(), &mut img_global)?;
+            continue;
+        };
         let end = (start + ENCODE_CHUNK).min(n_img);
         let x: Vec<f32> = (start..end)
             .flat_map(|i| feats.row(i).iter().copied())
@@ -148,8 +169,7 @@ pub fn build(
             )));
         }
         let reps = m.encode_images(&x, regions);
-        w.write(&reps)?;
-        img_global.extend(match side {
+        let global = match side {
             Side::Own => global_rows(&reps, &uniform_offsets(end - start, rows), d),
             Side::Other(s) => {
                 let g = s.matcher().encode_images(&x, regions);
@@ -160,15 +180,20 @@ pub fn build(
                     gd,
                 )
             }
-        });
+        };
         feats.release_rows(start..end);
+        gather_round(comm, &reps, &global, w.as_mut(), &mut img_global)?;
         progress(end, n_img, "images");
     }
-    w.finish()?;
+    if let Some(w) = w {
+        w.finish()?;
+    }
     let sdim = img_global.len() / n_img;
-    crate::data::npy::write_f32(out("images_global.npy"), &[n_img, sdim], &img_global)?;
-    if n_img >= spec.ann_threshold {
-        build_hnsw(&img_global, sdim, &out("images.usearch"))?;
+    if lead {
+        crate::data::npy::write_f32(out("images_global.npy"), &[n_img, sdim], &img_global)?;
+        if n_img >= spec.ann_threshold {
+            build_hnsw(&img_global, sdim, &out("images.usearch"))?;
+        }
     }
     drop(img_global);
 
@@ -177,24 +202,32 @@ pub fn build(
     if let Some(cp) = &spec.captions {
         let texts = read_captions(cp)?;
         n_cap = texts.len();
-        let mut body = texts.join("\n");
-        body.push('\n');
-        std::fs::write(out("captions.txt"), body).map_err(io(&out("captions.txt")))?;
+        if lead {
+            let mut body = texts.join("\n");
+            body.push('\n');
+            std::fs::write(out("captions.txt"), body).map_err(io(&out("captions.txt")))?;
+        }
         let ids: Vec<Vec<u32>> = texts
             .iter()
             .map(|t| main.vocab().encode_caption(t))
             .collect();
         n_rows = ids.iter().map(|c| m.caption_rows(c.len())).sum();
-        let mut w = NpyWriter::create(out("caption_rows.npy"), &[n_rows, d])?;
+        let mut w = match lead {
+            true => Some(NpyWriter::create(out("caption_rows.npy"), &[n_rows, d])?),
+            false => None,
+        };
         let mut offsets: Vec<u64> = vec![0];
         let mut cap_global = Vec::new();
-        for start in (0..n_cap).step_by(CAPTION_GROUP) {
+        let starts: Vec<usize> = (0..n_cap).step_by(CAPTION_GROUP).collect();
+        for round in starts.chunks(comm.size()) {
+            let Some(&start) = round.get(comm.rank()) else {
+                gather_round(comm, &[], &[], w.as_mut(), &mut cap_global)?;
+                gather_counts(comm, &[], &mut offsets);
+                continue;
+            };
             let end = (start + CAPTION_GROUP).min(n_cap);
             let enc = m.encode_captions(end - start, &|j| &ids[start + j]);
-            w.write(&enc.rows)?;
-            let base = *offsets.last().expect("starts with 0");
-            offsets.extend(enc.offsets[1..].iter().map(|&o| base + o as u64));
-            cap_global.extend(match side {
+            let global = match side {
                 Side::Own => global_rows(&enc.rows, &enc.offsets, d),
                 Side::Other(s) => {
                     let sids: Vec<Vec<u32>> = texts[start..end]
@@ -204,18 +237,29 @@ pub fn build(
                     let g = s.matcher().encode_captions(end - start, &|j| &sids[j]);
                     global_rows(&g.rows, &g.offsets, s.matcher().embed_dim())
                 }
-            });
+            };
+            gather_round(comm, &enc.rows, &global, w.as_mut(), &mut cap_global)?;
+            let counts: Vec<u64> = enc
+                .offsets
+                .windows(2)
+                .map(|p| (p[1] - p[0]) as u64)
+                .collect();
+            gather_counts(comm, &counts, &mut offsets);
             progress(end, n_cap, "captions");
         }
-        w.finish()?;
-        let bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
-        let p = out("caption_offsets.u64");
-        std::fs::File::create(&p)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-            .map_err(io(&p))?;
-        crate::data::npy::write_f32(out("captions_global.npy"), &[n_cap, sdim], &cap_global)?;
-        if n_cap >= spec.ann_threshold {
-            build_hnsw(&cap_global, sdim, &out("captions.usearch"))?;
+        if let Some(w) = w {
+            w.finish()?;
+        }
+        if lead {
+            let bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+            let p = out("caption_offsets.u64");
+            std::fs::File::create(&p)
+                .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+                .map_err(io(&p))?;
+            crate::data::npy::write_f32(out("captions_global.npy"), &[n_cap, sdim], &cap_global)?;
+            if n_cap >= spec.ann_threshold {
+                build_hnsw(&cap_global, sdim, &out("captions.usearch"))?;
+            }
         }
     }
 
@@ -240,6 +284,33 @@ pub fn build(
         ann_threshold: spec.ann_threshold,
         has_ids: ids.is_some(),
     };
-    manifest.save(&spec.out)?;
+    if lead {
+        manifest.save(&spec.out)?;
+    }
     Ok(manifest)
+}
+
+/// One round of chunks, one per rank in rank order: their encodings `rows`
+/// are gathered to `w` (rank 0's writer) and their global embeddings
+/// appended to `global`.
+fn gather_round(
+    comm: &dyn Comm,
+    rows: &[f32],
+    global: &[f32],
+    w: Option<&mut NpyWriter>,
+    all_global: &mut Vec<f32>,
+) -> Result<(), ServeError> {
+    let (all_rows, _) = comm.all_gather_f32(rows);
+    if let Some(w) = w {
+        w.write(&all_rows)?;
+    }
+    all_global.extend(comm.all_gather_f32(global).0);
+    Ok(())
+}
+
+/// Appends one round's per-caption row counts (rank order) to the running `offsets`.
+fn gather_counts(comm: &dyn Comm, counts: &[u64], offsets: &mut Vec<u64>) {
+    for c in comm.all_gather_u64(counts).0 {
+        offsets.push(offsets.last().copied().unwrap_or(0) + c);
+    }
 }

@@ -191,7 +191,7 @@ pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0.0);
     let t0 = Instant::now();
-    let summary = backbone_select::train(cfg, resume)?;
+    let summary = backbone_select::train(cfg, resume, &crate::dist::Solo)?;
     let mut wall = before + t0.elapsed().as_secs_f64();
     if summary.stopped {
         write_atomic(&wall_path, format!("{wall}\n").as_bytes())?;

@@ -105,9 +105,14 @@ macro_rules! with_backbone {
     }};
 }
 
-/// Trains (or with `resume`, continues) the run `cfg` describes.
-pub fn train(cfg: &TrainConfig, resume: bool) -> Result<RunSummary, TrainError> {
-    with_backbone!(cfg, build => runner::train(cfg, build, resume))
+/// Trains (or with `resume`, continues) the run `cfg` describes, split
+/// across the ranks of `comm` ([`crate::dist::Solo`] for one process).
+pub fn train(
+    cfg: &TrainConfig,
+    resume: bool,
+    comm: &dyn crate::dist::Comm,
+) -> Result<RunSummary, TrainError> {
+    with_backbone!(cfg, build => runner::train(cfg, build, resume, comm))
 }
 
 /// Metrics of every branch's best checkpoint of the run `cfg` on `split`.

@@ -20,6 +20,7 @@ pub mod resources;
 pub mod run_lock;
 pub mod runner;
 pub mod schedule;
+pub mod sharded;
 pub mod store;
 pub mod test_model;
 

@@ -18,6 +18,13 @@
 //! stream 1 + k and draws dropout from stream 101 + k, so a run is
 //! bitwise-reproducible for a fixed thread count, and a resumed run continues
 //! the same trajectory (the dropout RNG position is checkpointed).
+//!
+//! Data-parallel (docs/method.md §13): every step goes through
+//! [`crate::train::sharded`] over the run's [`Comm`]; every rank keeps every
+//! branch and takes the same steps; dev evaluation shards the images across
+//! the ranks (every rank gets the same metrics); only rank 0 writes
+//! (checkpoints, metrics, config, progress). One process is the N = 1 case of
+//! the same code.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -31,6 +38,7 @@ use crate::data::augment::{CaptionAugment, augment_rng};
 use crate::data::batch::{BatchPlan, Loader};
 use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
+use crate::dist::Comm;
 use crate::engine::adam::{Adam, AdamConfig};
 use crate::engine::clip::{clip_grad_norm, grad_norm};
 use crate::engine::ema::{CosineMomentum, ema_update};
@@ -49,6 +57,7 @@ use crate::train::config::{Regime, TrainConfig};
 use crate::train::metrics_log::MetricsLog;
 use crate::train::run_lock::RunLock;
 use crate::train::schedule::{loss_for_epoch, lr_at};
+use crate::train::sharded::{self, StepCache};
 use crate::train::store::{BranchSave, Store, Tag};
 
 /// How the branches of a phase are stepped.
@@ -74,7 +83,8 @@ pub struct BranchRun<M> {
     pub k: usize,
     /// `RUN/branch{k}`.
     pub dir: PathBuf,
-    log: MetricsLog,
+    /// `RUN/branch{k}/metrics.jsonl` (rank 0 only).
+    log: Option<MetricsLog>,
     /// Whether this phase writes its checkpoints.
     save: bool,
 }
@@ -133,13 +143,19 @@ impl<M: Trainable> BranchRun<M> {
         opt: Option<Adam>,
         rng: EngineRng,
         state: BranchState,
-        (k, dir): (usize, PathBuf),
+        (k, dir, writer): Slot,
         save: bool,
     ) -> Result<Self, TrainError> {
-        let log = MetricsLog::open(&dir.join("metrics.jsonl")).map_err(|e| TrainError::Io {
-            path: dir.join("metrics.jsonl"),
-            source: e,
-        })?;
+        let log = if writer {
+            Some(
+                MetricsLog::open(&dir.join("metrics.jsonl")).map_err(|e| TrainError::Io {
+                    path: dir.join("metrics.jsonl"),
+                    source: e,
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(BranchRun {
             model,
             opt,
@@ -158,7 +174,7 @@ impl<M: Trainable> BranchRun<M> {
         mut model: M,
         mut opt: Option<Adam>,
         store: &Store,
-        (k, dir): (usize, PathBuf),
+        (k, dir, writer): Slot,
         tag: Tag,
         save: bool,
     ) -> Result<Self, TrainError> {
@@ -169,12 +185,15 @@ impl<M: Trainable> BranchRun<M> {
                 message,
             })
         })?;
-        Self::new(model, opt, rng, state, (k, dir), save)
+        Self::new(model, opt, rng, state, (k, dir, writer), save)
     }
 
     fn log(&mut self, rec: serde_json::Value) -> Result<(), TrainError> {
-        self.log.write(&rec).map_err(|e| TrainError::Io {
-            path: self.log.path().to_path_buf(),
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        log.write(&rec).map_err(|e| TrainError::Io {
+            path: log.path().to_path_buf(),
             source: e,
         })
     }
@@ -190,6 +209,10 @@ impl<M: Trainable> BranchRun<M> {
         })
     }
 }
+
+/// Where branch k lives: (k, `RUN/branch{k}`, whether this process writes
+/// its metrics log — rank 0 only).
+type Slot = (usize, PathBuf, bool);
 
 /// One phase of a run.
 struct Phase {
@@ -210,18 +233,49 @@ struct Ctx<'a> {
     par: Par,
     /// OAS caption augmentation of the training batches (docs/method.md §6.4).
     augment: Option<CaptionAugment>,
+    /// The job's ranks (one process: [`crate::dist::Solo`]).
+    comm: &'a dyn Comm,
+}
+
+impl Ctx<'_> {
+    /// Rank 0 writes, draws progress and prints.
+    fn lead(&self) -> bool {
+        self.comm.rank() == 0
+    }
+
+    /// Dev metrics of every branch, the images sharded across the ranks:
+    /// every rank gets the same matrix, hence the same metrics and the same
+    /// best/patience decisions.
+    fn dev_metrics<M: Trainable>(
+        &self,
+        branches: &[BranchRun<M>],
+    ) -> Result<Vec<Metrics>, TrainError> {
+        branches
+            .iter()
+            .map(|b| evaluate_ranks(&b.model, self.dev, self.comm))
+            .collect()
+    }
 }
 
 /// Dev metrics of one model (whole-matrix, f30k style).
 pub fn evaluate<M: Trainable>(model: &M, ds: &Precomp) -> Result<Metrics, TrainError> {
-    let sims = model.score_split(ds);
+    evaluate_ranks(model, ds, &crate::dist::Solo)
+}
+
+/// [`evaluate`] with the images sharded across the ranks of `comm` (same bits).
+pub fn evaluate_ranks<M: Trainable>(
+    model: &M,
+    ds: &Precomp,
+    comm: &dyn Comm,
+) -> Result<Metrics, TrainError> {
+    let sims = model.score_split_ranks(ds, comm);
     let m = SimMatrix::new(&sims, ds.n_images(), ds.len())?;
     Ok(whole_metrics(&m))
 }
 
-fn progress(len: u64, epoch: usize, epochs: usize, stage: u32) -> ProgressBar {
+fn progress(len: u64, epoch: usize, epochs: usize, stage: u32, lead: bool) -> ProgressBar {
     let pb = ProgressBar::new(len);
-    if !std::io::stderr().is_terminal() {
+    if !lead || !std::io::stderr().is_terminal() {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
     pb.set_style(
@@ -261,10 +315,12 @@ fn run_phase<M: Trainable>(
         if let Some(p) = cfg.patience
             && stalled(branches, p)
         {
-            eprintln!(
-                "stage {}: no dev rSum improvement for {p} epochs, stopping at epoch {epoch}",
-                phase.stage
-            );
+            ctx.lead().then(|| {
+                eprintln!(
+                    "stage {}: no dev rSum improvement for {p} epochs, stopping at epoch {epoch}",
+                    phase.stage
+                )
+            });
             break;
         }
         if let Some(b) = budget {
@@ -283,7 +339,7 @@ fn run_phase<M: Trainable>(
         let shuffle_epoch = epoch as u64 + 1_000_000 * u64::from(phase.stage - 1);
         let plan = BatchPlan::train(ctx.train.len(), cfg.batch_size, cfg.seed, shuffle_epoch);
         let mut loader = Loader::new(ctx.train, plan);
-        let pb = progress(iters as u64, epoch, phase.epochs, phase.stage);
+        let pb = progress(iters as u64, epoch, phase.epochs, phase.stage, ctx.lead());
         let t0 = Instant::now();
         let mut aug_rng = augment_rng(cfg.seed, phase.stage, epoch);
         let mut augmented = crate::data::batch::Batch::default();
@@ -301,13 +357,19 @@ fn run_phase<M: Trainable>(
             };
             let n = batch.size();
             let step = branches[lead].state.step;
+            let (t_step, sent) = (Instant::now(), ctx.comm.bytes_sent());
             let records = match phase.kind {
-                StepKind::Cohort => cohort_step(branches, batch, &loss, cfg.grad_clip, ctx.par)?,
+                StepKind::Cohort => {
+                    cohort_step(branches, batch, &loss, (cfg.grad_clip, ctx.par), ctx.comm)?
+                }
                 StepKind::Anchored { .. } => {
                     let m = ema.as_ref().map(|sched| sched.at(step));
-                    anchored_step(branches, batch, &loss, cfg.grad_clip, ctx.par, m)?
+                    let opt = (cfg.grad_clip, ctx.par);
+                    anchored_step(branches, batch, &loss, opt, m, ctx.comm)?
                 }
             };
+            let (step_secs, step_bytes) =
+                (t_step.elapsed().as_secs_f64(), ctx.comm.bytes_sent() - sent);
             for &k in &trained {
                 branches[k].state.step += 1;
             }
@@ -326,6 +388,9 @@ fn run_phase<M: Trainable>(
                     r["step"] = json!(step);
                     r["lr"] = json!(lr);
                     r["batch"] = json!(n);
+                    r["ranks"] = json!(ctx.comm.size());
+                    r["step_seconds"] = json!(step_secs);
+                    r["bytes_sent"] = json!(step_bytes);
                     branches[k].log(r)?;
                 }
             }
@@ -339,10 +404,7 @@ fn run_phase<M: Trainable>(
         let evaluate_now = (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == phase.epochs;
         let mut improved = vec![false; branches.len()];
         if evaluate_now {
-            let mut dev = Vec::with_capacity(branches.len());
-            for b in branches.iter() {
-                dev.push(evaluate(&b.model, ctx.dev)?);
-            }
+            let dev = ctx.dev_metrics(branches)?;
             for (k, b) in branches.iter_mut().enumerate() {
                 let sel = phase.select_by.unwrap_or(k);
                 let r = dev[sel].rsum;
@@ -357,34 +419,38 @@ fn run_phase<M: Trainable>(
                     "lr": lr, "seconds": secs, "dev": dev[k]}),
                 )?;
             }
-            eprintln!(
-                "stage {} epoch {}/{}: dev rSum {} ({secs:.1}s)",
-                phase.stage,
-                epoch + 1,
-                phase.epochs,
-                dev.iter()
-                    .enumerate()
-                    .map(|(k, m)| format!("b{k} {:.2}", m.rsum))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            ctx.lead().then(|| {
+                eprintln!(
+                    "stage {} epoch {}/{}: dev rSum {} ({secs:.1}s)",
+                    phase.stage,
+                    epoch + 1,
+                    phase.epochs,
+                    dev.iter()
+                        .enumerate()
+                        .map(|(k, m)| format!("b{k} {:.2}", m.rsum))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
         }
-        // One atomic commit for the whole cohort (docs in train/store.rs).
-        let mut saves = Vec::new();
-        let mut logs = Vec::new();
-        for (i, b) in branches.iter_mut().enumerate() {
-            if b.save {
-                saves.push(b.prepare_save(improved[i])?);
+        // One atomic commit for the whole cohort (docs in train/store.rs), by rank 0.
+        if ctx.lead() {
+            let mut saves = Vec::new();
+            let mut logs = Vec::new();
+            for (i, b) in branches.iter_mut().enumerate() {
+                if b.save {
+                    saves.push(b.prepare_save(improved[i])?);
+                }
+                if let Some(log) = &b.log {
+                    let len = log.len().map_err(|e| TrainError::Io {
+                        path: log.path().to_path_buf(),
+                        source: e,
+                    })?;
+                    logs.push((b.k, len));
+                }
             }
-            logs.push((
-                b.k,
-                b.log.len().map_err(|e| TrainError::Io {
-                    path: b.log.path().to_path_buf(),
-                    source: e,
-                })?,
-            ));
+            store.commit(&saves, &logs)?;
         }
-        store.commit(&saves, &logs)?;
     }
     Ok(true)
 }
@@ -404,19 +470,24 @@ fn stalled<M>(branches: &[BranchRun<M>], patience: usize) -> bool {
 }
 
 /// Score matrices [n, n] per branch and each branch's cache for the backward.
-pub type BranchForward<M> = (Vec<ScoreMatrix>, Vec<Option<<M as Trainable>::Cache>>);
+pub type BranchForward<M> = (
+    Vec<ScoreMatrix>,
+    Vec<Option<StepCache<<M as Trainable>::Cache>>>,
+);
 
 /// Every branch forwards `batch` in train mode (each with its own dropout
-/// stream): → (score matrices [n, n] per branch, caches for the backward).
+/// stream), split across the ranks of `comm` ([`sharded::forward`]):
+/// → (score matrices [n, n] per branch, caches for the backward).
 pub fn forward_branches<'a, M: Trainable + 'a>(
     branches: impl Iterator<Item = (&'a M, &'a mut EngineRng)>,
     batch: &crate::data::batch::Batch,
+    comm: &dyn Comm,
 ) -> Result<BranchForward<M>, crate::loss::LossError> {
     let n = batch.size();
     let mut mats = Vec::new();
     let mut caches = Vec::new();
     for (k, (model, rng)) in branches.enumerate() {
-        let (s, c) = model.forward(batch, true, rng);
+        let (s, c) = sharded::forward(model, batch, true, rng, comm);
         mats.push(ScoreMatrix::from_f32(&format!("branch {k} scores"), &s, n)?);
         caches.push(Some(c));
     }
@@ -425,23 +496,27 @@ pub fn forward_branches<'a, M: Trainable + 'a>(
 
 /// One OSS/baseline step: every branch forwards `batch` in train mode, then
 /// branch k (in order) back-propagates `LossConfig::branch_loss` (peers detached:
-/// their scores enter as constants), clips and steps. Returns (branch, record) pairs.
+/// their scores enter as constants), clips (`clip`, 0 = off) and steps (Adam
+/// threads `par`). Returns (branch, record) pairs.
 pub fn cohort_step<M: Trainable>(
     branches: &mut [BranchRun<M>],
     batch: &crate::data::batch::Batch,
     loss: &crate::loss::LossConfig,
-    clip: f64,
-    par: Par,
+    (clip, par): (f64, Par),
+    comm: &dyn Comm,
 ) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
-    let (mats, mut caches) =
-        forward_branches(branches.iter_mut().map(|b| (&b.model, &mut b.rng)), batch)?;
+    let (mats, mut caches) = forward_branches(
+        branches.iter_mut().map(|b| (&b.model, &mut b.rng)),
+        batch,
+        comm,
+    )?;
     let mut records = Vec::with_capacity(branches.len());
     for (k, b) in branches.iter_mut().enumerate() {
         let out = loss.branch_loss(&mats, k)?;
         let base = loss.base_loss(&mats[k])?.value;
         let cache = caches[k].take().expect("each cache is used once");
         b.model.zero_grad();
-        b.model.backward(cache, &out.grad_f32());
+        sharded::backward(&mut b.model, cache, &out.grad_f32(), comm);
         let gn = clip_and_step(b, clip, par)?;
         records.push((
             k,
@@ -459,21 +534,21 @@ pub fn anchored_step<M: Trainable>(
     branches: &mut [BranchRun<M>],
     batch: &crate::data::batch::Batch,
     loss: &crate::loss::LossConfig,
-    clip: f64,
-    par: Par,
+    (clip, par): (f64, Par),
     ema_momentum: Option<f64>,
+    comm: &dyn Comm,
 ) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
     let n = batch.size();
     let (a, t) = branches.split_at_mut(1);
     let (anchor, target) = (&mut a[0], &mut t[0]);
-    let (sa, _) = anchor.model.forward(batch, false, &mut anchor.rng);
-    let (st, cache) = target.model.forward(batch, true, &mut target.rng);
+    let (sa, _) = sharded::forward(&anchor.model, batch, false, &mut anchor.rng, comm);
+    let (st, cache) = sharded::forward(&target.model, batch, true, &mut target.rng, comm);
     let ma = ScoreMatrix::from_f32("anchor scores", &sa, n)?;
     let mt = ScoreMatrix::from_f32("target scores", &st, n)?;
     let out = loss.target_loss(&mt, &ma)?;
     let base = loss.base_loss(&mt)?.value;
     target.model.zero_grad();
-    target.model.backward(cache, &out.grad_f32());
+    sharded::backward(&mut target.model, cache, &out.grad_f32(), comm);
     let gn = clip_and_step(target, clip, par)?;
     let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn,
         "anchor_base": loss.base_loss(&ma)?.value});
@@ -574,11 +649,19 @@ fn check_cohort<M>(branches: &[BranchRun<M>], store: &Store) -> Result<(), Train
 /// fresh start and `--resume` start from epoch 1 (the metrics logs are
 /// reset); after it, `--resume` continues from the last committed cohort
 /// (metrics logs trimmed back to it) and a fresh start is refused.
+///
+/// Under several ranks (`comm`), rank 0 alone locks and writes the run
+/// folder; the others read the checkpoints rank 0 committed (on resume, and
+/// between the OAS stages), so the run folder must be on a file system
+/// every rank sees. The result does not depend on the number of ranks
+/// beyond f32 rounding (docs/method.md §13); only rank 0's summary is filled.
 pub fn train<M: Trainable>(
     cfg: &TrainConfig,
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
     resume: bool,
+    comm: &dyn Comm,
 ) -> Result<RunSummary, TrainError> {
+    let lead = comm.rank() == 0;
     let vocab = Vocab::load(cfg.vocab_path())?;
     let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
     let dev = Precomp::open(&cfg.data, Split::Dev, &vocab)?;
@@ -605,31 +688,38 @@ pub fn train<M: Trainable>(
         &format!("{} branch(es) of {params} parameters", cfg.n_branches()),
     )
     .map_err(TrainError::Resources)?;
-    if !resume {
-        check_foreign_files(&cfg.out)?;
+    let mut _lock = None;
+    if lead {
+        if !resume {
+            check_foreign_files(&cfg.out)?;
+        }
+        _lock = Some(RunLock::acquire(&cfg.out)?);
+        let store = Store::open(&cfg.out)?;
+        if !resume && store.has_checkpoint() {
+            return Err(TrainError::RunExists(cfg.out.clone()));
+        }
+        store.trim_metrics(&cfg.out)?;
+        let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
+            path: cfg.out.join("config.json"),
+            source: std::io::Error::other(e),
+        })?;
+        checkpoint::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
     }
-    let _lock = RunLock::acquire(&cfg.out)?;
+    // The other ranks read the store once rank 0 has checked and trimmed it.
+    comm.barrier();
     let mut store = Store::open(&cfg.out)?;
-    if !resume && store.has_checkpoint() {
-        return Err(TrainError::RunExists(cfg.out.clone()));
-    }
     let resume = resume && store.has_checkpoint();
-    store.trim_metrics(&cfg.out)?;
-    let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
-        path: cfg.out.join("config.json"),
-        source: std::io::Error::other(e),
-    })?;
-    checkpoint::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
     let ctx = Ctx {
         cfg,
         train: &train,
         dev: &dev,
         par: Par::threads(cfg.threads.max(1)),
         augment: cfg.caption_augment(vocab.len()),
+        comm,
     };
     let mut budget = cfg.stop_after;
     let out = &cfg.out;
-    let at = |k: usize| (k, branch_dir(out, k));
+    let at = |k: usize| (k, branch_dir(out, k), lead);
     let stage1 = Phase {
         stage: 1,
         epochs: cfg.epochs,
@@ -656,7 +746,9 @@ pub fn train<M: Trainable>(
             }
             check_cohort(&branches, &store)?;
             let done = run_phase(&ctx, &stage1, &mut branches, &mut store, &mut budget)?;
-            best_dev.extend(branches.iter().map(|b| best_metrics(b, &store, &dev)));
+            if lead {
+                best_dev.extend(branches.iter().map(|b| best_metrics(b, &store, &dev)));
+            }
             done
         }
         Regime::Mss => {
@@ -685,7 +777,9 @@ pub fn train<M: Trainable>(
                 ..stage1
             };
             let done = run_phase(&ctx, &phase, &mut branches, &mut store, &mut budget)?;
-            best_dev.extend(branches.iter().map(|b| best_metrics(b, &store, &dev)));
+            if lead {
+                best_dev.extend(branches.iter().map(|b| best_metrics(b, &store, &dev)));
+            }
             done
         }
         Regime::Oas => {
@@ -710,6 +804,9 @@ pub fn train<M: Trainable>(
                 )?;
             }
             if done {
+                // Stage 2 starts from stage 1's best, which rank 0 has just committed.
+                comm.barrier();
+                store = Store::open(&cfg.out)?;
                 let seed_model = build(&mut init_rng(cfg.seed, 0))?;
                 let anchor = BranchRun::load(seed_model, None, &store, at(0), Tag::Best, false)?;
                 let target_model = anchor.model.clone();
@@ -731,7 +828,7 @@ pub fn train<M: Trainable>(
                 };
                 done = run_phase(&ctx, &phase, &mut branches, &mut store, &mut budget)?;
             }
-            for k in 0..2 {
+            for k in (0..2).filter(|_| lead) {
                 best_dev.push(load_best_metrics(cfg, k, build, &dev).ok());
             }
             done
@@ -820,6 +917,7 @@ pub fn score_branch<M: Trainable>(
 mod tests {
     use super::*;
     use crate::data::batch::Batch;
+    use crate::dist::Solo;
     use crate::engine::rng::seeded;
     use crate::engine::testutil::rand_vec;
     use crate::loss::{BoostConfig, BoostForm, LossConfig, PeerLoss};
@@ -848,7 +946,7 @@ mod tests {
         let o = opt.then(|| Adam::new(AdamConfig::default(), &m.params()).unwrap());
         let rng = dropout_rng(7, k);
         let st = fresh_state(1, &rng);
-        BranchRun::new(m, o, rng, st, (k, dir.join(format!("b{k}"))), true).unwrap()
+        BranchRun::new(m, o, rng, st, (k, dir.join(format!("b{k}")), true), true).unwrap()
     }
 
     fn rm_loss(alpha: f64) -> LossConfig {
@@ -878,7 +976,7 @@ mod tests {
             branch(model(1), false, 0, tmp.path()),
             branch(model(2), false, 1, tmp.path()),
         ];
-        let recs = cohort_step(&mut br, &batch, &loss, 0.0, Par::Seq).unwrap();
+        let recs = cohort_step(&mut br, &batch, &loss, (0.0, Par::Seq), &Solo).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].1["peer"].as_f64().unwrap(), 0.0);
 
@@ -906,7 +1004,7 @@ mod tests {
             branch(model(1), false, 0, tmp.path()),
             branch(model(2), false, 1, tmp.path()),
         ];
-        cohort_step(&mut hi, &batch, &rm_loss(5.0), 0.0, Par::Seq).unwrap();
+        cohort_step(&mut hi, &batch, &rm_loss(5.0), (0.0, Par::Seq), &Solo).unwrap();
         assert_eq!(grads(&hi[0].model), grads(&br[0].model));
         assert_ne!(grads(&hi[1].model), grads(&br[1].model));
     }
@@ -927,7 +1025,7 @@ mod tests {
         ];
         let rng_before = br[0].rng.get_word_pos();
         let m = 0.9;
-        anchored_step(&mut br, &batch, &loss, 2.0, Par::Seq, Some(m)).unwrap();
+        anchored_step(&mut br, &batch, &loss, (2.0, Par::Seq), Some(m), &Solo).unwrap();
         assert_eq!(br[0].rng.get_word_pos(), rng_before);
         assert!(
             br[0]
@@ -948,7 +1046,7 @@ mod tests {
             branch(teacher.clone(), false, 0, tmp.path()),
             branch(student, true, 1, tmp.path()),
         ];
-        anchored_step(&mut oas, &batch, &loss, 2.0, Par::Seq, None).unwrap();
+        anchored_step(&mut oas, &batch, &loss, (2.0, Par::Seq), None, &Solo).unwrap();
         for (a, b) in oas[0].model.params().iter().zip(teacher.params()) {
             assert_eq!(a.value, b.value);
         }

@@ -54,7 +54,9 @@ mod tests {
         );
         // The boosting loss keeps its configured (hardest) reduction.
         assert_eq!(w.peer, base.peer);
-        assert!(matches!(base.peer, crate::loss::PeerLoss::Boost(b) if b.reduction == Reduction::Hardest));
+        assert!(
+            matches!(base.peer, crate::loss::PeerLoss::Boost(b) if b.reduction == Reduction::Hardest)
+        );
         assert_eq!(loss_for_epoch(&base, 2, 2), base);
         assert_eq!(loss_for_epoch(&base, 0, 0), base);
     }
