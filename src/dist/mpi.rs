@@ -5,12 +5,22 @@
 //! exit without finalising MPI and kills the others, naming the rank. A rank
 //! that *hangs* is caught by a watchdog thread: when this rank has waited
 //! inside one collective for longer than `DBL_MPI_TIMEOUT` seconds (default
-//! 600), it prints which rank waited where and calls `MPI_Abort`, which ends
-//! every rank. The last committed checkpoint stays loadable either way (the
-//! store's commits are atomic, `crate::train::store`).
+//! 600), its watchdog asks every other rank's watchdog, on a private
+//! duplicate of the world communicator, where that rank is (collective
+//! number, collective, inside MPI or not), waits a bounded time for the
+//! answers, prints which ranks did not answer (stopped or hung) or had not
+//! reached the collective, and calls `MPI_Abort`, which ends every rank.
+//! The watchdog uses only non-blocking MPI with deadlines, so it cannot hang
+//! itself. Asking needs `MPI_THREAD_MULTIPLE`; an MPI library without it
+//! gets the message without the other ranks' whereabouts. The last
+//! committed checkpoint stays loadable either way (the store's commits are
+//! atomic, `crate::train::store`).
 
+use std::mem::MaybeUninit;
+use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
@@ -42,11 +52,38 @@ const BARRIER: usize = 3;
 const NONE: usize = 4;
 
 /// What the watchdog watches: since when (ms after `t0`, 0 = not waiting)
-/// this rank is inside which collective.
+/// this rank is inside which collective, and how many collectives it has
+/// entered (the current one's number while inside).
 struct Watch {
     t0: Instant,
     since_ms: AtomicU64,
     op: AtomicUsize,
+    seq: AtomicU64,
+    /// Set when the communicator is dropped: the watchdog returns.
+    stop: AtomicBool,
+}
+
+/// Where a rank is, as its watchdog tells a probing rank:
+/// `[collective number, collective (index into OPS), ms waited inside it
+/// + 1, or 0 when outside MPI]`.
+type Whereabouts = [u64; 3];
+
+impl Watch {
+    fn ms(&self) -> u64 {
+        self.t0.elapsed().as_millis() as u64 + 1
+    }
+
+    fn whereabouts(&self) -> Whereabouts {
+        let since = self.since_ms.load(Ordering::Acquire);
+        let seq = self.seq.load(Ordering::Relaxed);
+        let op = self.op.load(Ordering::Relaxed) as u64;
+        let waited = if since == 0 {
+            0
+        } else {
+            self.ms().saturating_sub(since) + 1
+        };
+        [seq, op, waited]
+    }
 }
 
 /// MPI's world communicator.
@@ -54,13 +91,17 @@ pub struct MpiComm {
     world: SimpleCommunicator,
     traffic: Traffic,
     watch: Arc<Watch>,
+    /// The watchdog thread, joined before MPI is finalised.
+    dog: Option<JoinHandle<()>>,
     // Finalises MPI when dropped: declared last, dropped last.
     _universe: Universe,
 }
 
 // SAFETY: MPI is initialised with (at least) MPI_THREAD_SERIALIZED and dbl
 // issues collectives from one thread at a time (the trainer's / scorer's
-// control thread); the watchdog only calls MPI_Abort.
+// control thread); the watchdog calls MPI only under MPI_THREAD_MULTIPLE,
+// and then only on its own duplicate of the world communicator (and
+// MPI_Abort).
 unsafe impl Send for MpiComm {}
 unsafe impl Sync for MpiComm {}
 
@@ -102,26 +143,31 @@ impl MpiComm {
             t0: Instant::now(),
             since_ms: AtomicU64::new(0),
             op: AtomicUsize::new(NONE),
+            seq: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
         });
         let (rank, size) = (world.rank(), world.size());
         let w = Arc::clone(&watch);
-        let multiple = provided == mpi::Threading::Multiple;
-        std::thread::Builder::new()
+        // The duplicate is made here, collectively, by every rank's main thread.
+        let probes = (provided == mpi::Threading::Multiple).then(Probes::new);
+        let dog = std::thread::Builder::new()
             .name("dbl-mpi-watchdog".into())
-            .spawn(move || watchdog(&w, timeout, rank, size, multiple))
+            .spawn(move || watchdog(&w, timeout, rank, size, probes))
             .map_err(|e| DistError::Init(format!("starting the watchdog thread: {e}")))?;
         Ok(MpiComm {
             world,
             traffic: Traffic::default(),
             watch,
+            dog: Some(dog),
             _universe: universe,
         })
     }
 
     /// Runs collective `op` (an index into [`OPS`]) under the watchdog.
     fn guarded<T>(&self, op: usize, f: impl FnOnce() -> T) -> T {
-        let now = self.watch.t0.elapsed().as_millis() as u64 + 1;
+        let now = self.watch.ms();
         self.watch.op.store(op, Ordering::Relaxed);
+        self.watch.seq.fetch_add(1, Ordering::Relaxed);
         self.watch.since_ms.store(now, Ordering::Release);
         let out = f();
         self.watch.since_ms.store(0, Ordering::Release);
@@ -152,33 +198,284 @@ impl MpiComm {
     }
 }
 
-fn watchdog(w: &Watch, timeout_s: u64, rank: i32, size: i32, multiple: bool) {
-    let tick = Duration::from_millis((timeout_s * 100).clamp(100, 5_000));
-    loop {
-        std::thread::sleep(tick);
-        let since = w.since_ms.load(Ordering::Acquire);
-        if since == 0 {
+impl Drop for MpiComm {
+    fn drop(&mut self) {
+        // The watchdog frees its communicator and must be gone before MPI
+        // is finalised (`_universe`, dropped after this).
+        self.watch.stop.store(true, Ordering::Release);
+        if let Some(dog) = self.dog.take() {
+            dog.thread().unpark();
+            let _ = dog.join();
+        }
+    }
+}
+
+/// Message tags on the watchdog's communicator.
+const TAG_PROBE: c_int = 1;
+const TAG_ANSWER: c_int = 2;
+
+/// An MPI request with the heap buffer it reads or fills (the buffer must
+/// stay put until the request completes; a `Box` keeps its address).
+struct Pending {
+    req: mpi::ffi::MPI_Request,
+    buf: Box<Whereabouts>,
+}
+
+impl Pending {
+    /// `MPI_Isend` of `buf` to `dest` on `comm`.
+    fn send(comm: mpi::ffi::MPI_Comm, dest: c_int, tag: c_int, buf: Whereabouts) -> Self {
+        let mut p = Pending {
+            req: unsafe { mpi::ffi::RSMPI_REQUEST_NULL },
+            buf: Box::new(buf),
+        };
+        // SAFETY: the buffer lives in `p` (on the heap) until `p` completes
+        // or is leaked by `abandon`.
+        unsafe {
+            mpi::ffi::MPI_Isend(
+                p.buf.as_ptr().cast::<c_void>(),
+                3,
+                mpi::ffi::RSMPI_UINT64_T,
+                dest,
+                tag,
+                comm,
+                &mut p.req,
+            );
+        }
+        p
+    }
+
+    /// `MPI_Irecv` into a fresh buffer from `source` (may be any source).
+    fn recv(comm: mpi::ffi::MPI_Comm, source: c_int, tag: c_int) -> Self {
+        let mut p = Pending {
+            req: unsafe { mpi::ffi::RSMPI_REQUEST_NULL },
+            buf: Box::new([0; 3]),
+        };
+        // SAFETY: as in `send`.
+        unsafe {
+            mpi::ffi::MPI_Irecv(
+                p.buf.as_mut_ptr().cast::<c_void>(),
+                3,
+                mpi::ffi::RSMPI_UINT64_T,
+                source,
+                tag,
+                comm,
+                &mut p.req,
+            );
+        }
+        p
+    }
+
+    /// `MPI_Test`: the sender's rank once complete (never blocks).
+    fn test(&mut self) -> Option<c_int> {
+        let mut done: c_int = 0;
+        let mut st = MaybeUninit::<mpi::ffi::MPI_Status>::zeroed();
+        // SAFETY: a valid (possibly completed = null) request; `st` is written.
+        unsafe { mpi::ffi::MPI_Test(&mut self.req, &mut done, st.as_mut_ptr()) };
+        // SAFETY: zero-initialised, and filled in by MPI_Test when done.
+        (done != 0).then(|| unsafe { st.assume_init() }.MPI_SOURCE)
+    }
+
+    /// Gives the request up without waiting: a receive is cancelled, a send
+    /// left to MPI; the buffer is leaked (it may still be written or read).
+    fn abandon(mut self, cancel: bool) {
+        // SAFETY: a valid request; its buffer outlives it (leaked below).
+        unsafe {
+            if cancel {
+                mpi::ffi::MPI_Cancel(&mut self.req);
+            }
+            mpi::ffi::MPI_Request_free(&mut self.req);
+        }
+        Box::leak(self.buf);
+    }
+}
+
+/// The watchdog's own duplicate of the world communicator, on which it
+/// answers other ranks' probes and sends its own.
+struct Probes {
+    comm: mpi::ffi::MPI_Comm,
+    incoming: Pending,
+    outgoing: Vec<Pending>,
+}
+
+// SAFETY: the communicator handle is only used by the watchdog thread, under
+// MPI_THREAD_MULTIPLE.
+unsafe impl Send for Probes {}
+
+fn any_source() -> c_int {
+    // SAFETY: a constant exported by the MPI library.
+    unsafe { mpi::ffi::RSMPI_ANY_SOURCE }
+}
+
+impl Probes {
+    /// Duplicates the world communicator (collective: every rank's main
+    /// thread calls this during `MpiComm::init`).
+    fn new() -> Self {
+        let mut comm = unsafe { mpi::ffi::RSMPI_COMM_NULL };
+        // SAFETY: MPI is initialised; `comm` receives the new handle.
+        unsafe { mpi::ffi::MPI_Comm_dup(mpi::ffi::RSMPI_COMM_WORLD, &mut comm) };
+        Probes {
+            comm,
+            incoming: Pending::recv(comm, any_source(), TAG_PROBE),
+            outgoing: Vec::new(),
+        }
+    }
+
+    /// Answers a probe that has arrived (if any) with this rank's
+    /// whereabouts, and retires answers already delivered. Never blocks.
+    fn serve(&mut self, w: &Watch) {
+        if let Some(from) = self.incoming.test() {
+            let answer = Pending::send(self.comm, from, TAG_ANSWER, w.whereabouts());
+            self.outgoing.push(answer);
+            self.incoming = Pending::recv(self.comm, any_source(), TAG_PROBE);
+        }
+        self.outgoing.retain_mut(|p| p.test().is_none());
+    }
+
+    /// Asks every other rank where it is and collects the answers that come
+    /// within `patience` (answering probes meanwhile); `None` for a rank
+    /// that did not answer.
+    fn ask(
+        &mut self,
+        w: &Watch,
+        rank: i32,
+        size: i32,
+        patience: Duration,
+    ) -> Vec<Option<Whereabouts>> {
+        let mine = w.whereabouts();
+        let mut waiting = Vec::new();
+        for r in (0..size).filter(|&r| r != rank) {
+            self.outgoing
+                .push(Pending::send(self.comm, r, TAG_PROBE, mine));
+            waiting.push((r as usize, Pending::recv(self.comm, r, TAG_ANSWER)));
+        }
+        let mut answers = vec![None; size as usize];
+        let deadline = Instant::now() + patience;
+        while !waiting.is_empty() && Instant::now() < deadline {
+            self.serve(w);
+            waiting.retain_mut(|(r, p)| match p.test() {
+                Some(_) => {
+                    answers[*r] = Some(*p.buf);
+                    false
+                }
+                None => true,
+            });
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for (_, p) in waiting {
+            p.abandon(true);
+        }
+        answers
+    }
+
+    /// Cancels the pending probe receive, leaves undelivered answers to MPI
+    /// and frees the communicator (before MPI is finalised).
+    fn close(mut self) {
+        self.incoming.abandon(true);
+        for p in self.outgoing {
+            p.abandon(false);
+        }
+        // SAFETY: no request of ours is waited on any more.
+        unsafe { mpi::ffi::MPI_Comm_free(&mut self.comm) };
+    }
+}
+
+/// "rank 1" / "ranks 1, 3".
+fn ranks_text(ranks: &[usize]) -> String {
+    let list: Vec<String> = ranks.iter().map(|r| r.to_string()).collect();
+    let s = if ranks.len() == 1 { "" } else { "s" };
+    format!("rank{s} {}", list.join(", "))
+}
+
+/// What the probing rank (at `mine`) learned of the others, grouped by
+/// what they said: "rank 1 did not answer within 5 s (hung or stopped);
+/// ranks 2, 3 waited in the same collective".
+fn whereabouts_text(
+    mine: Whereabouts,
+    answers: &[Option<Whereabouts>],
+    rank: i32,
+    patience: Duration,
+) -> String {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (r, a) in answers.iter().enumerate() {
+        if r as i32 == rank {
             continue;
         }
-        let now = w.t0.elapsed().as_millis() as u64 + 1;
-        if now.saturating_sub(since) > timeout_s * 1000 {
-            let op = OPS[w.op.load(Ordering::Relaxed).min(NONE)];
-            eprintln!(
-                "dbl: rank {rank} of {size} waited over {timeout_s} s in MPI {op}, which every \
-                 rank must enter: another rank has died or hangs. Aborting the whole job \
-                 (raise {TIMEOUT_ENV}=SECONDS if a step legitimately takes longer); the last \
-                 committed checkpoint is intact and `dbl train --resume` continues from it."
-            );
-            if multiple {
-                // SAFETY: MPI_THREAD_MULTIPLE allows any thread to call MPI_Abort.
-                unsafe {
-                    mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 3);
-                }
+        let what = match *a {
+            None => format!(
+                "did not answer within {} s (hung or stopped)",
+                patience.as_secs()
+            ),
+            Some([seq, _, 0]) if seq < mine[0] => format!(
+                "had not reached this collective (computing outside MPI, {} collective(s) behind)",
+                mine[0] - seq
+            ),
+            Some([seq, _, 0]) => format!("was outside MPI after collective #{seq}"),
+            Some([seq, op, _]) if seq == mine[0] && op == mine[1] => {
+                "waited in the same collective".to_string()
             }
-            // Without MPI_Abort the launcher still ends the job: this rank
-            // exits without finalising MPI.
-            std::process::exit(3);
+            Some([seq, op, _]) => format!(
+                "waited in MPI {} (collective #{seq}): the ranks' collective calls diverged",
+                OPS[(op as usize).min(NONE)]
+            ),
+        };
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, rs)) => rs.push(r),
+            None => groups.push((what, vec![r])),
         }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(what, rs)| format!("{} {what}", ranks_text(rs)))
+        .collect();
+    parts.join("; ")
+}
+
+fn watchdog(w: &Watch, timeout_s: u64, rank: i32, size: i32, mut probes: Option<Probes>) {
+    // Serving probes needs a short tick; without them 10 % of the timeout.
+    let tick = match probes {
+        Some(_) => Duration::from_millis(50),
+        None => Duration::from_millis((timeout_s * 100).clamp(100, 5_000)),
+    };
+    while !w.stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(tick);
+        if let Some(p) = probes.as_mut() {
+            p.serve(w);
+        }
+        let since = w.since_ms.load(Ordering::Acquire);
+        if since == 0 || w.ms().saturating_sub(since) <= timeout_s * 1000 {
+            continue;
+        }
+        let mine = w.whereabouts();
+        let op = OPS[(mine[1] as usize).min(NONE)];
+        let others = match probes.as_mut() {
+            Some(p) => {
+                let patience = Duration::from_secs(timeout_s.min(5));
+                let answers = p.ask(w, rank, size, patience);
+                format!(": {}", whereabouts_text(mine, &answers, rank, patience))
+            }
+            None => ", which every rank must enter: another rank has died or hangs (the MPI \
+                      library lacks MPI_THREAD_MULTIPLE, so the other ranks were not asked)"
+                .to_string(),
+        };
+        eprintln!(
+            "dbl: rank {rank} of {size} waited over {timeout_s} s in MPI {op} (collective #{}){others}. \
+             Aborting the whole job (raise {TIMEOUT_ENV}=SECONDS if a step legitimately takes \
+             longer); the last committed checkpoint is intact and `dbl train --resume` continues \
+             from it.",
+            mine[0]
+        );
+        if probes.is_some() {
+            // SAFETY: MPI_THREAD_MULTIPLE allows any thread to call MPI_Abort.
+            unsafe {
+                mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 3);
+            }
+        }
+        // Without MPI_Abort the launcher still ends the job: this rank
+        // exits without finalising MPI.
+        std::process::exit(3);
+    }
+    if let Some(p) = probes {
+        p.close();
     }
 }
 
@@ -244,5 +541,35 @@ impl Comm for MpiComm {
     }
     fn bytes_sent(&self) -> u64 {
         self.traffic.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probing rank names each other rank by what it answered, grouping
+    /// ranks that said the same.
+    #[test]
+    fn whereabouts_name_the_ranks_in_the_way() {
+        let mine = [42, ALL_REDUCE as u64, 6_000];
+        let answers = [
+            Some(mine),                           // rank 0: the prober itself
+            None,                                 // stopped
+            Some([41, BARRIER as u64, 0]),        // computing, behind
+            Some([42, ALL_REDUCE as u64, 5_000]), // waiting with the prober
+            None,                                 // stopped
+            Some([43, ALL_GATHER as u64, 10]),    // in another collective
+            Some([42, ALL_REDUCE as u64, 0]),     // outside MPI, not behind
+        ];
+        let text = whereabouts_text(mine, &answers, 0, Duration::from_secs(5));
+        assert_eq!(
+            text,
+            "ranks 1, 4 did not answer within 5 s (hung or stopped); \
+             rank 2 had not reached this collective (computing outside MPI, 1 collective(s) behind); \
+             rank 3 waited in the same collective; \
+             rank 5 waited in MPI all_gather (collective #43): the ranks' collective calls diverged; \
+             rank 6 was outside MPI after collective #42"
+        );
     }
 }
