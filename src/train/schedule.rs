@@ -21,10 +21,10 @@ pub fn lr_at(lr0: f64, decay: f64, lr_update: usize, epoch: usize) -> f64 {
 /// The loss configuration in force during `epoch` (0-based) given `warmup` sum epochs.
 pub fn loss_for_epoch(loss: &LossConfig, warmup: usize, epoch: usize) -> LossConfig {
     let mut l = loss.clone();
-    if epoch < warmup {
-        if let BaseLoss::Triplet { reduction } = &mut l.base {
-            *reduction = Reduction::Sum;
-        }
+    if epoch < warmup
+        && let BaseLoss::Triplet { reduction } = &mut l.base
+    {
+        *reduction = Reduction::Sum;
     }
     l
 }
