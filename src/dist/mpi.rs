@@ -16,6 +16,7 @@
 //! committed checkpoint stays loadable either way (the store's commits are
 //! atomic, `crate::train::store`).
 
+use std::io::Write;
 use std::mem::MaybeUninit;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
@@ -413,8 +414,14 @@ fn whereabouts_text(
             Some([seq, op, _]) if seq == mine[0] && op == mine[1] => {
                 "waited in the same collective".to_string()
             }
+            Some([seq, op, _]) if seq == mine[0] => format!(
+                "waited in MPI {} instead: the ranks' collective calls diverged",
+                OPS[(op as usize).min(NONE)]
+            ),
+            // Another collective number: e.g. still in the previous one,
+            // which the hung rank had entered but not finished.
             Some([seq, op, _]) => format!(
-                "waited in MPI {} (collective #{seq}): the ranks' collective calls diverged",
+                "waited in MPI {} (collective #{seq})",
                 OPS[(op as usize).min(NONE)]
             ),
         };
@@ -457,13 +464,15 @@ fn watchdog(w: &Watch, timeout_s: u64, rank: i32, size: i32, mut probes: Option<
                       library lacks MPI_THREAD_MULTIPLE, so the other ranks were not asked)"
                 .to_string(),
         };
-        eprintln!(
+        let msg = format!(
             "dbl: rank {rank} of {size} waited over {timeout_s} s in MPI {op} (collective #{}){others}. \
              Aborting the whole job (raise {TIMEOUT_ENV}=SECONDS if a step legitimately takes \
              longer); the last committed checkpoint is intact and `dbl train --resume` continues \
-             from it.",
+             from it.\n",
             mine[0]
         );
+        // One write, so that ranks' reports arrive whole at the launcher.
+        let _ = std::io::stderr().write_all(msg.as_bytes());
         if probes.is_some() {
             // SAFETY: MPI_THREAD_MULTIPLE allows any thread to call MPI_Abort.
             unsafe {
@@ -561,6 +570,7 @@ mod tests {
             None,                                 // stopped
             Some([43, ALL_GATHER as u64, 10]),    // in another collective
             Some([42, ALL_REDUCE as u64, 0]),     // outside MPI, not behind
+            Some([42, BARRIER as u64, 10]),       // same number, other collective
         ];
         let text = whereabouts_text(mine, &answers, 0, Duration::from_secs(5));
         assert_eq!(
@@ -568,8 +578,9 @@ mod tests {
             "ranks 1, 4 did not answer within 5 s (hung or stopped); \
              rank 2 had not reached this collective (computing outside MPI, 1 collective(s) behind); \
              rank 3 waited in the same collective; \
-             rank 5 waited in MPI all_gather (collective #43): the ranks' collective calls diverged; \
-             rank 6 was outside MPI after collective #42"
+             rank 5 waited in MPI all_gather (collective #43); \
+             rank 6 was outside MPI after collective #42; \
+             rank 7 waited in MPI barrier instead: the ranks' collective calls diverged"
         );
     }
 }
