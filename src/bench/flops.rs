@@ -29,6 +29,17 @@ pub fn forward_terms(
             t.push(("head_eval", 2 * n * n_cap * s));
         }
         Backbone::Vse => t.push(("vse_score", 2 * n * n_cap * e)),
+        Backbone::Sgr | Backbone::Saf => {
+            t.push(("head_attn", 2 * n * tokens * r * e));
+            t.push(("head_ctx", 2 * n * tokens * r * e));
+            t.push(("head_tran", 2 * n * tokens * e * s));
+            t.push(("head_glo", 2 * n * n_cap * e * s));
+            t.push(("global_sa", 2 * (n * r + tokens + n + n_cap) * e * e));
+            if cfg.backbone == Backbone::Sgr {
+                // 3 steps of query, key and graph maps over every node.
+                t.push(("sgr", 9 * 2 * n * (tokens + n_cap) * s * s));
+            }
+        }
     }
     t
 }

@@ -9,6 +9,7 @@ use crate::model::Trainable;
 use crate::model::config::{Backbone, ConfigError, ModelConfig};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_ave::{ScanAve, ScanAveCache};
+use crate::model::sgraf::{Sgraf, SgrafCache};
 use crate::model::vse::{Vse, VseCache};
 
 /// A backbone with its configuration.
@@ -21,6 +22,8 @@ pub enum Model {
     ScanAve(ModelConfig, ScanAve),
     /// vse.
     Vse(ModelConfig, Vse),
+    /// sgr or saf.
+    Sgraf(ModelConfig, Sgraf),
 }
 
 /// The forward cache of either backbone.
@@ -30,6 +33,8 @@ pub enum ModelCache {
     ScanAve(ScanAveCache),
     /// From [`Model::Vse`].
     Vse(VseCache),
+    /// From [`Model::Sgraf`].
+    Sgraf(Box<SgrafCache>),
 }
 
 impl Model {
@@ -38,13 +43,14 @@ impl Model {
         Ok(match cfg.backbone {
             Backbone::ScanAve => Model::ScanAve(cfg.clone(), ScanAve::new(cfg, seed)?),
             Backbone::Vse => Model::Vse(cfg.clone(), Vse::new(cfg, seed)?),
+            Backbone::Sgr | Backbone::Saf => Model::Sgraf(cfg.clone(), Sgraf::new(cfg, seed)?),
         })
     }
 
     /// The configuration it was built from.
     pub fn config(&self) -> &ModelConfig {
         match self {
-            Model::ScanAve(c, _) | Model::Vse(c, _) => c,
+            Model::ScanAve(c, _) | Model::Vse(c, _) | Model::Sgraf(c, _) => c,
         }
     }
 }
@@ -54,12 +60,14 @@ impl Module for Model {
         match self {
             Model::ScanAve(_, m) => m.params(),
             Model::Vse(_, m) => m.params(),
+            Model::Sgraf(_, m) => m.params(),
         }
     }
     fn params_mut(&mut self) -> Vec<&mut Param> {
         match self {
             Model::ScanAve(_, m) => m.params_mut(),
             Model::Vse(_, m) => m.params_mut(),
+            Model::Sgraf(_, m) => m.params_mut(),
         }
     }
 }
@@ -77,6 +85,10 @@ impl Trainable for Model {
                 let (s, c) = m.forward(batch, train, rng);
                 (s, ModelCache::Vse(c))
             }
+            Model::Sgraf(_, m) => {
+                let (s, c) = m.forward(batch, train, rng);
+                (s, ModelCache::Sgraf(Box::new(c)))
+            }
         }
     }
 
@@ -84,6 +96,7 @@ impl Trainable for Model {
         match (self, cache) {
             (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward(c, d_sims),
             (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward(c, d_sims),
+            (Model::Sgraf(_, m), ModelCache::Sgraf(c)) => m.backward(*c, d_sims),
             _ => panic!("model backward: the cache comes from the other backbone"),
         }
     }
@@ -92,6 +105,7 @@ impl Trainable for Model {
         match self {
             Model::ScanAve(_, m) => m.score_split(ds),
             Model::Vse(_, m) => m.score_split(ds),
+            Model::Sgraf(_, m) => m.score_split(ds),
         }
     }
 
@@ -103,6 +117,7 @@ impl Trainable for Model {
         match self {
             Model::ScanAve(_, m) => m.score_split_with(ds, precision),
             Model::Vse(_, m) => m.score_split_with(ds, precision),
+            Model::Sgraf(_, m) => m.score_split_with(ds, precision),
         }
     }
 }

@@ -1,16 +1,21 @@
 //! Matching networks (docs/method.md §5): encoders, similarity heads and the backbones
 //! built from them, plus the [`Trainable`] contract the trainer drives.
 
+pub mod attention_filtration;
 pub mod backbone;
 pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod encode;
+pub mod global_attn;
+pub mod graph_reasoning;
 pub mod image_encoder;
 pub mod precision;
 pub mod scan_ave;
 pub mod scan_head;
 pub mod scan_scorer;
+pub mod sgraf;
+pub mod sgraf_head;
 pub mod text_encoder;
 pub mod vse;
 pub mod weights;

@@ -83,6 +83,18 @@ pub fn stack_words(
     (words, offsets)
 }
 
+/// The inverse of [`stack_words`]: stacked rows [N_w, d] → padded [n, L, d]
+/// (zeros past each caption's length).
+pub fn unstack_words(words: &[f32], offsets: &[usize], l: usize, d: usize) -> Vec<f32> {
+    let n = offsets.len() - 1;
+    let mut pad = vec![0.0f32; n * l * d];
+    for j in 0..n {
+        let (a, b) = (offsets[j], offsets[j + 1]);
+        pad[j * l * d..(j * l + b - a) * d].copy_from_slice(&words[a * d..b * d]);
+    }
+    pad
+}
+
 impl Trainable for ScanAve {
     type Cache = ScanAveCache;
 
@@ -133,13 +145,7 @@ impl Trainable for ScanAve {
             &cache.sims,
             d_sims,
         );
-        let n = cache.offsets.len() - 1;
-        let l = cache.max_len;
-        let mut dpad = vec![0.0f32; n * l * d];
-        for j in 0..n {
-            let (a, b) = (cache.offsets[j], cache.offsets[j + 1]);
-            dpad[j * l * d..(j * l + b - a) * d].copy_from_slice(&dwords[a * d..b * d]);
-        }
+        let dpad = unstack_words(&dwords, &cache.offsets, cache.max_len, d);
         self.txt_enc.backward(cache.txt_cache, dpad, ENCODER_PAR);
         self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
     }

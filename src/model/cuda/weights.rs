@@ -97,6 +97,7 @@ impl DeviceWeights {
         let (img, txt, head) = match model {
             Model::ScanAve(_, m) => (&m.img_enc, &m.txt_enc, Some(&m.sim_enc)),
             Model::Vse(_, m) => (&m.img_enc, &m.txt_enc, None),
+            Model::Sgraf(c, _) => return Err(CudaError::UnsupportedBackbone(c.backbone.name())),
         };
         let head = head
             .map(|h| -> Result<DeviceHead, CudaError> {
