@@ -234,6 +234,17 @@ fn vse_max_small_matches_torch() {
 }
 
 #[test]
+fn vse_gpo_small_matches_torch() {
+    parity_small(
+        "vse_gpo_small",
+        ModelConfig {
+            vse_pool: VsePool::Gpo,
+            ..small_cfg(Backbone::Vse)
+        },
+    );
+}
+
+#[test]
 fn sgr_small_matches_torch() {
     parity_small("sgr_small", small_cfg(Backbone::Sgr));
 }

@@ -73,6 +73,7 @@ pub fn infer_config(bytes: &[u8], path: &Path) -> anyhow::Result<ModelConfig> {
             cfg.sim_dim = shape("sim_enc.sim_tranloc_w.weight")?[0];
             cfg.regions = shape("sim_enc.v_global_w.embedding_local.1.weight")?[0];
         }
+        Backbone::Vse if has("img_enc.gpool.") => cfg.vse_pool = crate::model::VsePool::Gpo,
         Backbone::Vse => {}
     }
     Ok(cfg)

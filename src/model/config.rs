@@ -41,6 +41,9 @@ pub enum VsePool {
     Mean,
     /// Element-wise max over regions (gradient to the first maximal region).
     Max,
+    /// VSE∞'s Generalized Pooling Operator over regions and over words
+    /// (docs/method.md §13.5).
+    Gpo,
 }
 
 /// Backbone configuration. Validate once with [`ModelConfig::validate`].

@@ -8,6 +8,7 @@ pub mod config;
 pub mod cuda;
 pub mod encode;
 pub mod global_attn;
+pub mod gpo;
 pub mod graph_reasoning;
 pub mod image_encoder;
 pub mod precision;

@@ -35,7 +35,9 @@ Weights:
   biases and BatchNorm weights perturbed; `grad64.<param>` holds every gradient
   computed by the same model in float64 (some are cancelling sums, and the
   attention biases `embedding_common.0.bias` have gradient 0 in exact arithmetic). `python3 tools/reference/make_model_fixtures.py
-  sgraf` writes only these and sgr_ckpt.*.
+  sgraf` writes only these, sgr_ckpt.* and vse_gpo_small.
+- vse_gpo_small: vse with VSE-infinity's GPO pooling of regions and words
+  (dbl_ref/gpo.py), otherwise as vse_small.
 - sgr_ckpt.pth.tar / sgr_ckpt.safetensors / sgr_ckpt.sims.safetensors: sgr_small's
   model with random BatchNorm running statistics, saved in the authors' layout,
   converted by tools/import_torch.py (which folds the statistics into weight and
@@ -240,6 +242,8 @@ def sgraf_checkpoint(model, batch):
 
 
 def main_sgraf():
+    small("vse_gpo_small", lambda: models.Vse(50, img_dim=64, word_dim=16, embed_size=32,
+                                              img_pool="gpo"), 15)
     sgr, batch = sgraf_small("sgr_small", "sgr", 11)
     sgraf_small("saf_small", "saf", 13)
     sgraf_checkpoint(sgr, batch)
