@@ -166,7 +166,7 @@ pub(super) struct Bf16Tile<'a> {
 /// [`ScanHead::backward`].
 #[derive(Debug)]
 pub struct HeadCache {
-    saved: Vec<Saved>,
+    pub(super) saved: Vec<Saved>,
 }
 
 /// Sets `v`'s length to `n` without clearing it: every caller overwrites all

@@ -19,7 +19,7 @@ use crate::model::global_attn::{GlobalAttention, GlobalCache};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
 use crate::model::scan_ave::{stack_words, unstack_words};
-use crate::model::scan_head::Words;
+use crate::model::scan_head::{HeadCache, Words};
 use crate::model::sgraf_head::SgrafHead;
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
@@ -58,6 +58,7 @@ pub struct SgrafCache {
     img_glo: Vec<f32>,
     cap_glo: Vec<f32>,
     sims: Vec<f32>,
+    head: HeadCache,
 }
 
 impl Sgraf {
@@ -164,9 +165,9 @@ impl Trainable for Sgraf {
             data: &words,
             offsets: &offsets,
         };
-        let sims = self
+        let (sims, head) = self
             .head
-            .forward(&img, &img_glo, batch.n_regions, w, &cap_glo);
+            .forward_train(&img, &img_glo, batch.n_regions, w, &cap_glo);
         let cache = SgrafCache {
             img_cache,
             txt_cache,
@@ -180,6 +181,7 @@ impl Trainable for Sgraf {
             img_glo,
             cap_glo,
             sims: sims.clone(),
+            head,
         };
         (sims, cache)
     }
@@ -196,6 +198,7 @@ impl Trainable for Sgraf {
             cache.n_regions,
             w,
             &cache.cap_glo,
+            &cache.head,
             &cache.sims,
             d_sims,
         );

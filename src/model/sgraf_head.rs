@@ -11,10 +11,12 @@
 //!    node 0) or SAF ([`AttentionFiltration`]) → `v` [S];
 //! 4. `s_ij = σ(w_e·v + b_e)`.
 //!
-//! Memory: nothing of size B²·L is kept between the passes. Images run in
-//! parallel, each against caption tiles of at most the scan kernel's tile
-//! size in words; the backward pass recomputes each (image, tile) forward
-//! state in per-thread buffers right before using it. Parameter gradients
+//! Memory: training keeps what scan-ave keeps per (image, caption tile) —
+//! attention, normalised H and norms ([`HeadCache`]) — and nothing of size
+//! B²·L·d. Images run in parallel, each against caption tiles of at most the
+//! scan kernel's tile size in words; the backward pass recomputes each
+//! tile's global alignment, nodes and reasoning state in per-thread buffers
+//! right before using them. Parameter gradients
 //! are summed per contiguous chunk of images and reduced in chunk order
 //! (bitwise deterministic for a fixed thread count).
 
@@ -29,7 +31,7 @@ use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
 use crate::model::attention_filtration::{AttentionFiltration, SafState};
 use crate::model::graph_reasoning::{GraphStep, StepState};
-use crate::model::scan_head::{Acc, Saved, ScanHead, Scratch, Words, resize};
+use crate::model::scan_head::{Acc, HeadCache, Saved, ScanHead, Scratch, Words, resize};
 
 /// SGR's number of reasoning steps (the authors' `sgr_step`).
 pub const SGR_STEPS: usize = 3;
@@ -75,7 +77,6 @@ pub struct SgrafHead {
 /// Per-thread buffers of one (image, caption tile) pass.
 #[derive(Debug, Default)]
 struct PairScratch {
-    sv: Saved,
     sc: Scratch,
     /// (g − c_j)². [n, d]
     dsq: Vec<f32>,
@@ -143,21 +144,37 @@ impl SgrafHead {
         self.local.embed()
     }
 
-    /// One image against the captions of `w` (one tile): scores into out: [n].
+    /// One image against the captions of `w` (one tile): scores into out: [n],
+    /// the local alignment's state into `sv`.
     /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d].
+    #[allow(clippy::too_many_arguments)]
     fn pair_forward(
         &self,
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
         cg: &[f32],
+        sv: &mut Saved,
+        ps: &mut PairScratch,
+        out: &mut [f32],
+    ) {
+        self.local.local_forward(v, w, sv, &mut ps.sc, None);
+        self.pair_rest(g, w, cg, sv, ps, out);
+    }
+
+    /// [`Self::pair_forward`] after the local alignment (whose H is in `sv.t`).
+    fn pair_rest(
+        &self,
+        g: &[f32],
+        w: Words<'_>,
+        cg: &[f32],
+        sv: &Saved,
         ps: &mut PairScratch,
         out: &mut [f32],
     ) {
         let d = self.embed();
         let s = self.local.sim_dim();
         let nc = w.n_cap();
-        self.local.local_forward(v, w, &mut ps.sv, &mut ps.sc, None);
         // Global alignment.
         resize(&mut ps.dsq, nc * d);
         for (row, c) in ps.dsq.chunks_exact_mut(d).zip(cg.chunks_exact(d)) {
@@ -182,7 +199,7 @@ impl SgrafHead {
             let a = ps.noffs[j];
             ps.nodes[a * s..(a + 1) * s].copy_from_slice(&ps.gvec[j * s..(j + 1) * s]);
             let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
-            ps.nodes[(a + 1) * s..ps.noffs[j + 1] * s].copy_from_slice(&ps.sv.t[wa * s..wb * s]);
+            ps.nodes[(a + 1) * s..ps.noffs[j + 1] * s].copy_from_slice(&sv.t[wa * s..wb * s]);
         }
         resize(&mut ps.vec, nc * s);
         match &self.reason {
@@ -211,10 +228,10 @@ impl SgrafHead {
         }
     }
 
-    /// Backward of [`Self::pair_forward`] (recomputed here first) from the
-    /// scores `sims` and `ds` = d loss / d sims: [n]. Accumulates into
-    /// dv: [R, d], dg: [d], dwords: the tile's words [N_w, d], dcg: [n, d]
-    /// and `gr`.
+    /// Backward of [`Self::pair_forward`] from its local state `sv` (the rest
+    /// is recomputed here first), the scores `sims` and `ds` = d loss / d
+    /// sims: [n]. Accumulates into dv: [R, d], dg: [d], dwords: the tile's
+    /// words [N_w, d], dcg: [n, d] and `gr`.
     #[allow(clippy::too_many_arguments)]
     fn pair_backward(
         &self,
@@ -222,6 +239,7 @@ impl SgrafHead {
         g: &[f32],
         w: Words<'_>,
         cg: &[f32],
+        sv: &Saved,
         ps: &mut PairScratch,
         sims: &[f32],
         ds: &[f32],
@@ -235,7 +253,7 @@ impl SgrafHead {
         let s = self.local.sim_dim();
         let nc = w.n_cap();
         let mut scratch_out = vec![0.0f32; nc];
-        self.pair_forward(v, g, w, cg, ps, &mut scratch_out);
+        self.pair_rest(g, w, cg, sv, ps, &mut scratch_out);
         // s = σ(w_e·v + b_e).
         let we = &self.local.eval.weight.value;
         let mut dvec = vec![0.0f32; nc * s];
@@ -302,24 +320,37 @@ impl SgrafHead {
             }
         }
         self.local
-            .local_backward(v, w, &ps.sv, &mut ps.sc, dv, dwords, &mut gr.acc);
+            .local_backward(v, w, sv, &mut ps.sc, dv, dwords, &mut gr.acc);
     }
 
-    /// Scores one image against all captions of `w` (tiled) into out: [n_cap].
-    /// v: [R, d], g: [d], cap_glo: [n_cap, d].
+    /// Scores one image against all captions of `w` (tiled) into out: [n_cap],
+    /// keeping each tile's local state in `saved` (one per tile; a single
+    /// reused slot when not training). v: [R, d], g: [d], cap_glo: [n_cap, d].
+    #[allow(clippy::too_many_arguments)]
     fn image_forward(
         &self,
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
         cap_glo: &[f32],
+        saved: &mut [Saved],
         ps: &mut PairScratch,
         out: &mut [f32],
     ) {
         let d = self.embed();
-        for t in w.tiles(self.local.tile_words()) {
+        let tiles = w.tiles(self.local.tile_words());
+        let n_slots = saved.len();
+        for (k, t) in tiles.into_iter().enumerate() {
             let tw = w.slice(t.clone(), d);
-            self.pair_forward(v, g, tw, &cap_glo[t.start * d..t.end * d], ps, &mut out[t]);
+            self.pair_forward(
+                v,
+                g,
+                tw,
+                &cap_glo[t.start * d..t.end * d],
+                &mut saved[k % n_slots],
+                ps,
+                &mut out[t],
+            );
         }
     }
 
@@ -344,10 +375,42 @@ impl SgrafHead {
         out.par_chunks_mut(nc)
             .zip(img.par_chunks(n_regions * d))
             .zip(img_glo.par_chunks(d))
-            .for_each_init(PairScratch::default, |ps, ((o, v), g)| {
-                self.image_forward(v, g, w, cap_glo, ps, o);
-            });
+            .for_each_init(
+                || (PairScratch::default(), [Saved::default()]),
+                |(ps, sv), ((o, v), g)| {
+                    self.image_forward(v, g, w, cap_glo, sv, ps, o);
+                },
+            );
         out
+    }
+
+    /// [`Self::forward`] that also keeps each (image, tile)'s local state for
+    /// [`Self::backward`] (what scan-ave keeps: `N_w·(2R + S + 1)` floats per
+    /// image; the `[N_w, d]` tensors are rebuilt in the backward pass).
+    pub fn forward_train(
+        &self,
+        img: &[f32],
+        img_glo: &[f32],
+        n_regions: usize,
+        w: Words<'_>,
+        cap_glo: &[f32],
+    ) -> (Vec<f32>, HeadCache) {
+        let d = self.embed();
+        let nc = w.n_cap();
+        let n_img = img_glo.len() / d;
+        let nt = w.tiles(self.local.tile_words()).len();
+        let mut out = vec![0.0f32; n_img * nc];
+        let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
+        if nc > 0 {
+            out.par_chunks_mut(nc)
+                .zip(img.par_chunks(n_regions * d))
+                .zip(img_glo.par_chunks(d))
+                .zip(saved.par_chunks_mut(nt))
+                .for_each_init(PairScratch::default, |ps, (((o, v), g), sv)| {
+                    self.image_forward(v, g, w, cap_glo, sv, ps, o);
+                });
+        }
+        (out, HeadCache { saved })
     }
 
     /// Scores images `images` (block rows of `img`/`img_glo` as in
@@ -368,21 +431,24 @@ impl SgrafHead {
         let per = n_regions * d;
         let nc = w.n_cap();
         let mut ps = PairScratch::default();
+        let mut sv = [Saved::default()];
         for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
             self.image_forward(
                 &img[i * per..(i + 1) * per],
                 &img_glo[i * d..(i + 1) * d],
                 w,
                 cap_glo,
+                &mut sv,
                 &mut ps,
                 o,
             );
         }
     }
 
-    /// Back-propagates `d_sims: [n_img, n_cap]` through [`Self::forward`]
-    /// (whose output is `sims`), recomputing each pair's forward state.
-    /// Accumulates the head's gradients; returns the inputs' gradients.
+    /// Back-propagates `d_sims: [n_img, n_cap]` through
+    /// [`Self::forward_train`] (whose outputs are `sims` and `cache`),
+    /// recomputing each pair's state after the local alignment. Accumulates
+    /// the head's gradients; returns the inputs' gradients.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &mut self,
@@ -391,6 +457,7 @@ impl SgrafHead {
         n_regions: usize,
         w: Words<'_>,
         cap_glo: &[f32],
+        cache: &HeadCache,
         sims: &[f32],
         d_sims: &[f32],
     ) -> HeadGrads {
@@ -399,13 +466,18 @@ impl SgrafHead {
         let (nc, nw) = (w.n_cap(), w.n_words());
         let per = n_regions * d;
         let n_img = img_glo.len() / d;
-        assert!(
-            sims.len() == n_img * nc && d_sims.len() == n_img * nc,
-            "sgraf head backward: sims {}, d_sims {} for [{n_img}, {nc}]",
-            sims.len(),
-            d_sims.len()
-        );
         let tiles = w.tiles(self.local.tile_words());
+        let nt = tiles.len();
+        assert!(
+            sims.len() == n_img * nc
+                && d_sims.len() == n_img * nc
+                && cache.saved.len() == n_img * nt,
+            "sgraf head backward: sims {}, d_sims {} and {} cached tiles for [{n_img}, {nc}] \
+             in {nt} tiles",
+            sims.len(),
+            d_sims.len(),
+            cache.saved.len()
+        );
         let mut dimg = vec![0.0f32; img.len()];
         let mut dimg_glo = vec![0.0f32; img_glo.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
@@ -424,19 +496,21 @@ impl SgrafHead {
         let parts: Vec<(ChunkGrads, Vec<f32>, Vec<f32>)> = dimg
             .par_chunks_mut(chunk * per)
             .zip(dimg_glo.par_chunks_mut(chunk * d))
+            .zip(cache.saved.par_chunks(chunk * nt))
             .enumerate()
-            .map(|(c, (dimg_c, dglo_c))| {
+            .map(|(c, ((dimg_c, dglo_c), saved_c))| {
                 let mut gr = fresh();
                 let mut dwords = vec![0.0f32; nw * d];
                 let mut dcap = vec![0.0f32; nc * d];
                 let mut ps = PairScratch::default();
-                for (ii, (dv, dg)) in dimg_c
+                for (ii, ((dv, dg), svs)) in dimg_c
                     .chunks_exact_mut(per)
                     .zip(dglo_c.chunks_exact_mut(d))
+                    .zip(saved_c.chunks_exact(nt))
                     .enumerate()
                 {
                     let i = c * chunk + ii;
-                    for t in &tiles {
+                    for (t, sv) in tiles.iter().zip(svs) {
                         let rows =
                             w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
                         let (a, b) = (i * nc + t.start, i * nc + t.end);
@@ -445,6 +519,7 @@ impl SgrafHead {
                             &img_glo[i * d..(i + 1) * d],
                             w.slice(t.clone(), d),
                             &cap_glo[t.start * d..t.end * d],
+                            sv,
                             &mut ps,
                             &sims[a..b],
                             &d_sims[a..b],
