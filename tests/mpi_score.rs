@@ -1,4 +1,4 @@
-//! `mpirun -n N dbl score` and `dbl index build` (docs/method.md §13; cargo
+//! `mpirun -n N dbl score` and `dbl index build` (docs/method.md §14; cargo
 //! feature `mpi`): the images sharded across ranks in whole encoding chunks,
 //! the results gathered; the matrix, the metrics and every index file are
 //! bit-identical to one process.

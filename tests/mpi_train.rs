@@ -1,4 +1,4 @@
-//! Data-parallel training under MPI (docs/method.md §13; cargo feature `mpi`):
+//! Data-parallel training under MPI (docs/method.md §14; cargo feature `mpi`):
 //! `mpirun -n N dbl train` against the one-process run of the same config,
 //! resume with another rank count, and a dead or hung rank ending the job.
 //! Needs OpenMPI's `mpirun` (CI installs `openmpi-bin`); runs as root with

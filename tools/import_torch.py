@@ -7,7 +7,11 @@ Accepts the authors' layout ({'model': state_dict, ...}, as their train.py
 saves it), a {'state_dict': ...} dict, or a bare state_dict. Strips the
 `module.` prefix nn.DataParallel adds (and a leading `model.`), keeps the
 float32 tensors (other entries, e.g. integer buffers, are reported and
-dropped) and writes them with their state_dict names. `dbl import-torch`
+dropped) and writes them with their state_dict names. BatchNorm layers
+(`X.running_mean` / `X.running_var` next to `X.weight` / `X.bias`, as in the
+SGRAF backbones) are folded into dbl's inference form with running statistics
+0 / 1: weight' = weight*sqrt(1 + eps)/sqrt(var + eps), bias' = bias -
+mean*weight/sqrt(var + eps), eps = 1e-5; the statistics are then dropped. `dbl import-torch`
 runs this script and then validates the result by loading it into the Rust
 model. Exit status 2 on a checkpoint it cannot interpret.
 
@@ -48,6 +52,24 @@ def clean_name(name):
     return name.replace(".module.", ".")
 
 
+BN_EPS = 1e-5
+
+
+def fold_batchnorm(out):
+    """Folds every BatchNorm's running statistics into its weight and bias, in place."""
+    for name in [k for k in out if k.endswith(".running_mean")]:
+        p = name[: -len(".running_mean")]
+        need = [f"{p}.weight", f"{p}.bias", f"{p}.running_var"]
+        if not all(k in out for k in need):
+            raise ValueError(f"BatchNorm `{p}`: running_mean without {', '.join(need)}")
+        mean = out.pop(name).double()
+        var = out.pop(f"{p}.running_var").double()
+        w, b = out[f"{p}.weight"].double(), out[f"{p}.bias"].double()
+        inv = 1.0 / (var + BN_EPS).sqrt()
+        out[f"{p}.weight"] = (w * inv * (1.0 + BN_EPS) ** 0.5).float().contiguous()
+        out[f"{p}.bias"] = (b - mean * w * inv).float().contiguous()
+
+
 def load_checkpoint(src):
     """torch.load with weights_only=True and the ALLOWED_GLOBALS allow-list."""
     import torch
@@ -77,6 +99,7 @@ def convert(src, dst):
         if name in out:
             raise ValueError(f"two tensors map to `{name}` after stripping prefixes")
         out[name] = v.detach().contiguous().clone()
+    fold_batchnorm(out)
     for d in dropped:
         print(f"import_torch: dropped non-float32 tensor {d}", file=sys.stderr)
     if not out:

@@ -1,4 +1,4 @@
-//! The six benchmark configurations of `tools/bench/configs.py` (same names
+//! The benchmark configurations of `tools/bench/configs.py` (same names
 //! and dimensions): the released backbone's sizes (docs/method.md §5), F30K vocabulary
 //! 8,481 (docs/method.md §6.2), batch 128 (docs/method.md §7), eval batch / shard 100 (docs/method.md §6.3).
 
@@ -70,7 +70,7 @@ const fn cfg(
 }
 
 /// Every configuration, in `configs.py` order.
-pub const CONFIGS: [BenchConfig; 6] = [
+pub const CONFIGS: [BenchConfig; 10] = [
     cfg(
         "scan-train-baseline",
         Kind::Train,
@@ -89,6 +89,10 @@ pub const CONFIGS: [BenchConfig; 6] = [
     cfg("vse-train", Kind::Train, Backbone::Vse, 1024, 1),
     cfg("scan-score", Kind::Score, Backbone::ScanAve, 1024, 1),
     cfg("vse-score", Kind::Score, Backbone::Vse, 1024, 1),
+    cfg("sgr-train", Kind::Train, Backbone::Sgr, 1024, 1),
+    cfg("saf-train", Kind::Train, Backbone::Saf, 1024, 1),
+    cfg("sgr-score", Kind::Score, Backbone::Sgr, 1024, 1),
+    cfg("saf-score", Kind::Score, Backbone::Saf, 1024, 1),
 ];
 
 impl BenchConfig {

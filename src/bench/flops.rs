@@ -29,6 +29,17 @@ pub fn forward_terms(
             t.push(("head_eval", 2 * n * n_cap * s));
         }
         Backbone::Vse => t.push(("vse_score", 2 * n * n_cap * e)),
+        Backbone::Sgr | Backbone::Saf => {
+            t.push(("head_attn", 2 * n * tokens * r * e));
+            t.push(("head_ctx", 2 * n * tokens * r * e));
+            t.push(("head_tran", 2 * n * tokens * e * s));
+            t.push(("head_glo", 2 * n * n_cap * e * s));
+            t.push(("global_sa", 2 * (n * r + tokens + n + n_cap) * e * e));
+            if cfg.backbone == Backbone::Sgr {
+                // 3 steps of query, key and graph maps over every node.
+                t.push(("sgr", 9 * 2 * n * (tokens + n_cap) * s * s));
+            }
+        }
     }
     t
 }
@@ -65,13 +76,17 @@ mod tests {
     // Totals printed by `python3 tools/bench/flops.py` (and --images 100 --captions 500).
     #[test]
     fn totals_match_python() {
-        let want: [(&str, u128); 6] = [
+        let want: [(&str, u128); 10] = [
             ("scan-train-baseline", 504_951_472_128),
             ("scan-train-baseline-e256", 115_498_352_640),
             ("scan-train-oss", 1_009_902_944_256),
             ("vse-train", 112_943_431_680),
             ("scan-score", 41_637_317_591_040),
             ("vse-score", 1_142_193_111_040),
+            ("sgr-train", 1_317_379_768_320),
+            ("saf-train", 570_860_765_184),
+            ("sgr-score", 121_495_841_914_880),
+            ("saf-score", 44_470_725_754_880),
         ];
         for (name, flop) in want {
             let cfg = CONFIGS.iter().find(|c| c.name == name).unwrap();
@@ -81,5 +96,7 @@ mod tests {
         assert_eq!(count(s, 100, 500), 516_204_584_960);
         let v = CONFIGS.iter().find(|c| c.name == "vse-score").unwrap();
         assert_eq!(count(v, 100, 500), 112_899_112_960);
+        let g = CONFIGS.iter().find(|c| c.name == "sgr-score").unwrap();
+        assert_eq!(count(g, 100, 500), 1_331_155_845_120);
     }
 }

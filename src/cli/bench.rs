@@ -24,7 +24,8 @@ use crate::model::precision::HeadPrecision;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration: scan-train-baseline, scan-train-baseline-e256, scan-train-oss,
-    /// vse-train, scan-score or vse-score (tools/bench/configs.py).
+    /// vse-train, scan-score, vse-score, sgr-train, saf-train, sgr-score or saf-score
+    /// (tools/bench/configs.py).
     #[arg(long, value_name = "NAME")]
     pub config: String,
     /// Threads of the dedicated rayon pool every kernel runs on.

@@ -27,7 +27,7 @@ const SCRIPT: &str = include_str!("../../tools/import_torch.py");
                   torch >= 2.4 (torch.serialization.add_safe_globals)."
 )]
 pub struct Args {
-    /// PyTorch checkpoint (`.pth` / `.pth.tar`) holding a scan-ave or vse state_dict.
+    /// PyTorch checkpoint (`.pth` / `.pth.tar`) holding a scan-ave, vse, sgr or saf state_dict.
     pub input: PathBuf,
     /// Where to write the safetensors weights (written atomically).
     pub output: PathBuf,
@@ -49,8 +49,14 @@ pub fn infer_config(bytes: &[u8], path: &Path) -> anyhow::Result<ModelConfig> {
     };
     let fc = shape("img_enc.fc.weight")?;
     let emb = shape("txt_enc.embed.weight")?;
-    let has_head = st.names().iter().any(|n| n.starts_with("sim_enc."));
-    let backbone = if has_head {
+    let names = st.names();
+    let has = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
+    let has_head = has("sim_enc.");
+    let backbone = if has("sim_enc.SGR_module.") {
+        Backbone::Sgr
+    } else if has("sim_enc.SAF_module.") {
+        Backbone::Saf
+    } else if has_head {
         Backbone::ScanAve
     } else {
         Backbone::Vse
@@ -61,8 +67,14 @@ pub fn infer_config(bytes: &[u8], path: &Path) -> anyhow::Result<ModelConfig> {
         word_dim: emb[1],
         ..ModelConfig::new(backbone, emb[0])
     };
-    if has_head {
-        cfg.sim_dim = shape("sim_enc.sim_tran_w.weight")?[0];
+    match backbone {
+        Backbone::ScanAve => cfg.sim_dim = shape("sim_enc.sim_tran_w.weight")?[0],
+        Backbone::Sgr | Backbone::Saf => {
+            cfg.sim_dim = shape("sim_enc.sim_tranloc_w.weight")?[0];
+            cfg.regions = shape("sim_enc.v_global_w.embedding_local.1.weight")?[0];
+        }
+        Backbone::Vse if has("img_enc.gpool.") => cfg.vse_pool = crate::model::VsePool::Gpo,
+        Backbone::Vse => {}
     }
     Ok(cfg)
 }

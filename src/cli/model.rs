@@ -10,7 +10,8 @@ use crate::model::{Backbone, Model, ModelConfig, VsePool};
 /// Arguments of `dbl model`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Network: `scan-ave` (the released DBL backbone) or `vse` (cosine embedding model).
+    /// Network: `scan-ave` (the released DBL backbone), `vse` (cosine embedding
+    /// model), or the SGRAF heads `sgr` / `saf`.
     #[arg(long, value_enum)]
     pub backbone: Backbone,
     /// Vocabulary size V (rows of the word embedding; 8481 for F30K, 11353 for COCO).
@@ -22,7 +23,7 @@ pub struct Args {
     /// Word embedding width.
     #[arg(long, default_value_t = 300)]
     pub word_dim: usize,
-    /// Similarity vector width of the scan-ave head.
+    /// Similarity vector width of the scan-ave and SGRAF heads.
     #[arg(long, default_value_t = 256)]
     pub sim_dim: usize,
     /// Region feature width.
@@ -31,6 +32,9 @@ pub struct Args {
     /// Region pooling of `vse`.
     #[arg(long, value_enum, default_value_t = VsePool::Mean)]
     pub vse_pool: VsePool,
+    /// Regions per image (the channels of sgr/saf's visual batch norm).
+    #[arg(long, default_value_t = 36)]
+    pub regions: usize,
 }
 
 impl Args {
@@ -42,6 +46,7 @@ impl Args {
             sim_dim: self.sim_dim,
             img_dim: self.img_dim,
             vse_pool: self.vse_pool,
+            regions: self.regions,
             ..ModelConfig::new(self.backbone, self.vocab_size)
         }
     }

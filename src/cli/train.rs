@@ -88,7 +88,7 @@ pub fn config(args: &Args) -> anyhow::Result<TrainConfig> {
 }
 
 /// Runs `dbl train` (under `mpirun -n N`: one rank of a data-parallel job,
-/// docs/method.md §13; only rank 0 writes and prints).
+/// docs/method.md §14; only rank 0 writes and prints).
 pub fn run(args: Args) -> anyhow::Result<()> {
     let comm = crate::dist::world()?;
     crate::dist::world::abort_on_error(comm.as_ref(), || train(&args, comm.as_ref()))

@@ -1,4 +1,4 @@
-//! Communication between the processes of one job (docs/method.md §13): the
+//! Communication between the processes of one job (docs/method.md §14): the
 //! [`Comm`] trait the trainer and the scorer are written against, its
 //! one-process implementation [`Solo`] (the default: a plain `dbl train` is
 //! the N = 1 case of the same code), and, with the cargo feature `mpi`,

@@ -1,5 +1,5 @@
 //! How a batch (or a split) is cut into per-rank shards, and the all-gather
-//! of encoded captions (docs/method.md §13).
+//! of encoded captions (docs/method.md §14).
 
 use std::ops::Range;
 

@@ -19,6 +19,7 @@
 pub mod activation;
 pub mod adam;
 pub mod amx;
+pub mod batchnorm;
 pub mod bf16;
 pub mod clip;
 #[cfg(feature = "cuda")]

@@ -22,6 +22,7 @@ pub mod matcher;
 pub mod registry;
 pub mod run;
 pub mod scan_ave;
+pub mod sgraf;
 pub mod split;
 pub mod vse;
 

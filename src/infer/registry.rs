@@ -10,6 +10,7 @@ use super::matcher::{Matcher, Net};
 use crate::model::Model;
 use crate::model::config::{Backbone, ConfigError, ModelConfig};
 use crate::model::scan_ave::ScanAve;
+use crate::model::sgraf::Sgraf;
 use crate::model::vse::Vse;
 
 /// One registered backbone.
@@ -30,6 +31,14 @@ pub const BACKBONES: &[Entry] = &[
     Entry {
         backbone: Backbone::Vse,
         build: |c| Ok(Box::new(Vse::new(c, 0)?)),
+    },
+    Entry {
+        backbone: Backbone::Sgr,
+        build: |c| Ok(Box::new(Sgraf::new(c, 0)?)),
+    },
+    Entry {
+        backbone: Backbone::Saf,
+        build: |c| Ok(Box::new(Sgraf::new(c, 0)?)),
     },
 ];
 
@@ -53,6 +62,7 @@ impl Model {
         match self {
             Model::ScanAve(_, m) => m,
             Model::Vse(_, m) => m,
+            Model::Sgraf(_, m) => m,
         }
     }
 }
@@ -63,7 +73,12 @@ mod tests {
 
     #[test]
     fn every_backbone_is_registered_once() {
-        for b in [Backbone::ScanAve, Backbone::Vse] {
+        for b in [
+            Backbone::ScanAve,
+            Backbone::Vse,
+            Backbone::Sgr,
+            Backbone::Saf,
+        ] {
             assert_eq!(BACKBONES.iter().filter(|e| e.backbone == b).count(), 1);
             let cfg = ModelConfig {
                 embed: 8,

@@ -3,7 +3,7 @@
 //! score every pair with the matcher's block scorer over 100 × 100 shards.
 //! Across the ranks of a [`Comm`] (`mpirun -n N dbl score`), each rank takes
 //! whole encoding chunks of images and the rows are gathered: bit-identical
-//! to one process (docs/method.md §13).
+//! to one process (docs/method.md §14).
 
 use super::InferError;
 use super::matcher::{CaptionView, ImageView, Matcher, encode_image_rows};

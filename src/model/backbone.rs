@@ -10,6 +10,7 @@ use crate::model::config::{Backbone, ConfigError, ModelConfig};
 use crate::model::encode::EncodedCaptions;
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_ave::{ScanAve, ScanAveCache};
+use crate::model::sgraf::{Sgraf, SgrafCache};
 use crate::model::vse::{Vse, VseCache};
 
 /// A backbone with its configuration.
@@ -22,6 +23,8 @@ pub enum Model {
     ScanAve(ModelConfig, ScanAve),
     /// vse.
     Vse(ModelConfig, Vse),
+    /// sgr or saf.
+    Sgraf(ModelConfig, Sgraf),
 }
 
 /// The forward cache of either backbone.
@@ -31,6 +34,8 @@ pub enum ModelCache {
     ScanAve(ScanAveCache),
     /// From [`Model::Vse`].
     Vse(VseCache),
+    /// From [`Model::Sgraf`].
+    Sgraf(Box<SgrafCache>),
 }
 
 impl Model {
@@ -39,13 +44,14 @@ impl Model {
         Ok(match cfg.backbone {
             Backbone::ScanAve => Model::ScanAve(cfg.clone(), ScanAve::new(cfg, seed)?),
             Backbone::Vse => Model::Vse(cfg.clone(), Vse::new(cfg, seed)?),
+            Backbone::Sgr | Backbone::Saf => Model::Sgraf(cfg.clone(), Sgraf::new(cfg, seed)?),
         })
     }
 
     /// The configuration it was built from.
     pub fn config(&self) -> &ModelConfig {
         match self {
-            Model::ScanAve(c, _) | Model::Vse(c, _) => c,
+            Model::ScanAve(c, _) | Model::Vse(c, _) | Model::Sgraf(c, _) => c,
         }
     }
 }
@@ -55,12 +61,14 @@ impl Module for Model {
         match self {
             Model::ScanAve(_, m) => m.params(),
             Model::Vse(_, m) => m.params(),
+            Model::Sgraf(_, m) => m.params(),
         }
     }
     fn params_mut(&mut self) -> Vec<&mut Param> {
         match self {
             Model::ScanAve(_, m) => m.params_mut(),
             Model::Vse(_, m) => m.params_mut(),
+            Model::Sgraf(_, m) => m.params_mut(),
         }
     }
 }
@@ -78,6 +86,10 @@ impl Trainable for Model {
                 let (s, c) = m.forward(batch, train, rng);
                 (s, ModelCache::Vse(c))
             }
+            Model::Sgraf(_, m) => {
+                let (s, c) = m.forward(batch, train, rng);
+                (s, ModelCache::Sgraf(Box::new(c)))
+            }
         }
     }
 
@@ -85,6 +97,7 @@ impl Trainable for Model {
         match (self, cache) {
             (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward(c, d_sims),
             (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward(c, d_sims),
+            (Model::Sgraf(_, m), ModelCache::Sgraf(c)) => m.backward(*c, d_sims),
             _ => panic!("model backward: the cache comes from the other backbone"),
         }
     }
@@ -104,6 +117,11 @@ impl Trainable for Model {
             Model::Vse(_, m) => {
                 let (w, c) = m.encode_shard(batch, rows, train, rng)?;
                 (w, ModelCache::Vse(c))
+            }
+            // sgr/saf keep the defaults: every rank runs the whole batch.
+            Model::Sgraf(_, m) => {
+                let (w, c) = m.encode_shard(batch, rows, train, rng)?;
+                (w, ModelCache::Sgraf(Box::new(c)))
             }
         })
     }
@@ -136,6 +154,7 @@ impl Trainable for Model {
         match self {
             Model::ScanAve(_, m) => m.score_split_ranks(ds, comm),
             Model::Vse(_, m) => m.score_split_ranks(ds, comm),
+            Model::Sgraf(_, m) => m.score_split_ranks(ds, comm),
         }
     }
 
@@ -143,6 +162,7 @@ impl Trainable for Model {
         match self {
             Model::ScanAve(_, m) => m.score_split(ds),
             Model::Vse(_, m) => m.score_split(ds),
+            Model::Sgraf(_, m) => m.score_split(ds),
         }
     }
 
@@ -154,6 +174,7 @@ impl Trainable for Model {
         match self {
             Model::ScanAve(_, m) => m.score_split_with(ds, precision),
             Model::Vse(_, m) => m.score_split_with(ds, precision),
+            Model::Sgraf(_, m) => m.score_split_with(ds, precision),
         }
     }
 }

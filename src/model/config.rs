@@ -14,6 +14,10 @@ pub enum Backbone {
     ScanAve,
     /// Embedding model: pooled image and caption embeddings, cosine score.
     Vse,
+    /// SGRAF's similarity graph reasoning head (docs/method.md §13.2).
+    Sgr,
+    /// SGRAF's similarity attention filtration head (docs/method.md §13.3).
+    Saf,
 }
 
 impl Backbone {
@@ -22,6 +26,8 @@ impl Backbone {
         match self {
             Backbone::ScanAve => "scan-ave",
             Backbone::Vse => "vse",
+            Backbone::Sgr => "sgr",
+            Backbone::Saf => "saf",
         }
     }
 }
@@ -35,6 +41,9 @@ pub enum VsePool {
     Mean,
     /// Element-wise max over regions (gradient to the first maximal region).
     Max,
+    /// VSE∞'s Generalized Pooling Operator over regions and over words
+    /// (docs/method.md §13.5).
+    Gpo,
 }
 
 /// Backbone configuration. Validate once with [`ModelConfig::validate`].
@@ -66,6 +75,10 @@ pub struct ModelConfig {
     /// Region pooling of `vse` (default mean; ignored by scan-ave).
     #[serde(default)]
     pub vse_pool: VsePool,
+    /// Regions per image (default 36): the channels of sgr/saf's visual
+    /// batch norm (`BatchNorm1d(36)` in the authors' code); others ignore it.
+    #[serde(default = "d_regions")]
+    pub regions: usize,
 }
 
 fn d_word_dim() -> usize {
@@ -79,6 +92,9 @@ fn d_sim_dim() -> usize {
 }
 fn d_img_dim() -> usize {
     2048
+}
+fn d_regions() -> usize {
+    36
 }
 fn d_smooth() -> f32 {
     9.0
@@ -117,6 +133,7 @@ impl ModelConfig {
             smooth: d_smooth(),
             dropout: d_dropout(),
             vse_pool: VsePool::Mean,
+            regions: d_regions(),
         }
     }
 
@@ -128,6 +145,7 @@ impl ModelConfig {
             ("embed", self.embed),
             ("sim_dim", self.sim_dim),
             ("img_dim", self.img_dim),
+            ("regions", self.regions),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroSize { field });

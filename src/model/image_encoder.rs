@@ -1,6 +1,6 @@
 //! Image encoder (docs/method.md §5.1): region features → `Linear(img_dim → d)`
 //! (`img_enc.fc`) → either L2 per region (scan-ave) or pooling over regions
-//! (mean / max) then L2 (vse). PyTorch: `ImageEncoder` in
+//! (mean / max / GPO, `img_enc.gpool`) then L2 (vse). PyTorch: `ImageEncoder` in
 //! `tools/reference/dbl_ref/models.py`.
 
 use rand::Rng;
@@ -10,6 +10,7 @@ use crate::engine::l2norm;
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::model::config::VsePool;
+use crate::model::gpo::{Gpo, GpoCache};
 
 /// `img_enc`: the FC layer and the output pooling.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,8 @@ pub struct ImageEncoder {
     pub fc: Linear,
     /// `None`: one embedding per region; `Some(p)`: one per image.
     pub pool: Option<VsePool>,
+    /// `img_enc.gpool` (pool = GPO only).
+    pub gpool: Option<Gpo>,
 }
 
 /// What [`ImageEncoder::backward`] needs.
@@ -32,6 +35,8 @@ pub struct ImageCache {
     /// Row norms of the output before normalisation.
     norms: Vec<f32>,
     n_regions: usize,
+    /// GPO: its cache and its input (the FC output [n, R, d]).
+    gpo: Option<(GpoCache, Vec<f32>)>,
 }
 
 impl ImageEncoder {
@@ -42,9 +47,11 @@ impl ImageEncoder {
         pool: Option<VsePool>,
         rng: &mut R,
     ) -> Self {
+        let fc = Linear::xavier("img_enc.fc", img_dim, embed, true, rng);
         ImageEncoder {
-            fc: Linear::xavier("img_enc.fc", img_dim, embed, true, rng),
+            fc,
             pool,
+            gpool: (pool == Some(VsePool::Gpo)).then(|| Gpo::new("img_enc.gpool", rng)),
         }
     }
 
@@ -78,13 +85,23 @@ impl ImageEncoder {
                 y: y.clone(),
                 norms,
                 n_regions,
+                gpo: None,
             };
             return (y, cache);
         }
         let regions = self.fc.forward(&x, par);
         let mut argmax = Vec::new();
+        let mut gpo = None;
         let mut y = match self.pool {
             None => regions,
+            Some(VsePool::Gpo) => {
+                let g = self.gpool.as_ref().expect("GPO pooling has img_enc.gpool");
+                let n = regions.len() / (n_regions * d).max(1);
+                let offs: Vec<usize> = (0..=n).map(|i| i * n_regions).collect();
+                let (y, c) = g.forward(&regions, &offs, d);
+                gpo = Some((c, regions));
+                y
+            }
             // Mean pooling returned above; max pooling over the FC outputs.
             Some(_) => {
                 let n = regions.len() / (n_regions * d).max(1);
@@ -113,6 +130,7 @@ impl ImageEncoder {
             y: y.clone(),
             norms,
             n_regions,
+            gpo,
         };
         (y, cache)
     }
@@ -127,6 +145,11 @@ impl ImageEncoder {
             None => dy,
             // The cached input is already the per-image mean of the features.
             Some(VsePool::Mean) => dy,
+            Some(VsePool::Gpo) => {
+                let (c, regions) = cache.gpo.as_ref().expect("GPO cache");
+                let g = self.gpool.as_mut().expect("GPO pooling has img_enc.gpool");
+                g.backward(regions, c, &dy, d)
+            }
             Some(VsePool::Max) => {
                 let n = dy.len() / d;
                 let mut g = vec![0.0f32; n * r * d];
@@ -166,9 +189,13 @@ fn mean_over_regions(x: &[f32], n_regions: usize, dim: usize) -> Vec<f32> {
 
 impl Module for ImageEncoder {
     fn params(&self) -> Vec<&Param> {
-        self.fc.params()
+        let mut v = self.fc.params();
+        v.extend(self.gpool.iter().flat_map(|g| g.params()));
+        v
     }
     fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.fc.params_mut()
+        let mut v = self.fc.params_mut();
+        v.extend(self.gpool.iter_mut().flat_map(|g| g.params_mut()));
+        v
     }
 }

@@ -1,16 +1,22 @@
 //! Matching networks (docs/method.md §5): encoders, similarity heads and the backbones
 //! built from them, plus the [`Trainable`] contract the trainer drives.
 
+pub mod attention_filtration;
 pub mod backbone;
 pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod encode;
+pub mod global_attn;
+pub mod gpo;
+pub mod graph_reasoning;
 pub mod image_encoder;
 pub mod precision;
 pub mod scan_ave;
 pub mod scan_head;
 pub mod scan_scorer;
+pub mod sgraf;
+pub mod sgraf_head;
 pub mod text_encoder;
 pub mod vse;
 pub mod weights;
@@ -66,14 +72,14 @@ pub trait Trainable: Module + Clone + Send + Sync {
         }
     }
 
-    /// [`Self::score_split`] across the ranks of `comm` (docs/method.md §13):
+    /// [`Self::score_split`] across the ranks of `comm` (docs/method.md §14):
     /// every rank returns the whole matrix, the same bits as one process.
     /// Default: every rank scores everything.
     fn score_split_ranks(&self, ds: &Precomp, _comm: &dyn crate::dist::Comm) -> Vec<f32> {
         self.score_split(ds)
     }
 
-    // Data-parallel training (docs/method.md §13, `crate::train::sharded`):
+    // Data-parallel training (docs/method.md §14, `crate::train::sharded`):
     // `forward` = `score_shard ∘ all-gather ∘ encode_shard`, `backward` =
     // `backward_captions ∘ reduce-scatter ∘ backward_shard`. A backbone that
     // keeps the defaults still trains under MPI, each rank running the whole

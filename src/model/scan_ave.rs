@@ -88,6 +88,18 @@ pub fn stack_words(
     (words, offsets)
 }
 
+/// The inverse of [`stack_words`]: stacked rows [N_w, d] → padded [n, L, d]
+/// (zeros past each caption's length).
+pub fn unstack_words(words: &[f32], offsets: &[usize], l: usize, d: usize) -> Vec<f32> {
+    let n = offsets.len() - 1;
+    let mut pad = vec![0.0f32; n * l * d];
+    for j in 0..n {
+        let (a, b) = (offsets[j], offsets[j + 1]);
+        pad[j * l * d..(j * l + b - a) * d].copy_from_slice(&words[a * d..b * d]);
+    }
+    pad
+}
+
 impl Trainable for ScanAve {
     type Cache = ScanAveCache;
 
@@ -229,13 +241,13 @@ impl ScanAve {
     /// Text-side backward of dL/d(this shard's words) [Σ lengths, d].
     fn backward_words(&mut self, cache: ScanAveCache, dwords: Vec<f32>) {
         let d = self.sim_enc.embed();
-        let l = cache.max_len;
-        let mut dpad = vec![0.0f32; cache.lengths.len() * l * d];
-        let mut a = 0;
-        for (j, &len) in cache.lengths.iter().enumerate() {
-            dpad[j * l * d..(j * l + len) * d].copy_from_slice(&dwords[a * d..(a + len) * d]);
-            a += len;
-        }
+        let offsets: Vec<usize> = std::iter::once(0)
+            .chain(cache.lengths.iter().scan(0, |a, &len| {
+                *a += len;
+                Some(*a)
+            }))
+            .collect();
+        let dpad = unstack_words(&dwords, &offsets, cache.max_len, d);
         self.txt_enc.backward(cache.txt_cache, dpad, ENCODER_PAR);
     }
 }

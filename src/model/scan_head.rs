@@ -119,7 +119,7 @@ pub(super) struct Saved {
     /// Column norms per (caption, region). [n_cap, R]
     colnorm: Vec<f32>,
     /// H (normalised). [N_w, S]
-    t: Vec<f32>,
+    pub(super) t: Vec<f32>,
     tnorm: Vec<f32>,
     /// h_j (normalised). [n_cap, S]
     h: Vec<f32>,
@@ -141,8 +141,9 @@ pub(super) struct Scratch {
     alpha16: Vec<u16>,
     dsq16: Vec<u16>,
     t16: Vec<f32>,
-    /// Backward: dT [N_w, S], dα [N_w, R], dh [n_cap, S].
-    dt: Vec<f32>,
+    /// Backward: dT [N_w, S] (the input of [`ScanHead::local_backward`]),
+    /// dα [N_w, R], dh [n_cap, S].
+    pub(super) dt: Vec<f32>,
     dalpha: Vec<f32>,
     dh: Vec<f32>,
 }
@@ -165,13 +166,13 @@ pub(super) struct Bf16Tile<'a> {
 /// [`ScanHead::backward`].
 #[derive(Debug, Default)]
 pub struct HeadCache {
-    saved: Vec<Saved>,
+    pub(super) saved: Vec<Saved>,
 }
 
 /// Sets `v`'s length to `n` without clearing it: every caller overwrites all
 /// `n` values before reading them (GEMMs with β = 0 or element-wise writes), so
 /// zeroing would only cost a memset per image (~5 % of a training step).
-fn resize(v: &mut Vec<f32>, n: usize) {
+pub(super) fn resize(v: &mut Vec<f32>, n: usize) {
     if v.len() < n {
         v.resize(n, 0.0);
     } else {
@@ -212,20 +213,71 @@ fn normalise_and_square<T>(
     }
 }
 
-/// Gradients accumulated by one chunk of images.
-struct Acc {
-    tran_w: Vec<f32>,
-    tran_b: Vec<f64>,
-    eval_w: Vec<f64>,
-    eval_b: f64,
+/// Gradients of `W_t` and `w_e` accumulated by one chunk of images.
+pub(super) struct Acc {
+    pub(super) tran_w: Vec<f32>,
+    pub(super) tran_b: Vec<f64>,
+    pub(super) eval_w: Vec<f64>,
+    pub(super) eval_b: f64,
+}
+
+impl Acc {
+    /// Adds another chunk's sums (chunk order fixes the result).
+    pub(super) fn add(&mut self, a: &Acc) {
+        self.tran_w
+            .iter_mut()
+            .zip(&a.tran_w)
+            .for_each(|(x, &y)| *x += y);
+        self.tran_b
+            .iter_mut()
+            .zip(&a.tran_b)
+            .for_each(|(x, &y)| *x += y);
+        self.eval_w
+            .iter_mut()
+            .zip(&a.eval_w)
+            .for_each(|(x, &y)| *x += y);
+        self.eval_b += a.eval_b;
+    }
+
+    /// Adds the sums into `head`'s `W_t` and `w_e` gradients.
+    pub(super) fn apply(&self, head: &mut ScanHead) {
+        add(&mut head.tran.weight.grad, self.tran_w.iter().copied());
+        if let Some(b) = &mut head.tran.bias {
+            add(&mut b.grad, self.tran_b.iter().map(|&x| x as f32));
+        }
+        add(
+            &mut head.eval.weight.grad,
+            self.eval_w.iter().map(|&x| x as f32),
+        );
+        if let Some(b) = &mut head.eval.bias {
+            b.grad[0] += self.eval_b as f32;
+        }
+    }
+
+    /// Zeros for a head of width d and similarity width S.
+    pub(super) fn new(d: usize, s: usize) -> Self {
+        Acc {
+            tran_w: vec![0.0; s * d],
+            tran_b: vec![0.0; s],
+            eval_w: vec![0.0; s],
+            eval_b: 0.0,
+        }
+    }
 }
 
 impl ScanHead {
     /// Xavier-uniform `sim_tran_w` then `sim_eval_w` (docs/method.md §5.3), biases 0.
     pub fn new<R: Rng + ?Sized>(embed: usize, sim_dim: usize, smooth: f32, rng: &mut R) -> Self {
+        let tran = Linear::xavier("sim_enc.sim_tran_w", embed, sim_dim, true, rng);
+        let eval = Linear::xavier("sim_enc.sim_eval_w", sim_dim, 1, true, rng);
+        Self::from_layers(tran, eval, smooth)
+    }
+
+    /// A head from its layers: `tran` d → S (W_t), `eval` S → 1 (w_e).
+    pub fn from_layers(tran: Linear, eval: Linear, smooth: f32) -> Self {
         ScanHead {
-            tran: Linear::xavier("sim_enc.sim_tran_w", embed, sim_dim, true, rng),
-            eval: Linear::xavier("sim_enc.sim_eval_w", sim_dim, 1, true, rng),
+            tran,
+            eval,
             smooth,
             tile_words: TILE_WORDS,
         }
@@ -350,6 +402,47 @@ impl ScanHead {
         out: &mut [f32],
         bf16: Option<&Bf16Tile<'_>>,
     ) {
+        let s = self.sim_dim();
+        let nc = w.n_cap();
+        let o0 = w.offsets[0];
+        self.local_forward(v, w, sv, sc, bf16);
+        // 5. h_j = L2(mean H); s = tanh(w_e·h + b_e).
+        resize(&mut sv.h, nc * s);
+        let mut hs = vec![0.0f64; s];
+        for j in 0..nc {
+            let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
+            hs.fill(0.0);
+            for row in sv.t[rows.start * s..rows.end * s].chunks_exact(s) {
+                hs.iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
+            }
+            let inv = 1.0 / rows.len() as f64;
+            sv.h[j * s..(j + 1) * s]
+                .iter_mut()
+                .zip(&hs)
+                .for_each(|(y, &a)| *y = (a * inv) as f32);
+        }
+        sv.hnorm = l2norm::forward(&mut sv.h, s);
+        let we = &self.eval.weight.value;
+        let be = self.eval.bias.as_ref().map_or(0.0, |b| b.value[0]);
+        for (j, o) in out.iter_mut().enumerate() {
+            let z = dot_f64(&sv.h[j * s..(j + 1) * s], we);
+            *o = (z as f32 + be).tanh();
+        }
+    }
+
+    /// Steps 1–4 of one image against all captions of `w` (the local
+    /// alignment shared with the SGRAF heads, docs/method.md §13): leaves the
+    /// normalised per-word similarity vectors H in `sv.t` ([N_w, S], norms in
+    /// `sv.tnorm`) and the attention state for [`Self::local_backward`].
+    /// v: [R, d].
+    pub(super) fn local_forward(
+        &self,
+        v: &[f32],
+        w: Words<'_>,
+        sv: &mut Saved,
+        sc: &mut Scratch,
+        bf16: Option<&Bf16Tile<'_>>,
+    ) {
         let d = self.embed();
         let s = self.sim_dim();
         let r = v.len() / d;
@@ -427,28 +520,6 @@ impl ScanHead {
             self.tran.forward_into(&sc.dsq, &mut sv.t, Par::Seq);
         }
         sv.tnorm = l2norm::forward(&mut sv.t, s);
-        // 5. h_j = L2(mean H); s = tanh(w_e·h + b_e).
-        resize(&mut sv.h, nc * s);
-        let mut hs = vec![0.0f64; s];
-        for j in 0..nc {
-            let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
-            hs.fill(0.0);
-            for row in sv.t[rows.start * s..rows.end * s].chunks_exact(s) {
-                hs.iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
-            }
-            let inv = 1.0 / rows.len() as f64;
-            sv.h[j * s..(j + 1) * s]
-                .iter_mut()
-                .zip(&hs)
-                .for_each(|(y, &a)| *y = (a * inv) as f32);
-        }
-        sv.hnorm = l2norm::forward(&mut sv.h, s);
-        let we = &self.eval.weight.value;
-        let be = self.eval.bias.as_ref().map_or(0.0, |b| b.value[0]);
-        for (j, o) in out.iter_mut().enumerate() {
-            let z = dot_f64(&sv.h[j * s..(j + 1) * s], we);
-            *o = (z as f32 + be).tanh();
-        }
     }
 
     /// Backward of one image against the captions of `w` from its forward
@@ -468,14 +539,10 @@ impl ScanHead {
         dwords: &mut [f32],
         acc: &mut Acc,
     ) {
-        let d = self.embed();
         let s = self.sim_dim();
-        let r = v.len() / d;
-        let (nc, nw) = (w.n_cap(), w.n_words());
+        let nc = w.n_cap();
         let o0 = w.offsets[0];
-        let words = &w.data[..nw * d];
         let we = &self.eval.weight.value;
-        self.context(v, words, &sv.alpha, sc, None);
         // 5. tanh, w_e, L2 of h_j, mean.
         resize(&mut sc.dh, nc * s);
         for j in 0..nc {
@@ -492,7 +559,7 @@ impl ScanHead {
                 .for_each(|(g, &x)| *g = dz * x);
         }
         l2norm::backward(&sv.h, &sv.hnorm, &mut sc.dh, s);
-        resize(&mut sc.dt, nw * s);
+        resize(&mut sc.dt, w.n_words() * s);
         for j in 0..nc {
             let rows = w.offsets[j] - o0..w.offsets[j + 1] - o0;
             let inv = 1.0 / rows.len() as f32;
@@ -501,6 +568,30 @@ impl ScanHead {
                 row.iter_mut().zip(dh).for_each(|(g, &x)| *g = x * inv);
             }
         }
+        self.local_backward(v, w, sv, sc, dv, dwords, acc);
+    }
+
+    /// Backward of [`Self::local_forward`] from `sc.dt` (d loss / d H,
+    /// [N_w, S], consumed): accumulates into dv: [R, d], dwords: [N_w, d]
+    /// and `acc.tran_*`. Rebuilds C and D (one GEMM) instead of keeping them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn local_backward(
+        &self,
+        v: &[f32],
+        w: Words<'_>,
+        sv: &Saved,
+        sc: &mut Scratch,
+        dv: &mut [f32],
+        dwords: &mut [f32],
+        acc: &mut Acc,
+    ) {
+        let d = self.embed();
+        let s = self.sim_dim();
+        let r = v.len() / d;
+        let (nc, nw) = (w.n_cap(), w.n_words());
+        let o0 = w.offsets[0];
+        let words = &w.data[..nw * d];
+        self.context(v, words, &sv.alpha, sc, None);
         // 4. L2 of H, W_t, the square.
         l2norm::backward(&sv.t, &sv.tnorm, &mut sc.dt, s);
         gemm(
@@ -707,12 +798,7 @@ impl ScanHead {
             .zip(cache.saved.par_chunks(chunk * nt))
             .enumerate()
             .map(|(c, (dimg_c, saved_c))| {
-                let mut acc = Acc {
-                    tran_w: vec![0.0; s * d],
-                    tran_b: vec![0.0; s],
-                    eval_w: vec![0.0; s],
-                    eval_b: 0.0,
-                };
+                let mut acc = Acc::new(d, s);
                 let mut dwords = vec![0.0f32; nw * d];
                 let mut sc = Scratch::default();
                 for (ii, (dv, svs)) in dimg_c
@@ -742,25 +828,12 @@ impl ScanHead {
             })
             .collect();
         let mut dwords = vec![0.0f32; nw * d];
-        let mut tran_b = vec![0.0f64; s];
-        let mut eval_w = vec![0.0f64; s];
-        let mut eval_b = 0.0f64;
-        let mut tran_w = vec![0.0f32; s * d];
+        let mut total = Acc::new(d, s);
         for (a, dw) in &accs {
             dwords.iter_mut().zip(dw).for_each(|(x, &y)| *x += y);
-            tran_w.iter_mut().zip(&a.tran_w).for_each(|(x, &y)| *x += y);
-            tran_b.iter_mut().zip(&a.tran_b).for_each(|(x, &y)| *x += y);
-            eval_w.iter_mut().zip(&a.eval_w).for_each(|(x, &y)| *x += y);
-            eval_b += a.eval_b;
+            total.add(a);
         }
-        add(&mut self.tran.weight.grad, tran_w.iter().copied());
-        if let Some(b) = &mut self.tran.bias {
-            add(&mut b.grad, tran_b.iter().map(|&x| x as f32));
-        }
-        add(&mut self.eval.weight.grad, eval_w.iter().map(|&x| x as f32));
-        if let Some(b) = &mut self.eval.bias {
-            b.grad[0] += eval_b as f32;
-        }
+        total.apply(self);
         (dimg, dwords)
     }
 }

@@ -1,7 +1,8 @@
 //! Text encoder (docs/method.md §5.2): `Embedding(V, word_dim)` (`txt_enc.embed`) →
 //! Dropout (training only) → packed 1-layer bidirectional GRU
 //! (`txt_enc.cap_rnn`), the two directions averaged → either L2 per word
-//! (scan-ave) or the mean over the caption's valid words then L2 (vse).
+//! (scan-ave) or the mean (or GPO, `txt_enc.gpool`) over the caption's valid
+//! words then L2 (vse).
 //! PyTorch: `TextEncoder` in `tools/reference/dbl_ref/models.py`.
 
 use rand::Rng;
@@ -13,6 +14,8 @@ use crate::engine::gru::{BiGru, GruCache};
 use crate::engine::l2norm;
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::EngineRng;
+use crate::model::gpo::{Gpo, GpoCache};
+use crate::model::scan_ave::{stack_words, unstack_words};
 
 /// `txt_enc`.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +26,11 @@ pub struct TextEncoder {
     pub rnn: BiGru,
     /// Word dropout.
     pub dropout: Dropout,
-    /// `false`: per-word output [n, L, d]; `true`: mean-pooled [n, d].
+    /// `false`: per-word output [n, L, d]; `true`: pooled [n, d] (mean, or
+    /// GPO when `gpool` is set).
     pub pool_mean: bool,
+    /// `txt_enc.gpool`: GPO pooling over the words (vse with GPO).
+    pub gpool: Option<Gpo>,
 }
 
 /// What [`TextEncoder::backward`] needs.
@@ -38,6 +44,8 @@ pub struct TextCache {
     /// Normalised output (per word or pooled).
     y: Vec<f32>,
     norms: Vec<f32>,
+    /// GPO: its cache and its input (the stacked words [N_w, d]).
+    gpo: Option<(GpoCache, Vec<f32>)>,
 }
 
 impl TextEncoder {
@@ -55,7 +63,21 @@ impl TextEncoder {
             rnn: BiGru::uniform("txt_enc.cap_rnn", word_dim, embed, rng),
             dropout,
             pool_mean,
+            gpool: None,
         }
+    }
+
+    /// [`Self::new`] pooling with GPO (`txt_enc.gpool`, drawn after the GRU).
+    pub fn with_gpo<R: Rng + ?Sized>(
+        vocab: usize,
+        word_dim: usize,
+        embed: usize,
+        dropout: Dropout,
+        rng: &mut R,
+    ) -> Self {
+        let mut t = Self::new(vocab, word_dim, embed, dropout, true, rng);
+        t.gpool = Some(Gpo::new("txt_enc.gpool", rng));
+        t
     }
 
     /// Output width d.
@@ -101,7 +123,13 @@ impl TextEncoder {
         let row_len = max_len * self.embed.dim();
         let mask = self.dropout.forward_rows(&mut x, train, rng, row_len, rows);
         let (words, gru) = self.rnn.forward(&x, lengths, max_len, par);
-        let mut y = if self.pool_mean {
+        let mut gpo = None;
+        let mut y = if let Some(g) = &self.gpool {
+            let (stacked, offsets) = stack_words(&words, lengths, max_len, d);
+            let (y, c) = g.forward(&stacked, &offsets, d);
+            gpo = Some((c, stacked));
+            y
+        } else if self.pool_mean {
             let mut out = vec![0.0f32; lengths.len() * d];
             for (j, &len) in lengths.iter().enumerate() {
                 let mut acc = vec![0.0f64; d];
@@ -127,6 +155,7 @@ impl TextEncoder {
             gru,
             y: y.clone(),
             norms,
+            gpo,
         };
         (y, cache)
     }
@@ -142,7 +171,15 @@ impl TextEncoder {
             }
         }
         l2norm::backward(&cache.y, &cache.norms, &mut dy, d);
-        let d_words = if self.pool_mean {
+        let d_words = if let (Some(g), Some((c, stacked))) = (&mut self.gpool, &cache.gpo) {
+            let offsets: Vec<usize> = std::iter::once(0)
+                .chain(lengths.iter().scan(0, |a, &n| {
+                    *a += n;
+                    Some(*a)
+                }))
+                .collect();
+            unstack_words(&g.backward(stacked, c, &dy, d), &offsets, l, d)
+        } else if self.pool_mean {
             let mut g = vec![0.0f32; lengths.len() * l * d];
             for (j, &len) in lengths.iter().enumerate() {
                 let src = &dy[j * d..(j + 1) * d];
@@ -168,11 +205,13 @@ impl Module for TextEncoder {
     fn params(&self) -> Vec<&Param> {
         let mut v = self.embed.params();
         v.extend(self.rnn.params());
+        v.extend(self.gpool.iter().flat_map(|g| g.params()));
         v
     }
     fn params_mut(&mut self) -> Vec<&mut Param> {
         let mut v = self.embed.params_mut();
         v.extend(self.rnn.params_mut());
+        v.extend(self.gpool.iter_mut().flat_map(|g| g.params_mut()));
         v
     }
 }

@@ -1,5 +1,6 @@
 //! The embedding backbone "vse": image encoder with mean (or max) pooling over
-//! regions, text encoder with mean pooling over valid words, both L2
+//! regions, text encoder with mean pooling over valid words (or VSE∞'s GPO
+//! over both, docs/method.md §13.5), both L2
 //! normalised; score = cosine = one GEMM `img·capᵀ`. PyTorch: `Vse` in
 //! `tools/reference/dbl_ref/models.py` (parameters `img_enc.fc.*`,
 //! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
@@ -13,7 +14,7 @@ use crate::engine::gemm::{MatMut, MatRef, gemm};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
 use crate::infer::split::score_split_checked;
-use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::config::{ConfigError, ModelConfig, VsePool};
 use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
@@ -47,14 +48,22 @@ impl Vse {
         let mut rng = seeded(seed);
         Ok(Vse {
             img_enc: ImageEncoder::new(cfg.img_dim, cfg.embed, Some(cfg.vse_pool), &mut rng),
-            txt_enc: TextEncoder::new(
-                cfg.vocab_size,
-                cfg.word_dim,
-                cfg.embed,
-                Dropout::new(cfg.dropout).map_err(|_| ConfigError::Dropout(cfg.dropout))?,
-                true,
-                &mut rng,
-            ),
+            txt_enc: {
+                let drop =
+                    Dropout::new(cfg.dropout).map_err(|_| ConfigError::Dropout(cfg.dropout))?;
+                if cfg.vse_pool == VsePool::Gpo {
+                    TextEncoder::with_gpo(cfg.vocab_size, cfg.word_dim, cfg.embed, drop, &mut rng)
+                } else {
+                    TextEncoder::new(
+                        cfg.vocab_size,
+                        cfg.word_dim,
+                        cfg.embed,
+                        drop,
+                        true,
+                        &mut rng,
+                    )
+                }
+            },
         })
     }
 

@@ -9,7 +9,7 @@
 //! Across the ranks of a [`Comm`] (`mpirun -n N dbl index build`), chunk
 //! (group) j is encoded by rank j mod N; each round's N chunks are gathered
 //! in order and rank 0 alone writes: the same files, bit for bit, as one
-//! process (docs/method.md §13).
+//! process (docs/method.md §14).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -24,6 +24,8 @@ pub struct Dims {
     pub vocab: usize,
     /// Region feature size.
     pub img_dim: usize,
+    /// Regions per image.
+    pub regions: usize,
 }
 
 /// Reads the vocabulary size and the feature dimension of `cfg`'s data.
@@ -37,6 +39,7 @@ pub fn dims(cfg: &TrainConfig) -> Result<Dims, TrainError> {
     Ok(Dims {
         vocab: rows,
         img_dim: train.dim(),
+        regions: train.n_regions(),
     })
 }
 
@@ -60,9 +63,11 @@ fn model_builder(
     m: &crate::train::config::ModelConfig,
     d: Dims,
 ) -> impl Fn(&mut crate::engine::rng::EngineRng) -> Result<Model, TrainError> + use<> {
-    let bc = m
-        .backbone_config(d.vocab, d.img_dim)
-        .expect("vse and scan-ave have a backbone config");
+    let bc = crate::model::ModelConfig {
+        regions: d.regions,
+        ..m.backbone_config(d.vocab, d.img_dim)
+            .expect("every backbone but tiny has a backbone config")
+    };
     move |rng: &mut crate::engine::rng::EngineRng| {
         use rand::Rng as _;
         Model::new(&bc, rng.next_u64()).map_err(|e| {
@@ -94,7 +99,7 @@ macro_rules! with_backbone {
                 ) -> Result<TinyModel, TrainError> = &f;
                 $body
             }
-            BackboneName::Vse | BackboneName::ScanAve => {
+            BackboneName::Vse | BackboneName::ScanAve | BackboneName::Sgr | BackboneName::Saf => {
                 let f = model_builder(&m, d);
                 let $build: &dyn Fn(
                     &mut crate::engine::rng::EngineRng,

@@ -73,6 +73,10 @@ pub enum BackboneName {
     Vse,
     /// SCAN with average pooling of the attended similarities (docs/method.md §5).
     ScanAve,
+    /// SGRAF's graph reasoning head (docs/method.md §13).
+    Sgr,
+    /// SGRAF's attention filtration head (docs/method.md §13).
+    Saf,
     /// A tiny mean-pooling model for tests and smoke runs (not a paper backbone).
     Tiny,
 }
@@ -83,6 +87,8 @@ impl BackboneName {
         match self {
             BackboneName::Vse => "vse",
             BackboneName::ScanAve => "scan-ave",
+            BackboneName::Sgr => "sgr",
+            BackboneName::Saf => "saf",
             BackboneName::Tiny => "tiny",
         }
     }
@@ -115,6 +121,8 @@ impl ModelConfig {
         let backbone = match self.backbone {
             BackboneName::Vse => Backbone::Vse,
             BackboneName::ScanAve => Backbone::ScanAve,
+            BackboneName::Sgr => Backbone::Sgr,
+            BackboneName::Saf => Backbone::Saf,
             BackboneName::Tiny => return None,
         };
         Some(BackboneConfig {
@@ -127,6 +135,7 @@ impl ModelConfig {
             smooth: self.smooth,
             dropout: self.dropout,
             vse_pool: self.vse_pool,
+            ..BackboneConfig::new(backbone, vocab_size)
         })
     }
 }

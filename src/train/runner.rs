@@ -19,7 +19,7 @@
 //! bitwise-reproducible for a fixed thread count, and a resumed run continues
 //! the same trajectory (the dropout RNG position is checkpointed).
 //!
-//! Data-parallel (docs/method.md §13): every step goes through
+//! Data-parallel (docs/method.md §14): every step goes through
 //! [`crate::train::sharded`] over the run's [`Comm`]; every rank keeps every
 //! branch and takes the same steps; dev evaluation shards the images across
 //! the ranks (every rank gets the same metrics); only rank 0 writes
@@ -654,7 +654,7 @@ fn check_cohort<M>(branches: &[BranchRun<M>], store: &Store) -> Result<(), Train
 /// folder; the others read the checkpoints rank 0 committed (on resume, and
 /// between the OAS stages), so the run folder must be on a file system
 /// every rank sees. The result does not depend on the number of ranks
-/// beyond f32 rounding (docs/method.md §13); only rank 0's summary is filled.
+/// beyond f32 rounding (docs/method.md §14); only rank 0's summary is filled.
 pub fn train<M: Trainable>(
     cfg: &TrainConfig,
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,

@@ -1,5 +1,5 @@
 //! One model's forward and backward over a global batch split across the
-//! ranks of a [`Comm`] (docs/method.md §13) — the trainer's only path; one
+//! ranks of a [`Comm`] (docs/method.md §14) — the trainer's only path; one
 //! process is the N = 1 case.
 //!
 //! Forward: rank r encodes pairs `shard_rows(B, N, r)` (its images and

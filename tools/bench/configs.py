@@ -55,7 +55,7 @@ class Config:
 
     kind: "train" (one optimiser step on a batch of `batch` pairs) or "score"
     (encode a split and score every image x caption pair in eval mode).
-    backbone: "scan-ave" or "vse". branches: 1 = baseline, 2 = OSS cohort (branch 1
+    backbone: "scan-ave", "vse", "sgr" or "saf". branches: 1 = baseline, 2 = OSS cohort (branch 1
     boosts from branch 0 with RM, docs/method.md §3.5 / 4.2).
     """
 
@@ -113,6 +113,30 @@ CONFIGS = {
             "score",
             "vse",
             notes="eval: encode in batches of 100, one image x caption GEMM",
+        ),
+        Config(
+            "sgr-train",
+            "train",
+            "sgr",
+            notes="SGRAF SGR head (3 reasoning steps, sim 256), same step as scan-train-baseline",
+        ),
+        Config(
+            "saf-train",
+            "train",
+            "saf",
+            notes="SGRAF SAF head (attention filtration, sim 256), same step as scan-train-baseline",
+        ),
+        Config(
+            "sgr-score",
+            "score",
+            "sgr",
+            notes="eval: encode in batches of 100, SGR head in 100 x 100 shards (per-caption loop)",
+        ),
+        Config(
+            "saf-score",
+            "score",
+            "saf",
+            notes="eval: encode in batches of 100, SAF head in 100 x 100 shards (per-caption loop)",
         ),
     ]
 }

@@ -20,6 +20,10 @@ Forward terms (spec section 5):
 - head_tran  = 2 * n_img * T * E * S                          Linear(E -> S) on every (pair, word)
 - head_eval  = 2 * n_img * n_cap * S                          Linear(S -> 1) per pair
 - vse_score  = 2 * n_img * n_cap * E                          img [n_img, E] @ cap [n_cap, E]^T
+sgr / saf (docs/method.md §13): head_attn, head_ctx, head_tran as scan-ave, plus
+- head_glo   = 2 * n_img * n_cap * E * S                      Linear(E -> S) of the global pair vector
+- global_sa  = 2 * (n_img * R + T + n_img + n_cap) * E * E    the self-attentions' local and global Linear(E -> E)
+- sgr        = 18 * n_img * (T + n_cap) * S * S               3 steps x (query, key, graph) Linear(S -> S) on every node
 
 The scan-ave head scores every (image, caption) pair, so its terms scale with
 n_img * T (training: B images x B captions, i.e. B * sum of the batch's lengths).
@@ -56,6 +60,14 @@ def forward_terms(cfg, n_img, lengths):
         terms["head_eval"] = 2 * n_img * n_cap * s
     elif cfg.backbone == "vse":
         terms["vse_score"] = 2 * n_img * n_cap * e
+    elif cfg.backbone in ("sgr", "saf"):
+        terms["head_attn"] = 2 * n_img * tokens * r * e
+        terms["head_ctx"] = 2 * n_img * tokens * r * e
+        terms["head_tran"] = 2 * n_img * tokens * e * s
+        terms["head_glo"] = 2 * n_img * n_cap * e * s
+        terms["global_sa"] = 2 * (n_img * r + tokens + n_img + n_cap) * e * e
+        if cfg.backbone == "sgr":
+            terms["sgr"] = 9 * 2 * n_img * (tokens + n_cap) * s * s
     else:
         raise ValueError(f"unknown backbone {cfg.backbone!r}")
     return terms

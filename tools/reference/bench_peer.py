@@ -8,7 +8,7 @@ The peer computes what the authors' code computes, in f32 on the CPU, with
   branch: zero_grad, loss (L_raw hardest triplet, plus RM boosting from the detached
   earlier branch for OSS, docs/method.md §3.5), backward, clip_grad_norm_(2.0), Adam step
   (OSS/train.py's loop order); the scan-ave head is the authors' per-caption loop
-  (tools/reference/dbl_ref/models.py);
+  (tools/reference/dbl_ref/models.py; sgr / saf: dbl_ref/sgraf.py, the same loop);
 - scoring configs: eval mode, no_grad; images and captions encoded in batches of 100
   (the eval loader), then scan-ave scores 100 x 100 shards with the per-caption loop
   (evaluation.shard_attn_scores), vse scores with one GEMM. Each image is encoded once
@@ -101,9 +101,17 @@ def parse_args(argv=None):
     return a
 
 
-def build_model(cfg):
-    from dbl_ref import models
+PER_WORD = ("scan-ave", "sgr", "saf")  # backbones scoring with a per-caption-loop head
 
+
+def build_model(cfg):
+    from dbl_ref import models, sgraf
+
+    if cfg.backbone in ("sgr", "saf"):
+        return sgraf.Sgraf(
+            cfg.vocab, cfg.backbone, img_dim=cfg.img_dim, word_dim=cfg.word_dim, embed_size=cfg.embed,
+            sim_dim=cfg.sim_dim, regions=cfg.regions,
+        )
     if cfg.backbone == "scan-ave":
         return models.ScanAve(
             cfg.vocab, img_dim=cfg.img_dim, word_dim=cfg.word_dim, embed_size=cfg.embed, sim_dim=cfg.sim_dim
@@ -175,7 +183,7 @@ def make_score(cfg, n_img, n_cap, precision="f32", device="cpu"):
             lens = lengths[:shard]
             cap = model.txt_enc(ids[:shard, : int(lens.max())], lens)
             img = model.img_enc(images[:shard])
-            if cfg.backbone == "scan-ave":
+            if cfg.backbone in PER_WORD:
                 model.sim_enc(img, cap, lens)
         sync()
 
@@ -185,20 +193,20 @@ def make_score(cfg, n_img, n_cap, precision="f32", device="cpu"):
             img = torch.cat([model.img_enc(images[i : i + shard]) for i in range(0, n_img, shard)])
             sync()
             t1 = time.perf_counter()
-            if cfg.backbone == "scan-ave":
+            if cfg.backbone in PER_WORD:
                 cap = torch.zeros(n_cap, max_len, cfg.embed, device=dev)
             else:
                 cap = torch.zeros(n_cap, cfg.embed, device=dev)
             for j in range(0, n_cap, shard):
                 lens = lengths[j : j + shard]
                 out = model.txt_enc(ids[j : j + shard, : int(lens.max())], lens)
-                if cfg.backbone == "scan-ave":
+                if cfg.backbone in PER_WORD:
                     cap[j : j + shard, : out.size(1)] = out
                 else:
                     cap[j : j + shard] = out
             sync()
             t2 = time.perf_counter()
-            if cfg.backbone == "scan-ave":
+            if cfg.backbone in PER_WORD:
                 sims = torch.zeros(n_img, n_cap, device=dev)
                 with pair_context():
                     for i in range(0, n_img, shard):

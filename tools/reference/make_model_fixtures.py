@@ -29,6 +29,19 @@ Weights:
 - vse_real (B=8, R=36, img_dim 2048, embed 1024, word_dim 300, mean pooling,
   V=100, lengths 12..2 as the small files): same hash weights and real_scale,
   same big-gradient summaries; no float64 gradient.
+- sgr_small / saf_small (the SGRAF backbones, dbl_ref/sgraf.py; B=8, R=36, img_dim 64,
+  embed 32, word_dim 16, sim_dim 16, V=50, lengths 12..2): `<name>.weights.safetensors`
+  holds the parameters only (no BatchNorm buffers: running statistics stay 0 / 1);
+  biases and BatchNorm weights perturbed; `grad64.<param>` holds every gradient
+  computed by the same model in float64 (some are cancelling sums, and the
+  attention biases `embedding_common.0.bias` have gradient 0 in exact arithmetic). `python3 tools/reference/make_model_fixtures.py
+  sgraf` writes only these, sgr_ckpt.* and vse_gpo_small.
+- vse_gpo_small: vse with VSE-infinity's GPO pooling of regions and words
+  (dbl_ref/gpo.py), otherwise as vse_small.
+- sgr_ckpt.pth.tar / sgr_ckpt.safetensors / sgr_ckpt.sims.safetensors: sgr_small's
+  model with random BatchNorm running statistics, saved in the authors' layout,
+  converted by tools/import_torch.py (which folds the statistics into weight and
+  bias), and its eval-mode `sims` on the sgr_small batch.
 Checkpoint import (`dbl import-torch`):
 - tiny_ckpt.pth.tar: {'model': scan_small's state_dict with the `module.`
   prefix nn.DataParallel adds, 'epoch': 1, 'opt': None}, the authors' layout;
@@ -36,6 +49,7 @@ Checkpoint import (`dbl import-torch`):
   test checks that both score the scan_small batch exactly like `sims`.
 """
 
+import copy
 import os
 import sys
 
@@ -46,7 +60,7 @@ from safetensors.torch import save_file
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from dbl_ref import losses, models  # noqa: E402
+from dbl_ref import losses, models, sgraf  # noqa: E402
 import import_torch  # noqa: E402
 
 OUT = os.path.join("tests", "fixtures", "model")
@@ -181,9 +195,66 @@ def checkpoint(model):
     print(f"{out}: {os.path.getsize(out)} bytes")
 
 
+def sgraf_small(name, module, seed):
+    """Like `small`, for an SGRAF backbone: parameters only, BatchNorm weights perturbed too."""
+    torch.manual_seed(seed)
+    model = sgraf.Sgraf(50, module, img_dim=64, word_dim=16, embed_size=32, sim_dim=16)
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k.endswith("bias") or (p.dim() == 1 and k.endswith("weight")):
+                p.add_(torch.empty_like(p).uniform_(-0.05, 0.05))
+    gen = torch.Generator().manual_seed(seed + 1)
+    lengths = [12, 11, 9, 7, 6, 4, 3, 2]
+    images, tokens, lens = make_batch(gen, 8, 36, 64, 50, lengths)
+    sims, loss = run(model, images, tokens, lens)
+    t = {"images": images, "tokens": tokens, "lengths": lens, "sims": sims, "loss": loss}
+    for k, p in model.named_parameters():
+        t[f"grad.{k}"] = p.grad.clone()
+    m64 = copy.deepcopy(model).double()
+    run(m64, images.double(), tokens, lens)
+    for k, p in m64.named_parameters():
+        t[f"grad64.{k}"] = p.grad
+    save(f"{name}.safetensors", t)
+    save(f"{name}.weights.safetensors", dict(model.named_parameters()))
+    return model, (images, tokens, lens)
+
+
+def sgraf_checkpoint(model, batch):
+    """Random BatchNorm running statistics, the authors' checkpoint layout, converted."""
+    gen = torch.Generator().manual_seed(77)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 2.0 - 1.0)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 2.8 + 0.2)
+                m.num_batches_tracked.fill_(17)
+    model.eval()
+    with torch.no_grad():
+        sims = model(*batch)
+    sd = {f"module.{k}": v.clone() for k, v in model.state_dict().items()}
+    path = os.path.join(OUT, "sgr_ckpt.pth.tar")
+    torch.save({"model": sd, "epoch": 1, "opt": None}, path)
+    print(f"{path}: {os.path.getsize(path)} bytes")
+    out = os.path.join(OUT, "sgr_ckpt.safetensors")
+    import_torch.convert(path, out)
+    print(f"{out}: {os.path.getsize(out)} bytes")
+    save("sgr_ckpt.sims.safetensors", {"sims": sims})
+
+
+def main_sgraf():
+    small("vse_gpo_small", lambda: models.Vse(50, img_dim=64, word_dim=16, embed_size=32,
+                                              img_pool="gpo"), 15)
+    sgr, batch = sgraf_small("sgr_small", "sgr", 11)
+    sgraf_small("saf_small", "saf", 13)
+    sgraf_checkpoint(sgr, batch)
+
+
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["sgraf"]:
+        main_sgraf()
+        return
     scan = small("scan_small", lambda: models.ScanAve(50, img_dim=64, word_dim=16,
                                                        embed_size=32, sim_dim=16), 1)
     small("vse_small", lambda: models.Vse(50, img_dim=64, word_dim=16, embed_size=32), 3)
@@ -192,6 +263,7 @@ def main():
     scan_real()
     vse_real()
     checkpoint(scan)
+    main_sgraf()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ pub enum CudaError {
          LD_LIBRARY_PATH"
     )]
     Library(&'static str, &'static str),
+    /// The model is a backbone without a CUDA scorer.
+    #[error("CUDA scoring does not support the `{0}` backbone (score it on the CPU)")]
+    UnsupportedBackbone(&'static str),
     /// The driver loaded but reports no device.
     #[error("CUDA: no GPU found (the driver reports {0} devices)")]
     NoDevice(i32),

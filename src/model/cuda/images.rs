@@ -85,6 +85,10 @@ pub fn encode(
                 };
                 gpu.gemm(&gemm_shape(m, d, din), xop, wop, &mut dst)?;
             }
+            // Refused when the weights are uploaded (DeviceWeights::upload).
+            Some(VsePool::Gpo) => {
+                return Err(CudaError::UnsupportedBackbone("vse with GPO pooling"));
+            }
         }
         gpu.bias_l2norm_rows(&mut dst, &fc.bias.slice(..), m * per_image, d)?;
     }

@@ -50,15 +50,21 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, img_dim=2048, embed_size=1024, pool=None):
         super().__init__()
-        if pool not in (None, "mean", "max"):
-            raise ValueError(f"image pooling must be None, 'mean' or 'max', got {pool!r}")
+        if pool not in (None, "mean", "max", "gpo"):
+            raise ValueError(f"image pooling must be None, 'mean', 'max' or 'gpo', got {pool!r}")
         self.pool = pool
         self.fc = nn.Linear(img_dim, embed_size)
         xavier_uniform_(self.fc)
+        if pool == "gpo":
+            from .gpo import Gpo
+
+            self.gpool = Gpo()
 
     def forward(self, images):
         x = self.fc(images)
-        if self.pool == "mean":
+        if self.pool == "gpo":
+            x = self.gpool(x, torch.full((x.size(0),), x.size(1), dtype=torch.int64))
+        elif self.pool == "mean":
             x = x.mean(dim=1)
         elif self.pool == "max":
             x = x.max(dim=1)[0]
@@ -76,8 +82,8 @@ class TextEncoder(nn.Module):
 
     def __init__(self, vocab_size, word_dim=300, embed_size=1024, pool=None):
         super().__init__()
-        if pool not in (None, "mean"):
-            raise ValueError(f"text pooling must be None or 'mean', got {pool!r}")
+        if pool not in (None, "mean", "gpo"):
+            raise ValueError(f"text pooling must be None, 'mean' or 'gpo', got {pool!r}")
         self.pool = pool
         self.embed = nn.Embedding(vocab_size, word_dim)
         self.dropout = nn.Dropout(0.4)
@@ -85,6 +91,10 @@ class TextEncoder(nn.Module):
         self.cap_rnn = nn.GRU(word_dim, embed_size, 1, batch_first=True, bidirectional=True)
         with torch.no_grad():
             self.embed.weight.uniform_(-0.1, 0.1)
+        if pool == "gpo":
+            from .gpo import Gpo
+
+            self.gpool = Gpo()
 
     def forward(self, ids, lengths):
         lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
@@ -94,6 +104,8 @@ class TextEncoder(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.size(1))
         h = out.size(2) // 2
         words = (out[:, :, :h] + out[:, :, h:]) / 2
+        if self.pool == "gpo":
+            return l2norm(self.gpool(words, lengths), dim=-1)
         if self.pool == "mean":
             pooled = words.sum(dim=1) / lengths.to(words.device, words.dtype).view(-1, 1)
             return l2norm(pooled, dim=-1)
@@ -162,7 +174,9 @@ class Vse(nn.Module):
     def __init__(self, vocab_size, img_dim=2048, word_dim=300, embed_size=1024, img_pool="mean"):
         super().__init__()
         self.img_enc = ImageEncoder(img_dim, embed_size, pool=img_pool)
-        self.txt_enc = TextEncoder(vocab_size, word_dim, embed_size, pool="mean")
+        # GPO (VSE-infinity) pools both sides; otherwise captions are mean-pooled.
+        self.txt_enc = TextEncoder(vocab_size, word_dim, embed_size,
+                                   pool="gpo" if img_pool == "gpo" else "mean")
 
     def forward(self, images, captions, lengths):
         """-> scores [B_img, B_cap] = img [B, d] @ cap [B, d]^T."""

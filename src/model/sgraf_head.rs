@@ -1,0 +1,569 @@
+//! The SGRAF similarity head (docs/method.md §13): SGR or SAF over the
+//! global and local alignment vectors of each (image, caption) pair.
+//! PyTorch: `EncoderSimilarity` in `tools/reference/dbl_ref/sgraf.py`.
+//!
+//! For image i (regions `V_i: [R, d]`, global vector `g_i: [d]`) and caption
+//! j (words `W_j: [n_j, d]`, global vector `c_j: [d]`):
+//! 1. local vectors `H = L2((C − W_j)²·W_locᵀ + b_loc)` [n_j, S] — steps 1–4
+//!    of the scan-ave kernel ([`ScanHead::local_forward`], with `sim_tranloc_w`);
+//! 2. global vector `G = L2((g_i − c_j)²·W_gloᵀ + b_glo)` [S];
+//! 3. nodes `X = [G; H]` [n_j + 1, S] → SGR ([`GraphStep`] × steps, then
+//!    node 0) or SAF ([`AttentionFiltration`]) → `v` [S];
+//! 4. `s_ij = σ(w_e·v + b_e)`.
+//!
+//! Memory: training keeps what scan-ave keeps per (image, caption tile) —
+//! attention, normalised H and norms ([`HeadCache`]) — and nothing of size
+//! B²·L·d. Images run in parallel, each against caption tiles of at most the
+//! scan kernel's tile size in words; the backward pass recomputes each
+//! tile's global alignment, nodes and reasoning state in per-thread buffers
+//! right before using them. Parameter gradients
+//! are summed per contiguous chunk of images and reduced in chunk order
+//! (bitwise deterministic for a fixed thread count).
+
+use rand::Rng;
+use rayon::prelude::*;
+
+use crate::engine::activation::sigmoid;
+use crate::engine::gemm::Par;
+use crate::engine::l2norm;
+use crate::engine::linear::Linear;
+use crate::engine::param::{Module, Param};
+use crate::engine::reduce::dot_f64;
+use crate::model::attention_filtration::{AttentionFiltration, SafState};
+use crate::model::graph_reasoning::{GraphStep, StepState};
+use crate::model::scan_head::{Acc, HeadCache, Saved, ScanHead, Scratch, Words, resize};
+
+/// SGR's number of reasoning steps (the authors' `sgr_step`).
+pub const SGR_STEPS: usize = 3;
+
+/// How the pair's alignment vectors become one.
+// One per model, never moved in hot loops.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reasoning {
+    /// `sim_enc.SGR_module.{0,1,2}`.
+    Sgr(Vec<GraphStep>),
+    /// `sim_enc.SAF_module`.
+    Saf(AttentionFiltration),
+}
+
+impl Module for Reasoning {
+    fn params(&self) -> Vec<&Param> {
+        match self {
+            Reasoning::Sgr(steps) => steps.iter().flat_map(|s| s.params()).collect(),
+            Reasoning::Saf(f) => f.params(),
+        }
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        match self {
+            Reasoning::Sgr(steps) => steps.iter_mut().flat_map(|s| s.params_mut()).collect(),
+            Reasoning::Saf(f) => f.params_mut(),
+        }
+    }
+}
+
+/// `sim_enc` without the global self-attention modules (those run on the
+/// encoders' outputs, see `crate::model::sgraf`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SgrafHead {
+    /// The local alignment: `tran` = `sim_enc.sim_tranloc_w`, `eval` = `sim_enc.sim_eval_w`.
+    pub local: ScanHead,
+    /// `sim_enc.sim_tranglo_w`: d → S.
+    pub glo: Linear,
+    /// SGR or SAF.
+    pub reason: Reasoning,
+}
+
+/// Per-thread buffers of one (image, caption tile) pass.
+#[derive(Debug, Default)]
+struct PairScratch {
+    sc: Scratch,
+    /// (g − c_j)². [n, d]
+    dsq: Vec<f32>,
+    /// G (normalised) and norms. [n, S], [n]
+    gvec: Vec<f32>,
+    gnorm: Vec<f32>,
+    /// Node offsets (pair j: rows `noffs[j]..noffs[j+1]`, the global vector first). [n + 1]
+    noffs: Vec<usize>,
+    /// X. [M, S]
+    nodes: Vec<f32>,
+    steps: Vec<StepState>,
+    saf: SafState,
+    /// The pair vectors v. [n, S]
+    vec: Vec<f32>,
+}
+
+/// Gradients summed by one chunk of images.
+struct ChunkGrads {
+    acc: Acc,
+    glo: Linear,
+    reason: Reasoning,
+}
+
+/// Gradients for the caller: (d img [n_img, R, d], d img_glo [n_img, d],
+/// d words [N_w, d], d cap_glo [n_cap, d]).
+pub type HeadGrads = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+fn add_grads(dst: &mut impl Module, src: &impl Module) {
+    for (p, q) in dst.params_mut().into_iter().zip(src.params()) {
+        p.grad.iter_mut().zip(&q.grad).for_each(|(a, &b)| *a += b);
+    }
+}
+
+impl SgrafHead {
+    /// Xavier-uniform `sim_tranloc_w`, `sim_tranglo_w`, `sim_eval_w`, then the
+    /// reasoning module (`sgr`: 3 steps), biases 0.
+    pub fn new<R: Rng + ?Sized>(
+        embed: usize,
+        sim_dim: usize,
+        smooth: f32,
+        sgr: bool,
+        rng: &mut R,
+    ) -> Self {
+        let tran = Linear::xavier("sim_enc.sim_tranloc_w", embed, sim_dim, true, rng);
+        let glo = Linear::xavier("sim_enc.sim_tranglo_w", embed, sim_dim, true, rng);
+        let eval = Linear::xavier("sim_enc.sim_eval_w", sim_dim, 1, true, rng);
+        let reason = if sgr {
+            Reasoning::Sgr(
+                (0..SGR_STEPS)
+                    .map(|i| GraphStep::new(&format!("sim_enc.SGR_module.{i}"), sim_dim, rng))
+                    .collect(),
+            )
+        } else {
+            Reasoning::Saf(AttentionFiltration::new("sim_enc.SAF_module", sim_dim, rng))
+        };
+        SgrafHead {
+            local: ScanHead::from_layers(tran, eval, smooth),
+            glo,
+            reason,
+        }
+    }
+
+    /// Embedding width d.
+    pub fn embed(&self) -> usize {
+        self.local.embed()
+    }
+
+    /// One image against the captions of `w` (one tile): scores into out: [n],
+    /// the local alignment's state into `sv`.
+    /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d].
+    #[allow(clippy::too_many_arguments)]
+    fn pair_forward(
+        &self,
+        v: &[f32],
+        g: &[f32],
+        w: Words<'_>,
+        cg: &[f32],
+        sv: &mut Saved,
+        ps: &mut PairScratch,
+        out: &mut [f32],
+    ) {
+        self.local.local_forward(v, w, sv, &mut ps.sc, None);
+        self.pair_rest(g, w, cg, sv, ps, out);
+    }
+
+    /// [`Self::pair_forward`] after the local alignment (whose H is in `sv.t`).
+    fn pair_rest(
+        &self,
+        g: &[f32],
+        w: Words<'_>,
+        cg: &[f32],
+        sv: &Saved,
+        ps: &mut PairScratch,
+        out: &mut [f32],
+    ) {
+        let d = self.embed();
+        let s = self.local.sim_dim();
+        let nc = w.n_cap();
+        // Global alignment.
+        resize(&mut ps.dsq, nc * d);
+        for (row, c) in ps.dsq.chunks_exact_mut(d).zip(cg.chunks_exact(d)) {
+            for ((q, &a), &b) in row.iter_mut().zip(g).zip(c) {
+                let df = a - b;
+                *q = df * df;
+            }
+        }
+        resize(&mut ps.gvec, nc * s);
+        self.glo.forward_into(&ps.dsq, &mut ps.gvec, Par::Seq);
+        ps.gnorm = l2norm::forward(&mut ps.gvec, s);
+        // Nodes: [G_j; H_j] per caption.
+        let o0 = w.offsets[0];
+        ps.noffs.clear();
+        ps.noffs.push(0);
+        for j in 0..nc {
+            let n = w.offsets[j + 1] - w.offsets[j] + 1;
+            ps.noffs.push(ps.noffs[j] + n);
+        }
+        resize(&mut ps.nodes, ps.noffs[nc] * s);
+        for j in 0..nc {
+            let a = ps.noffs[j];
+            ps.nodes[a * s..(a + 1) * s].copy_from_slice(&ps.gvec[j * s..(j + 1) * s]);
+            let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
+            ps.nodes[(a + 1) * s..ps.noffs[j + 1] * s].copy_from_slice(&sv.t[wa * s..wb * s]);
+        }
+        resize(&mut ps.vec, nc * s);
+        match &self.reason {
+            Reasoning::Sgr(steps) => {
+                ps.steps.resize_with(steps.len(), StepState::default);
+                for (k, step) in steps.iter().enumerate() {
+                    let (done, rest) = ps.steps.split_at_mut(k);
+                    let x = if k == 0 { &ps.nodes } else { &done[k - 1].y };
+                    step.forward(x, &ps.noffs, &mut rest[0]);
+                }
+                let y = &ps.steps[steps.len() - 1].y;
+                for j in 0..nc {
+                    let a = ps.noffs[j];
+                    ps.vec[j * s..(j + 1) * s].copy_from_slice(&y[a * s..(a + 1) * s]);
+                }
+            }
+            Reasoning::Saf(f) => {
+                f.forward(&ps.nodes, &ps.noffs, &mut ps.saf);
+                ps.vec.copy_from_slice(&ps.saf.v);
+            }
+        }
+        let we = &self.local.eval.weight.value;
+        let be = self.local.eval.bias.as_ref().map_or(0.0, |b| b.value[0]);
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = sigmoid(dot_f64(&ps.vec[j * s..(j + 1) * s], we) as f32 + be);
+        }
+    }
+
+    /// Backward of [`Self::pair_forward`] from its local state `sv` (the rest
+    /// is recomputed here first), the scores `sims` and `ds` = d loss / d
+    /// sims: [n]. Accumulates into dv: [R, d], dg: [d], dwords: the tile's
+    /// words [N_w, d], dcg: [n, d] and `gr`.
+    #[allow(clippy::too_many_arguments)]
+    fn pair_backward(
+        &self,
+        v: &[f32],
+        g: &[f32],
+        w: Words<'_>,
+        cg: &[f32],
+        sv: &Saved,
+        ps: &mut PairScratch,
+        sims: &[f32],
+        ds: &[f32],
+        dv: &mut [f32],
+        dg: &mut [f32],
+        dwords: &mut [f32],
+        dcg: &mut [f32],
+        gr: &mut ChunkGrads,
+    ) {
+        let d = self.embed();
+        let s = self.local.sim_dim();
+        let nc = w.n_cap();
+        let mut scratch_out = vec![0.0f32; nc];
+        self.pair_rest(g, w, cg, sv, ps, &mut scratch_out);
+        // s = σ(w_e·v + b_e).
+        let we = &self.local.eval.weight.value;
+        let mut dvec = vec![0.0f32; nc * s];
+        for j in 0..nc {
+            let dz = ds[j] * sims[j] * (1.0 - sims[j]);
+            gr.acc.eval_b += dz as f64;
+            let vj = &ps.vec[j * s..(j + 1) * s];
+            gr.acc
+                .eval_w
+                .iter_mut()
+                .zip(vj)
+                .for_each(|(a, &x)| *a += dz as f64 * x as f64);
+            dvec[j * s..(j + 1) * s]
+                .iter_mut()
+                .zip(we)
+                .for_each(|(a, &x)| *a = dz * x);
+        }
+        // Reasoning.
+        let m_all = ps.noffs[nc];
+        let mut dnodes = Vec::new();
+        match &mut gr.reason {
+            Reasoning::Sgr(steps) => {
+                let mut dy = vec![0.0f32; m_all * s];
+                for j in 0..nc {
+                    let a = ps.noffs[j];
+                    dy[a * s..(a + 1) * s].copy_from_slice(&dvec[j * s..(j + 1) * s]);
+                }
+                for k in (0..steps.len()).rev() {
+                    let x = if k == 0 {
+                        &ps.nodes
+                    } else {
+                        &ps.steps[k - 1].y
+                    };
+                    steps[k].backward(x, &ps.noffs, &ps.steps[k], &mut dy, &mut dnodes);
+                    std::mem::swap(&mut dy, &mut dnodes);
+                }
+                dnodes = dy;
+            }
+            Reasoning::Saf(f) => f.backward(&ps.nodes, &ps.noffs, &ps.saf, &mut dvec, &mut dnodes),
+        }
+        // Split the node gradient: G rows and the words' H rows.
+        let o0 = w.offsets[0];
+        let mut dgvec = vec![0.0f32; nc * s];
+        resize(&mut ps.sc.dt, w.n_words() * s);
+        for j in 0..nc {
+            let a = ps.noffs[j];
+            dgvec[j * s..(j + 1) * s].copy_from_slice(&dnodes[a * s..(a + 1) * s]);
+            let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
+            ps.sc.dt[wa * s..wb * s].copy_from_slice(&dnodes[(a + 1) * s..ps.noffs[j + 1] * s]);
+        }
+        // Global alignment.
+        l2norm::backward(&ps.gvec, &ps.gnorm, &mut dgvec, s);
+        let mut ddsq = vec![0.0f32; nc * d];
+        gr.glo.backward(&ps.dsq, &dgvec, Some(&mut ddsq), Par::Seq);
+        for ((gq, c), dc) in ddsq
+            .chunks_exact(d)
+            .zip(cg.chunks_exact(d))
+            .zip(dcg.chunks_exact_mut(d))
+        {
+            for f in 0..d {
+                let t = 2.0 * (g[f] - c[f]) * gq[f];
+                dg[f] += t;
+                dc[f] -= t;
+            }
+        }
+        self.local
+            .local_backward(v, w, sv, &mut ps.sc, dv, dwords, &mut gr.acc);
+    }
+
+    /// Scores one image against all captions of `w` (tiled) into out: [n_cap],
+    /// keeping each tile's local state in `saved` (one per tile; a single
+    /// reused slot when not training). v: [R, d], g: [d], cap_glo: [n_cap, d].
+    #[allow(clippy::too_many_arguments)]
+    fn image_forward(
+        &self,
+        v: &[f32],
+        g: &[f32],
+        w: Words<'_>,
+        cap_glo: &[f32],
+        saved: &mut [Saved],
+        ps: &mut PairScratch,
+        out: &mut [f32],
+    ) {
+        let d = self.embed();
+        let tiles = w.tiles(self.local.tile_words());
+        let n_slots = saved.len();
+        for (k, t) in tiles.into_iter().enumerate() {
+            let tw = w.slice(t.clone(), d);
+            self.pair_forward(
+                v,
+                g,
+                tw,
+                &cap_glo[t.start * d..t.end * d],
+                &mut saved[k % n_slots],
+                ps,
+                &mut out[t],
+            );
+        }
+    }
+
+    /// Scores every image against every caption, in parallel over images.
+    /// img: [n_img, R, d], img_glo: [n_img, d], w: all captions,
+    /// cap_glo: [n_cap, d] → [n_img, n_cap].
+    pub fn forward(
+        &self,
+        img: &[f32],
+        img_glo: &[f32],
+        n_regions: usize,
+        w: Words<'_>,
+        cap_glo: &[f32],
+    ) -> Vec<f32> {
+        let d = self.embed();
+        let nc = w.n_cap();
+        let n_img = img_glo.len() / d;
+        let mut out = vec![0.0f32; n_img * nc];
+        if nc == 0 {
+            return out;
+        }
+        out.par_chunks_mut(nc)
+            .zip(img.par_chunks(n_regions * d))
+            .zip(img_glo.par_chunks(d))
+            .for_each_init(
+                || (PairScratch::default(), [Saved::default()]),
+                |(ps, sv), ((o, v), g)| {
+                    self.image_forward(v, g, w, cap_glo, sv, ps, o);
+                },
+            );
+        out
+    }
+
+    /// [`Self::forward`] that also keeps each (image, tile)'s local state for
+    /// [`Self::backward`] (what scan-ave keeps: `N_w·(2R + S + 1)` floats per
+    /// image; the `[N_w, d]` tensors are rebuilt in the backward pass).
+    pub fn forward_train(
+        &self,
+        img: &[f32],
+        img_glo: &[f32],
+        n_regions: usize,
+        w: Words<'_>,
+        cap_glo: &[f32],
+    ) -> (Vec<f32>, HeadCache) {
+        let d = self.embed();
+        let nc = w.n_cap();
+        let n_img = img_glo.len() / d;
+        let nt = w.tiles(self.local.tile_words()).len();
+        let mut out = vec![0.0f32; n_img * nc];
+        let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
+        if nc > 0 {
+            out.par_chunks_mut(nc)
+                .zip(img.par_chunks(n_regions * d))
+                .zip(img_glo.par_chunks(d))
+                .zip(saved.par_chunks_mut(nt))
+                .for_each_init(PairScratch::default, |ps, (((o, v), g), sv)| {
+                    self.image_forward(v, g, w, cap_glo, sv, ps, o);
+                });
+        }
+        (out, HeadCache { saved })
+    }
+
+    /// Scores images `images` (block rows of `img`/`img_glo` as in
+    /// [`Self::forward`]) against all captions of `w` sequentially into
+    /// out: [images.len(), n_cap] (the evaluation block scorer).
+    #[allow(clippy::too_many_arguments)]
+    pub fn score_block(
+        &self,
+        img: &[f32],
+        img_glo: &[f32],
+        n_regions: usize,
+        images: std::ops::Range<usize>,
+        w: Words<'_>,
+        cap_glo: &[f32],
+        out: &mut [f32],
+    ) {
+        let d = self.embed();
+        let per = n_regions * d;
+        let nc = w.n_cap();
+        let mut ps = PairScratch::default();
+        let mut sv = [Saved::default()];
+        for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
+            self.image_forward(
+                &img[i * per..(i + 1) * per],
+                &img_glo[i * d..(i + 1) * d],
+                w,
+                cap_glo,
+                &mut sv,
+                &mut ps,
+                o,
+            );
+        }
+    }
+
+    /// Back-propagates `d_sims: [n_img, n_cap]` through
+    /// [`Self::forward_train`] (whose outputs are `sims` and `cache`),
+    /// recomputing each pair's state after the local alignment. Accumulates
+    /// the head's gradients; returns the inputs' gradients.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        img: &[f32],
+        img_glo: &[f32],
+        n_regions: usize,
+        w: Words<'_>,
+        cap_glo: &[f32],
+        cache: &HeadCache,
+        sims: &[f32],
+        d_sims: &[f32],
+    ) -> HeadGrads {
+        let d = self.embed();
+        let s = self.local.sim_dim();
+        let (nc, nw) = (w.n_cap(), w.n_words());
+        let per = n_regions * d;
+        let n_img = img_glo.len() / d;
+        let tiles = w.tiles(self.local.tile_words());
+        let nt = tiles.len();
+        assert!(
+            sims.len() == n_img * nc
+                && d_sims.len() == n_img * nc
+                && cache.saved.len() == n_img * nt,
+            "sgraf head backward: sims {}, d_sims {} and {} cached tiles for [{n_img}, {nc}] \
+             in {nt} tiles",
+            sims.len(),
+            d_sims.len(),
+            cache.saved.len()
+        );
+        let mut dimg = vec![0.0f32; img.len()];
+        let mut dimg_glo = vec![0.0f32; img_glo.len()];
+        let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        let this = &*self;
+        let fresh = || {
+            let mut glo = this.glo.clone();
+            glo.zero_grad();
+            let mut reason = this.reason.clone();
+            reason.zero_grad();
+            ChunkGrads {
+                acc: Acc::new(d, s),
+                glo,
+                reason,
+            }
+        };
+        let parts: Vec<(ChunkGrads, Vec<f32>, Vec<f32>)> = dimg
+            .par_chunks_mut(chunk * per)
+            .zip(dimg_glo.par_chunks_mut(chunk * d))
+            .zip(cache.saved.par_chunks(chunk * nt))
+            .enumerate()
+            .map(|(c, ((dimg_c, dglo_c), saved_c))| {
+                let mut gr = fresh();
+                let mut dwords = vec![0.0f32; nw * d];
+                let mut dcap = vec![0.0f32; nc * d];
+                let mut ps = PairScratch::default();
+                for (ii, ((dv, dg), svs)) in dimg_c
+                    .chunks_exact_mut(per)
+                    .zip(dglo_c.chunks_exact_mut(d))
+                    .zip(saved_c.chunks_exact(nt))
+                    .enumerate()
+                {
+                    let i = c * chunk + ii;
+                    for (t, sv) in tiles.iter().zip(svs) {
+                        let rows =
+                            w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
+                        let (a, b) = (i * nc + t.start, i * nc + t.end);
+                        this.pair_backward(
+                            &img[i * per..(i + 1) * per],
+                            &img_glo[i * d..(i + 1) * d],
+                            w.slice(t.clone(), d),
+                            &cap_glo[t.start * d..t.end * d],
+                            sv,
+                            &mut ps,
+                            &sims[a..b],
+                            &d_sims[a..b],
+                            dv,
+                            dg,
+                            &mut dwords[rows.start * d..rows.end * d],
+                            &mut dcap[t.start * d..t.end * d],
+                            &mut gr,
+                        );
+                    }
+                }
+                (gr, dwords, dcap)
+            })
+            .collect();
+        let mut dwords = vec![0.0f32; nw * d];
+        let mut dcap = vec![0.0f32; nc * d];
+        let mut total = Acc::new(d, s);
+        for (gr, dw, dc) in &parts {
+            dwords.iter_mut().zip(dw).for_each(|(x, &y)| *x += y);
+            dcap.iter_mut().zip(dc).for_each(|(x, &y)| *x += y);
+            total.add(&gr.acc);
+            add_grads(&mut self.glo, &gr.glo);
+            add_grads(&mut self.reason, &gr.reason);
+        }
+        total.apply(&mut self.local);
+        (dimg, dimg_glo, dwords, dcap)
+    }
+}
+
+impl Module for SgrafHead {
+    /// `sim_tranloc_w`, `sim_tranglo_w`, `sim_eval_w`, then the reasoning
+    /// module (the PyTorch registration order).
+    fn params(&self) -> Vec<&Param> {
+        let mut v = self.local.tran.params();
+        v.extend(self.glo.params());
+        v.extend(self.local.eval.params());
+        v.extend(self.reason.params());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v = self.local.tran.params_mut();
+        v.extend(self.glo.params_mut());
+        v.extend(self.local.eval.params_mut());
+        v.extend(self.reason.params_mut());
+        v
+    }
+}
