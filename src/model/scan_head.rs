@@ -169,6 +169,31 @@ pub struct HeadCache {
     pub(super) saved: Vec<Saved>,
 }
 
+impl HeadCache {
+    /// Panics (naming `head`) unless `sims`, `d_sims` are [n_img, n_cap]
+    /// and the cache holds n_img × n_tiles tile states.
+    pub(super) fn check(
+        &self,
+        head: &str,
+        sims: &[f32],
+        d_sims: &[f32],
+        n_img: usize,
+        nc: usize,
+        nt: usize,
+    ) {
+        assert!(
+            sims.len() == n_img * nc
+                && d_sims.len() == n_img * nc
+                && self.saved.len() == n_img * nt,
+            "{head} backward: sims {}, d_sims {} and {} cached tiles for [{n_img}, {nc}] \
+             in {nt} tiles",
+            sims.len(),
+            d_sims.len(),
+            self.saved.len()
+        );
+    }
+}
+
 /// Sets `v`'s length to `n` without clearing it: every caller overwrites all
 /// `n` values before reading them (GEMMs with β = 0 or element-wise writes), so
 /// zeroing would only cost a memset per image (~5 % of a training step).
@@ -780,16 +805,7 @@ impl ScanHead {
         let n_img = img.len() / per;
         let tiles = w.tiles(self.tile_words);
         let nt = tiles.len();
-        assert!(
-            sims.len() == n_img * nc
-                && d_sims.len() == n_img * nc
-                && cache.saved.len() == n_img * nt,
-            "scan head backward: sims {}, d_sims {} and {} cached tiles for [{n_img}, {nc}] \
-             in {nt} tiles",
-            sims.len(),
-            d_sims.len(),
-            cache.saved.len()
-        );
+        cache.check("scan head", sims, d_sims, n_img, nc, nt);
         let mut dimg = vec![0.0f32; img.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;

@@ -468,16 +468,7 @@ impl SgrafHead {
         let n_img = img_glo.len() / d;
         let tiles = w.tiles(self.local.tile_words());
         let nt = tiles.len();
-        assert!(
-            sims.len() == n_img * nc
-                && d_sims.len() == n_img * nc
-                && cache.saved.len() == n_img * nt,
-            "sgraf head backward: sims {}, d_sims {} and {} cached tiles for [{n_img}, {nc}] \
-             in {nt} tiles",
-            sims.len(),
-            d_sims.len(),
-            cache.saved.len()
-        );
+        cache.check("sgraf head", sims, d_sims, n_img, nc, nt);
         let mut dimg = vec![0.0f32; img.len()];
         let mut dimg_glo = vec![0.0f32; img_glo.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
