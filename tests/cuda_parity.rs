@@ -12,6 +12,8 @@
 //! `DBL_REQUIRE_GPU` set, a missing GPU fails instead of skipping.
 #![cfg(feature = "cuda")]
 
+mod support;
+
 use std::path::PathBuf;
 
 use dbl::bench::inputs::{caption_tokens, push_image_features};
@@ -23,6 +25,7 @@ use dbl::model::encode::encode_caption_list;
 use dbl::model::scan_head::Words;
 use dbl::model::{Backbone, Model, ModelConfig, VsePool, weights};
 use safetensors::SafeTensors;
+use support::parity::small_cfg;
 
 const TOL: f64 = 1e-5;
 
@@ -57,14 +60,8 @@ fn gpu_scorer(model: &Model) -> Option<CudaScorer> {
 }
 
 fn rel(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
     assert!(a.iter().all(|x| x.is_finite()), "non-finite GPU score");
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()));
-    let err = a
-        .iter()
-        .zip(b)
-        .fold(0.0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()));
-    if scale == 0.0 { err } else { err / scale }
+    support::parity::rel(a, b)
 }
 
 fn check(what: &str, gpu: &[f32], reference: &[f32]) {
@@ -161,16 +158,6 @@ fn small_fixture(name: &str, cfg: ModelConfig) {
         &gpu,
         &cpu_scores(&model, &images, shape[1], &caps),
     );
-}
-
-fn small_cfg(backbone: Backbone) -> ModelConfig {
-    ModelConfig {
-        img_dim: 64,
-        embed: 32,
-        word_dim: 16,
-        sim_dim: 16,
-        ..ModelConfig::new(backbone, 50)
-    }
 }
 
 #[test]

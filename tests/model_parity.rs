@@ -10,6 +10,8 @@
 //! Each comparison prints its `rel`
 //! (`cargo test --release --test model_parity -- --nocapture`).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use dbl::data::batch::Batch;
@@ -20,6 +22,7 @@ use dbl::loss::scores::ScoreMatrix;
 use dbl::loss::triplet::triplet;
 use dbl::model::{Backbone, Model, ModelConfig, Trainable, VsePool, weights};
 use safetensors::{Dtype, SafeTensors};
+use support::parity::{rel, small_cfg};
 
 const TOL: f64 = 1e-5;
 /// Tolerance at the real dims (d = 1024, S = 256), where float32 sums run over
@@ -111,30 +114,10 @@ impl Fixture {
 }
 
 /// `max|a − b| / max|b|`.
-fn rel(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()));
-    let err = a
-        .iter()
-        .zip(b)
-        .fold(0.0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()));
-    if scale == 0.0 { err } else { err / scale }
-}
-
 fn check(what: &str, ours: &[f32], torch: &[f32], tol: f64) {
     let r = rel(ours, torch);
     println!("  {what:<40} rel {r:.3e}");
     assert!(r <= tol, "{what}: rel {r:.3e} > {tol:.0e}");
-}
-
-fn small_cfg(backbone: Backbone) -> ModelConfig {
-    ModelConfig {
-        img_dim: 64,
-        embed: 32,
-        word_dim: 16,
-        sim_dim: 16,
-        ..ModelConfig::new(backbone, 50)
-    }
 }
 
 /// Forward (eval mode) + triplet loss + backward; returns (sims, loss).
