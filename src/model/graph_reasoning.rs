@@ -7,9 +7,18 @@
 //! `Q = X·W_qᵀ + b_q`, `K = X·W_kᵀ + b_k`, `E = softmax_row(Q·Kᵀ)` [m, m],
 //! `Y = relu((E·X)·W_gᵀ + b_g)`.
 //!
+//! dbl computes the same edges with one projection instead of two
+//! (docs/method.md §13.6): `q_i·k_r = p_i·x_r + (terms constant in r)`
+//! with `p_i = B·x_i + c`, `B = W_kᵀ·W_q`, `c = W_kᵀ·b_q`, and a softmax
+//! over r ignores what is constant in r (so `b_k` gets no gradient, as in
+//! exact arithmetic). `B, c` form a [`Linear`] built once per batch
+//! ([`GraphStep::plan`]); its gradients go back to `W_q, b_q, W_k` once per
+//! batch ([`GraphStep::absorb_plan_grad`]). The last step is only needed at
+//! node 0 ([`GraphStep::forward_root`]).
+//!
 //! The nodes of many pairs are stacked (pair j owns rows
-//! `offsets[j]..offsets[j+1]`): the three linear maps run as one GEMM over
-//! all of them, the m×m edges per pair.
+//! `offsets[j]..offsets[j+1]`): the linear maps run as one GEMM over all of
+//! them, the edges per pair.
 
 use rand::Rng;
 
@@ -29,17 +38,31 @@ pub struct GraphStep {
     pub graph: Linear,
 }
 
-/// One step's forward state (buffers reused across calls).
+/// One full step's forward state (buffers reused across calls).
 #[derive(Debug, Default, Clone)]
 pub struct StepState {
-    /// Q, K. [M, S]
-    q: Vec<f32>,
-    k: Vec<f32>,
+    /// P = X·Bᵀ + c. [M, S]
+    p: Vec<f32>,
     /// Edges E per pair, pair after pair (Σ m_j² values).
     e: Vec<f32>,
     /// E·X. [M, S]
     msg: Vec<f32>,
     /// Output Y (after relu). [M, S]
+    pub y: Vec<f32>,
+}
+
+/// The last step's forward state, node 0 of each pair only.
+#[derive(Debug, Default, Clone)]
+pub struct RootState {
+    /// Node 0 of each pair. [n, S]
+    x0: Vec<f32>,
+    /// u = B·x_0 + c. [n, S]
+    u: Vec<f32>,
+    /// Row 0 of each pair's edges (Σ m_j values).
+    e: Vec<f32>,
+    /// Σ_r e_r·x_r. [n, S]
+    msg: Vec<f32>,
+    /// Node 0 after the step (after relu). [n, S]
     pub y: Vec<f32>,
 }
 
@@ -51,6 +74,16 @@ fn edge_offsets(offsets: &[usize]) -> Vec<usize> {
         e.push(e.last().copied().unwrap_or(0) + m * m);
     }
     e
+}
+
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(a, &b)| *a += b);
+}
+
+fn relu_mask(dy: &mut [f32], y: &[f32]) {
+    dy.iter_mut()
+        .zip(y)
+        .for_each(|(g, &v)| *g = if v > 0.0 { *g } else { 0.0 });
 }
 
 impl GraphStep {
@@ -69,25 +102,94 @@ impl GraphStep {
         self.query.in_dim()
     }
 
-    /// x: [M, S] stacked nodes (offsets[0] = 0) → `st.y`: [M, S].
-    pub fn forward(&self, x: &[f32], offsets: &[usize], st: &mut StepState) {
+    /// The edge projection `p = B·x + c` with `B = W_kᵀ·W_q`, `c = W_kᵀ·b_q`
+    /// (a [`Linear`] S → S, zero gradients). Build it once per batch: the
+    /// forward and backward passes take it.
+    pub fn plan(&self) -> Linear {
+        let s = self.dim();
+        let mut p = Linear::new("graph_plan", s, s, true);
+        gemm(
+            MatMut::new(&mut p.weight.value, s, s),
+            MatRef::new(&self.key.weight.value, s, s).t(),
+            MatRef::new(&self.query.weight.value, s, s),
+            1.0,
+            0.0,
+            Par::Seq,
+        );
+        if let (Some(c), Some(bq)) = (p.bias.as_mut(), self.query.bias.as_ref()) {
+            gemm(
+                MatMut::new(&mut c.value, 1, s),
+                MatRef::new(&bq.value, 1, s),
+                MatRef::new(&self.key.weight.value, s, s),
+                1.0,
+                0.0,
+                Par::Seq,
+            );
+        }
+        p
+    }
+
+    /// Adds the gradients accumulated in a [`Self::plan`] (dB, dc) to the
+    /// step's own: `dW_q += W_k·dB`, `dW_k += W_q·dBᵀ + b_q·dcᵀ`,
+    /// `db_q += W_k·dc` (`b_k` gets none: see the module doc).
+    pub fn absorb_plan_grad(&mut self, plan: &Linear) {
+        let s = self.dim();
+        let db = &plan.weight.grad;
+        gemm(
+            MatMut::new(&mut self.query.weight.grad, s, s),
+            MatRef::new(&self.key.weight.value, s, s),
+            MatRef::new(db, s, s),
+            1.0,
+            1.0,
+            Par::Seq,
+        );
+        gemm(
+            MatMut::new(&mut self.key.weight.grad, s, s),
+            MatRef::new(&self.query.weight.value, s, s),
+            MatRef::new(db, s, s).t(),
+            1.0,
+            1.0,
+            Par::Seq,
+        );
+        if let (Some(dc), Some(bq)) = (plan.bias.as_ref(), self.query.bias.as_mut()) {
+            gemm(
+                MatMut::new(&mut self.key.weight.grad, s, s),
+                MatRef::new(&bq.value, 1, s).t(),
+                MatRef::new(&dc.grad, 1, s),
+                1.0,
+                1.0,
+                Par::Seq,
+            );
+            gemm(
+                MatMut::new(&mut bq.grad, 1, s),
+                MatRef::new(&dc.grad, 1, s),
+                MatRef::new(&self.key.weight.value, s, s).t(),
+                1.0,
+                1.0,
+                Par::Seq,
+            );
+        }
+    }
+
+    /// Every node: x: [M, S] stacked nodes (offsets[0] = 0) → `st.y`: [M, S].
+    /// `plan`: [`Self::plan`].
+    pub fn forward(&self, plan: &Linear, x: &[f32], offsets: &[usize], st: &mut StepState) {
         let s = self.dim();
         let m_all = x.len() / s;
-        st.q.resize(m_all * s, 0.0);
-        st.k.resize(m_all * s, 0.0);
-        self.query.forward_into(x, &mut st.q, Par::Seq);
-        self.key.forward_into(x, &mut st.k, Par::Seq);
+        st.p.resize(m_all * s, 0.0);
+        plan.forward_into(x, &mut st.p, Par::Seq);
         let eo = edge_offsets(offsets);
         st.e.resize(eo[eo.len() - 1], 0.0);
         st.msg.resize(m_all * s, 0.0);
         for j in 0..offsets.len() - 1 {
             let (a, b) = (offsets[j], offsets[j + 1]);
             let m = b - a;
+            let xb = MatRef::new(&x[a * s..b * s], m, s);
             let e = &mut st.e[eo[j]..eo[j + 1]];
             gemm(
                 MatMut::new(e, m, m),
-                MatRef::new(&st.q[a * s..b * s], m, s),
-                MatRef::new(&st.k[a * s..b * s], m, s).t(),
+                MatRef::new(&st.p[a * s..b * s], m, s),
+                xb.t(),
                 1.0,
                 0.0,
                 Par::Seq,
@@ -96,7 +198,7 @@ impl GraphStep {
             gemm(
                 MatMut::new(&mut st.msg[a * s..b * s], m, s),
                 MatRef::new(e, m, m),
-                MatRef::new(&x[a * s..b * s], m, s),
+                xb,
                 1.0,
                 0.0,
                 Par::Seq,
@@ -108,9 +210,11 @@ impl GraphStep {
     }
 
     /// From dy: [M, S] (consumed) → dx: [M, S] (overwritten); accumulates
-    /// this step's parameter gradients. x: the forward input.
+    /// the graph map's gradients here and dB, dc in `plan` (this step's
+    /// [`Self::plan`]). x: the forward input.
     pub fn backward(
         &mut self,
+        plan: &mut Linear,
         x: &[f32],
         offsets: &[usize],
         st: &StepState,
@@ -119,67 +223,163 @@ impl GraphStep {
     ) {
         let s = self.dim();
         let m_all = x.len() / s;
-        dy.iter_mut()
-            .zip(&st.y)
-            .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 });
+        relu_mask(dy, &st.y);
         let mut dmsg = vec![0.0f32; m_all * s];
         self.graph.backward(&st.msg, dy, Some(&mut dmsg), Par::Seq);
         dx.clear();
         dx.resize(m_all * s, 0.0);
         let eo = edge_offsets(offsets);
         let mut de = vec![0.0f32; eo[eo.len() - 1]];
+        // Reuses dy (no longer needed) for dP.
+        let dp = dy;
         for j in 0..offsets.len() - 1 {
             let (a, b) = (offsets[j], offsets[j + 1]);
             let m = b - a;
+            let xb = MatRef::new(&x[a * s..b * s], m, s);
             let e = &st.e[eo[j]..eo[j + 1]];
             let dej = &mut de[eo[j]..eo[j + 1]];
+            let dmb = MatRef::new(&dmsg[a * s..b * s], m, s);
             // msg = E·X.
+            gemm(MatMut::new(dej, m, m), dmb, xb.t(), 1.0, 0.0, Par::Seq);
             gemm(
-                MatMut::new(dej, m, m),
-                MatRef::new(&dmsg[a * s..b * s], m, s),
-                MatRef::new(&x[a * s..b * s], m, s).t(),
+                MatMut::new(&mut dx[a * s..b * s], m, s),
+                MatRef::new(e, m, m).t(),
+                dmb,
+                1.0,
+                0.0,
+                Par::Seq,
+            );
+            softmax_backward(e, dej, m);
+            // Logits L = P·Xᵀ: dP = dL·X, dX += dLᵀ·P.
+            let dl = MatRef::new(dej, m, m);
+            gemm(
+                MatMut::new(&mut dp[a * s..b * s], m, s),
+                dl,
+                xb,
                 1.0,
                 0.0,
                 Par::Seq,
             );
             gemm(
                 MatMut::new(&mut dx[a * s..b * s], m, s),
-                MatRef::new(e, m, m).t(),
-                MatRef::new(&dmsg[a * s..b * s], m, s),
+                dl.t(),
+                MatRef::new(&st.p[a * s..b * s], m, s),
+                1.0,
+                1.0,
+                Par::Seq,
+            );
+        }
+        let mut tmp = vec![0.0f32; m_all * s];
+        plan.backward(x, dp, Some(&mut tmp), Par::Seq);
+        add_into(dx, &tmp);
+    }
+
+    /// Node 0 of each pair only (what the last step must deliver):
+    /// x: [M, S] stacked nodes → `st.y`: [n_pairs, S].
+    pub fn forward_root(&self, plan: &Linear, x: &[f32], offsets: &[usize], st: &mut RootState) {
+        let s = self.dim();
+        let n = offsets.len() - 1;
+        st.x0.resize(n * s, 0.0);
+        for (j, row) in st.x0.chunks_exact_mut(s).enumerate() {
+            let a = offsets[j];
+            row.copy_from_slice(&x[a * s..(a + 1) * s]);
+        }
+        st.u.resize(n * s, 0.0);
+        plan.forward_into(&st.x0, &mut st.u, Par::Seq);
+        st.e.resize(offsets[n], 0.0);
+        st.msg.resize(n * s, 0.0);
+        for j in 0..n {
+            let (a, b) = (offsets[j], offsets[j + 1]);
+            let m = b - a;
+            let xb = MatRef::new(&x[a * s..b * s], m, s);
+            let e = &mut st.e[a..b];
+            gemm(
+                MatMut::new(e, 1, m),
+                MatRef::new(&st.u[j * s..(j + 1) * s], 1, s),
+                xb.t(),
+                1.0,
+                0.0,
+                Par::Seq,
+            );
+            softmax_forward(e, m);
+            gemm(
+                MatMut::new(&mut st.msg[j * s..(j + 1) * s], 1, s),
+                MatRef::new(e, 1, m),
+                xb,
+                1.0,
+                0.0,
+                Par::Seq,
+            );
+        }
+        st.y.resize(n * s, 0.0);
+        self.graph.forward_into(&st.msg, &mut st.y, Par::Seq);
+        st.y.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+
+    /// Backward of [`Self::forward_root`]: from dy: [n_pairs, S] (consumed)
+    /// → dx: [M, S] (overwritten; zero where no gradient flows).
+    pub fn backward_root(
+        &mut self,
+        plan: &mut Linear,
+        x: &[f32],
+        offsets: &[usize],
+        st: &RootState,
+        dy: &mut [f32],
+        dx: &mut Vec<f32>,
+    ) {
+        let s = self.dim();
+        let n = offsets.len() - 1;
+        relu_mask(dy, &st.y);
+        let mut dmsg = vec![0.0f32; n * s];
+        self.graph.backward(&st.msg, dy, Some(&mut dmsg), Par::Seq);
+        dx.clear();
+        dx.resize(offsets[n] * s, 0.0);
+        let mut de = vec![0.0f32; offsets[n]];
+        // Reuses dy for du.
+        let du = dy;
+        for j in 0..n {
+            let (a, b) = (offsets[j], offsets[j + 1]);
+            let m = b - a;
+            let xb = MatRef::new(&x[a * s..b * s], m, s);
+            let e = &st.e[a..b];
+            let dej = &mut de[a..b];
+            let dm = MatRef::new(&dmsg[j * s..(j + 1) * s], 1, s);
+            // msg = eᵀ·X.
+            gemm(MatMut::new(dej, 1, m), dm, xb.t(), 1.0, 0.0, Par::Seq);
+            gemm(
+                MatMut::new(&mut dx[a * s..b * s], m, s),
+                MatRef::new(e, 1, m).t(),
+                dm,
                 1.0,
                 0.0,
                 Par::Seq,
             );
             softmax_backward(e, dej, m);
-        }
-        // E = softmax(Q·Kᵀ): dQ = dA·K, dK = dAᵀ·Q (reusing dmsg for dQ).
-        let mut dk = vec![0.0f32; m_all * s];
-        for j in 0..offsets.len() - 1 {
-            let (a, b) = (offsets[j], offsets[j + 1]);
-            let m = b - a;
-            let dej = &de[eo[j]..eo[j + 1]];
+            // Logits l = X·u: du = lᵀ·X, dX += dl·uᵀ.
+            let dl = MatRef::new(dej, 1, m);
             gemm(
-                MatMut::new(&mut dmsg[a * s..b * s], m, s),
-                MatRef::new(dej, m, m),
-                MatRef::new(&st.k[a * s..b * s], m, s),
+                MatMut::new(&mut du[j * s..(j + 1) * s], 1, s),
+                dl,
+                xb,
                 1.0,
                 0.0,
                 Par::Seq,
             );
             gemm(
-                MatMut::new(&mut dk[a * s..b * s], m, s),
-                MatRef::new(dej, m, m).t(),
-                MatRef::new(&st.q[a * s..b * s], m, s),
+                MatMut::new(&mut dx[a * s..b * s], m, s),
+                dl.t(),
+                MatRef::new(&st.u[j * s..(j + 1) * s], 1, s),
                 1.0,
-                0.0,
+                1.0,
                 Par::Seq,
             );
         }
-        let mut tmp = vec![0.0f32; m_all * s];
-        self.query.backward(x, &dmsg, Some(&mut tmp), Par::Seq);
-        dx.iter_mut().zip(&tmp).for_each(|(g, &v)| *g += v);
-        self.key.backward(x, &dk, Some(&mut tmp), Par::Seq);
-        dx.iter_mut().zip(&tmp).for_each(|(g, &v)| *g += v);
+        let mut dx0 = vec![0.0f32; n * s];
+        plan.backward(&st.x0, du, Some(&mut dx0), Par::Seq);
+        for (j, row) in dx0.chunks_exact(s).enumerate() {
+            let a = offsets[j];
+            add_into(&mut dx[a * s..(a + 1) * s], row);
+        }
     }
 }
 
@@ -204,26 +404,104 @@ mod tests {
     use crate::engine::rng::seeded;
     use crate::engine::testutil::*;
 
-    #[test]
-    fn finite_differences() {
-        let s = 5;
-        let offsets = [0, 3, 7];
-        let mut step = GraphStep::new("g", s, &mut seeded(1));
+    const S: usize = 5;
+    const OFFSETS: [usize; 3] = [0, 3, 7];
+
+    /// A step with random weights, biases included (`b_k` too: it must drop out).
+    fn random_step() -> GraphStep {
+        let mut step = GraphStep::new("g", S, &mut seeded(1));
         for p in step.params_mut() {
-            p.value = rand_vec(p.numel(), p.numel() as u64, 0.8);
+            p.value = rand_vec(p.numel(), p.numel() as u64 + p.name.len() as u64, 0.8);
         }
-        let mut x = rand_vec(7 * s, 2, 1.0);
-        let up = rand_vec(7 * s, 3, 1.0);
+        step
+    }
+
+    /// The textbook step (PyTorch's order: Q, K, softmax(Q·Kᵀ), relu(graph(E·X))).
+    fn naive(step: &GraphStep, x: &[f32]) -> Vec<f32> {
+        let q = step.query.forward(x, Par::Seq);
+        let k = step.key.forward(x, Par::Seq);
+        let mut msg = vec![0.0f32; x.len()];
+        for w in OFFSETS.windows(2) {
+            for i in w[0]..w[1] {
+                let mut e: Vec<f32> = (w[0]..w[1])
+                    .map(|r| (0..S).map(|f| q[i * S + f] * k[r * S + f]).sum())
+                    .collect();
+                let m = e.len();
+                softmax_forward(&mut e, m);
+                for (r, &er) in (w[0]..w[1]).zip(&e) {
+                    for f in 0..S {
+                        msg[i * S + f] += er * x[r * S + f];
+                    }
+                }
+            }
+        }
+        let mut y = step.graph.forward(&msg, Par::Seq);
+        y.iter_mut().for_each(|v| *v = v.max(0.0));
+        y
+    }
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = got
+            .iter()
+            .zip(want)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= 1e-5 * scale,
+            "{what}: max error {err:e} (scale {scale})"
+        );
+    }
+
+    #[test]
+    fn plan_edges_equal_query_key_edges() {
+        let step = random_step();
+        let x = rand_vec(7 * S, 2, 1.0);
+        let want = naive(&step, &x);
+        let mut st = StepState::default();
+        step.forward(&step.plan(), &x, &OFFSETS, &mut st);
+        assert_close("full step", &st.y, &want);
+        let mut root = RootState::default();
+        step.forward_root(&step.plan(), &x, &OFFSETS, &mut root);
+        let want0: Vec<f32> = [0, 3]
+            .iter()
+            .flat_map(|&a| want[a * S..(a + 1) * S].to_vec())
+            .collect();
+        assert_close("root", &root.y, &want0);
+    }
+
+    /// Gradients of `dot(forward(x), up)` for the full step (`root` false)
+    /// or node 0 only, against finite differences of the textbook step.
+    fn check_grads(root: bool) {
+        let mut step = random_step();
+        let mut x = rand_vec(7 * S, 2, 1.0);
+        let n_out = if root { 2 } else { 7 };
+        let up = rand_vec(n_out * S, 3, 1.0);
         let f = |st: &GraphStep, x: &[f32]| {
-            let mut state = StepState::default();
-            st.forward(x, &offsets, &mut state);
-            dot_loss(&state.y, &up)
+            let y = naive(st, x);
+            let y: Vec<f32> = if root {
+                [0, 3]
+                    .iter()
+                    .flat_map(|&a| y[a * S..(a + 1) * S].to_vec())
+                    .collect()
+            } else {
+                y
+            };
+            dot_loss(&y, &up)
         };
-        let mut state = StepState::default();
-        step.forward(&x, &offsets, &mut state);
+        let mut plan = step.plan();
         let mut dy = up.clone();
         let mut dx = Vec::new();
-        step.backward(&x, &offsets, &state, &mut dy, &mut dx);
+        if root {
+            let mut st = RootState::default();
+            step.forward_root(&plan, &x, &OFFSETS, &mut st);
+            step.backward_root(&mut plan, &x, &OFFSETS, &st, &mut dy, &mut dx);
+        } else {
+            let mut st = StepState::default();
+            step.forward(&plan, &x, &OFFSETS, &mut st);
+            step.backward(&mut plan, &x, &OFFSETS, &st, &mut dy, &mut dx);
+        }
+        step.absorb_plan_grad(&plan);
         let fx = fd_grad(&mut x, FD_EPS, |x| f(&step, x));
         assert_grad_close("dx", &dx, &fx);
         for k in 0..step.params().len() {
@@ -233,7 +511,24 @@ mod tests {
                 s2.params_mut()[k].value = w.to_vec();
                 f(&s2, &x)
             });
-            assert_grad_close(&step.params()[k].name.clone(), &step.params()[k].grad, &fw);
+            let name = step.params()[k].name.clone();
+            if name.contains("graph_key_w.bias") {
+                // Constant in r under the softmax: no gradient at all.
+                assert!(step.params()[k].grad.iter().all(|&g| g == 0.0));
+                assert!(fw.iter().all(|g| g.abs() < 1e-2), "{name}: {fw:?}");
+            } else {
+                assert_grad_close(&name, &step.params()[k].grad, &fw);
+            }
         }
+    }
+
+    #[test]
+    fn full_step_finite_differences() {
+        check_grads(false);
+    }
+
+    #[test]
+    fn root_step_finite_differences() {
+        check_grads(true);
     }
 }

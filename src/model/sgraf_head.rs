@@ -30,7 +30,7 @@ use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
 use crate::model::attention_filtration::{AttentionFiltration, SafState};
-use crate::model::graph_reasoning::{GraphStep, StepState};
+use crate::model::graph_reasoning::{GraphStep, RootState, StepState};
 use crate::model::scan_head::{Acc, HeadCache, Saved, ScanHead, Scratch, Words, resize};
 
 /// SGR's number of reasoning steps (the authors' `sgr_step`).
@@ -87,7 +87,10 @@ struct PairScratch {
     noffs: Vec<usize>,
     /// X. [M, S]
     nodes: Vec<f32>,
+    /// SGR's full steps (all but the last).
     steps: Vec<StepState>,
+    /// SGR's last step (node 0 only).
+    root: RootState,
     saf: SafState,
     /// The pair vectors v. [n, S]
     vec: Vec<f32>,
@@ -98,6 +101,8 @@ struct ChunkGrads {
     acc: Acc,
     glo: Linear,
     reason: Reasoning,
+    /// SGR: the steps' edge projections' gradients (see [`GraphStep::plan`]).
+    plans: Vec<Linear>,
 }
 
 /// Gradients for the caller: (d img [n_img, R, d], d img_glo [n_img, d],
@@ -144,12 +149,23 @@ impl SgrafHead {
         self.local.embed()
     }
 
+    /// What the reasoning module precomputes per batch: SGR's edge
+    /// projections ([`GraphStep::plan`]), one per step; nothing for SAF.
+    fn plans(&self) -> Vec<Linear> {
+        match &self.reason {
+            Reasoning::Sgr(steps) => steps.iter().map(GraphStep::plan).collect(),
+            Reasoning::Saf(_) => Vec::new(),
+        }
+    }
+
     /// One image against the captions of `w` (one tile): scores into out: [n],
     /// the local alignment's state into `sv`.
-    /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d].
+    /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d];
+    /// plans: [`Self::plans`].
     #[allow(clippy::too_many_arguments)]
     fn pair_forward(
         &self,
+        plans: &[Linear],
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
@@ -159,12 +175,14 @@ impl SgrafHead {
         out: &mut [f32],
     ) {
         self.local.local_forward(v, w, sv, &mut ps.sc, None);
-        self.pair_rest(g, w, cg, sv, ps, out);
+        self.pair_rest(plans, g, w, cg, sv, ps, out);
     }
 
     /// [`Self::pair_forward`] after the local alignment (whose H is in `sv.t`).
+    #[allow(clippy::too_many_arguments)]
     fn pair_rest(
         &self,
+        plans: &[Linear],
         g: &[f32],
         w: Words<'_>,
         cg: &[f32],
@@ -204,17 +222,21 @@ impl SgrafHead {
         resize(&mut ps.vec, nc * s);
         match &self.reason {
             Reasoning::Sgr(steps) => {
-                ps.steps.resize_with(steps.len(), StepState::default);
-                for (k, step) in steps.iter().enumerate() {
+                // Every node through the first steps, node 0 through the last.
+                let last = steps.len() - 1;
+                ps.steps.resize_with(last, StepState::default);
+                for (k, step) in steps[..last].iter().enumerate() {
                     let (done, rest) = ps.steps.split_at_mut(k);
                     let x = if k == 0 { &ps.nodes } else { &done[k - 1].y };
-                    step.forward(x, &ps.noffs, &mut rest[0]);
+                    step.forward(&plans[k], x, &ps.noffs, &mut rest[0]);
                 }
-                let y = &ps.steps[steps.len() - 1].y;
-                for j in 0..nc {
-                    let a = ps.noffs[j];
-                    ps.vec[j * s..(j + 1) * s].copy_from_slice(&y[a * s..(a + 1) * s]);
-                }
+                let x = if last == 0 {
+                    &ps.nodes
+                } else {
+                    &ps.steps[last - 1].y
+                };
+                steps[last].forward_root(&plans[last], x, &ps.noffs, &mut ps.root);
+                ps.vec.copy_from_slice(&ps.root.y);
             }
             Reasoning::Saf(f) => {
                 f.forward(&ps.nodes, &ps.noffs, &mut ps.saf);
@@ -235,6 +257,7 @@ impl SgrafHead {
     #[allow(clippy::too_many_arguments)]
     fn pair_backward(
         &self,
+        plans: &[Linear],
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
@@ -253,7 +276,7 @@ impl SgrafHead {
         let s = self.local.sim_dim();
         let nc = w.n_cap();
         let mut scratch_out = vec![0.0f32; nc];
-        self.pair_rest(g, w, cg, sv, ps, &mut scratch_out);
+        self.pair_rest(plans, g, w, cg, sv, ps, &mut scratch_out);
         // s = σ(w_e·v + b_e).
         let we = &self.local.eval.weight.value;
         let mut dvec = vec![0.0f32; nc * s];
@@ -276,18 +299,23 @@ impl SgrafHead {
         let mut dnodes = Vec::new();
         match &mut gr.reason {
             Reasoning::Sgr(steps) => {
-                let mut dy = vec![0.0f32; m_all * s];
-                for j in 0..nc {
-                    let a = ps.noffs[j];
-                    dy[a * s..(a + 1) * s].copy_from_slice(&dvec[j * s..(j + 1) * s]);
-                }
-                for k in (0..steps.len()).rev() {
+                let last = steps.len() - 1;
+                let mut dy = Vec::with_capacity(m_all * s);
+                let x = if last == 0 {
+                    &ps.nodes
+                } else {
+                    &ps.steps[last - 1].y
+                };
+                let plan = &mut gr.plans[last];
+                steps[last].backward_root(plan, x, &ps.noffs, &ps.root, &mut dvec, &mut dy);
+                for k in (0..last).rev() {
                     let x = if k == 0 {
                         &ps.nodes
                     } else {
                         &ps.steps[k - 1].y
                     };
-                    steps[k].backward(x, &ps.noffs, &ps.steps[k], &mut dy, &mut dnodes);
+                    let plan = &mut gr.plans[k];
+                    steps[k].backward(plan, x, &ps.noffs, &ps.steps[k], &mut dy, &mut dnodes);
                     std::mem::swap(&mut dy, &mut dnodes);
                 }
                 dnodes = dy;
@@ -329,6 +357,7 @@ impl SgrafHead {
     #[allow(clippy::too_many_arguments)]
     fn image_forward(
         &self,
+        plans: &[Linear],
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
@@ -343,6 +372,7 @@ impl SgrafHead {
         for (k, t) in tiles.into_iter().enumerate() {
             let tw = w.slice(t.clone(), d);
             self.pair_forward(
+                plans,
                 v,
                 g,
                 tw,
@@ -372,13 +402,14 @@ impl SgrafHead {
         if nc == 0 {
             return out;
         }
+        let plans = self.plans();
         out.par_chunks_mut(nc)
             .zip(img.par_chunks(n_regions * d))
             .zip(img_glo.par_chunks(d))
             .for_each_init(
                 || (PairScratch::default(), [Saved::default()]),
                 |(ps, sv), ((o, v), g)| {
-                    self.image_forward(v, g, w, cap_glo, sv, ps, o);
+                    self.image_forward(&plans, v, g, w, cap_glo, sv, ps, o);
                 },
             );
         out
@@ -402,12 +433,13 @@ impl SgrafHead {
         let mut out = vec![0.0f32; n_img * nc];
         let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
         if nc > 0 {
+            let plans = self.plans();
             out.par_chunks_mut(nc)
                 .zip(img.par_chunks(n_regions * d))
                 .zip(img_glo.par_chunks(d))
                 .zip(saved.par_chunks_mut(nt))
                 .for_each_init(PairScratch::default, |ps, (((o, v), g), sv)| {
-                    self.image_forward(v, g, w, cap_glo, sv, ps, o);
+                    self.image_forward(&plans, v, g, w, cap_glo, sv, ps, o);
                 });
         }
         (out, HeadCache { saved })
@@ -432,8 +464,10 @@ impl SgrafHead {
         let nc = w.n_cap();
         let mut ps = PairScratch::default();
         let mut sv = [Saved::default()];
+        let plans = self.plans();
         for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
             self.image_forward(
+                &plans,
                 &img[i * per..(i + 1) * per],
                 &img_glo[i * d..(i + 1) * d],
                 w,
@@ -473,6 +507,7 @@ impl SgrafHead {
         let mut dimg_glo = vec![0.0f32; img_glo.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
+        let plans = self.plans();
         let fresh = || {
             let mut glo = this.glo.clone();
             glo.zero_grad();
@@ -482,6 +517,7 @@ impl SgrafHead {
                 acc: Acc::new(d, s),
                 glo,
                 reason,
+                plans: plans.clone(),
             }
         };
         let parts: Vec<(ChunkGrads, Vec<f32>, Vec<f32>)> = dimg
@@ -506,6 +542,7 @@ impl SgrafHead {
                             w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
                         let (a, b) = (i * nc + t.start, i * nc + t.end);
                         this.pair_backward(
+                            &plans,
                             &img[i * per..(i + 1) * per],
                             &img_glo[i * d..(i + 1) * d],
                             w.slice(t.clone(), d),
@@ -528,14 +565,23 @@ impl SgrafHead {
         let mut dwords = vec![0.0f32; nw * d];
         let mut dcap = vec![0.0f32; nc * d];
         let mut total = Acc::new(d, s);
+        let mut plan_grads = plans;
         for (gr, dw, dc) in &parts {
             dwords.iter_mut().zip(dw).for_each(|(x, &y)| *x += y);
             dcap.iter_mut().zip(dc).for_each(|(x, &y)| *x += y);
             total.add(&gr.acc);
             add_grads(&mut self.glo, &gr.glo);
             add_grads(&mut self.reason, &gr.reason);
+            for (p, q) in plan_grads.iter_mut().zip(&gr.plans) {
+                add_grads(p, q);
+            }
         }
         total.apply(&mut self.local);
+        if let Reasoning::Sgr(steps) = &mut self.reason {
+            for (step, plan) in steps.iter_mut().zip(&plan_grads) {
+                step.absorb_plan_grad(plan);
+            }
+        }
         (dimg, dimg_glo, dwords, dcap)
     }
 }
