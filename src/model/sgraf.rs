@@ -19,8 +19,8 @@ use crate::model::global_attn::{GlobalAttention, GlobalCache};
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
 use crate::model::scan_ave::{stack_words, unstack_words};
-use crate::model::scan_head::{HeadCache, Words};
-use crate::model::sgraf_head::SgrafHead;
+use crate::model::scan_head::Words;
+use crate::model::sgraf_head::{SgrafHead, SgrafHeadCache};
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -58,7 +58,7 @@ pub struct SgrafCache {
     img_glo: Vec<f32>,
     cap_glo: Vec<f32>,
     sims: Vec<f32>,
-    head: HeadCache,
+    head: SgrafHeadCache,
 }
 
 impl Sgraf {

@@ -12,13 +12,12 @@
 //! 4. `s_ij = σ(w_e·v + b_e)`.
 //!
 //! Memory: training keeps what scan-ave keeps per (image, caption tile) —
-//! attention, normalised H and norms ([`HeadCache`]) — and nothing of size
-//! B²·L·d. Images run in parallel, each against caption tiles of at most the
-//! scan kernel's tile size in words; the backward pass recomputes each
-//! tile's global alignment, nodes and reasoning state in per-thread buffers
-//! right before using them. Parameter gradients
-//! are summed per contiguous chunk of images and reduced in chunk order
-//! (bitwise deterministic for a fixed thread count).
+//! attention, normalised H and norms ([`HeadCache`]) — plus the tile's
+//! global alignment, nodes and reasoning state ([`PairRest`], of size
+//! B²·L·S for SGR), and nothing of size B²·L·d. Images run in parallel, each
+//! against caption tiles of at most the scan kernel's tile size in words.
+//! Parameter gradients are summed per contiguous chunk of images and reduced
+//! in chunk order (bitwise deterministic for a fixed thread count).
 
 use rand::Rng;
 use rayon::prelude::*;
@@ -74,10 +73,11 @@ pub struct SgrafHead {
     pub reason: Reasoning,
 }
 
-/// Per-thread buffers of one (image, caption tile) pass.
+/// One (image, caption tile)'s state after the local alignment: a
+/// per-thread buffer when scoring, kept per tile for the backward pass when
+/// training ([`SgrafHeadCache`]).
 #[derive(Debug, Default)]
-struct PairScratch {
-    sc: Scratch,
+struct PairRest {
     /// (g − c_j)². [n, d]
     dsq: Vec<f32>,
     /// G (normalised) and norms. [n, S], [n]
@@ -94,6 +94,14 @@ struct PairScratch {
     saf: SafState,
     /// The pair vectors v. [n, S]
     vec: Vec<f32>,
+}
+
+/// What [`SgrafHead::forward_train`] keeps for [`SgrafHead::backward`], per
+/// (image, caption tile), image-major.
+#[derive(Debug)]
+pub struct SgrafHeadCache {
+    local: HeadCache,
+    rests: Vec<PairRest>,
 }
 
 /// Gradients summed by one chunk of images.
@@ -171,11 +179,12 @@ impl SgrafHead {
         w: Words<'_>,
         cg: &[f32],
         sv: &mut Saved,
-        ps: &mut PairScratch,
+        sc: &mut Scratch,
+        r: &mut PairRest,
         out: &mut [f32],
     ) {
-        self.local.local_forward(v, w, sv, &mut ps.sc, None);
-        self.pair_rest(plans, g, w, cg, sv, ps, out);
+        self.local.local_forward(v, w, sv, sc, None);
+        self.pair_rest(plans, g, w, cg, sv, r, out);
     }
 
     /// [`Self::pair_forward`] after the local alignment (whose H is in `sv.t`).
@@ -187,83 +196,83 @@ impl SgrafHead {
         w: Words<'_>,
         cg: &[f32],
         sv: &Saved,
-        ps: &mut PairScratch,
+        r: &mut PairRest,
         out: &mut [f32],
     ) {
         let d = self.embed();
         let s = self.local.sim_dim();
         let nc = w.n_cap();
         // Global alignment.
-        resize(&mut ps.dsq, nc * d);
-        for (row, c) in ps.dsq.chunks_exact_mut(d).zip(cg.chunks_exact(d)) {
+        resize(&mut r.dsq, nc * d);
+        for (row, c) in r.dsq.chunks_exact_mut(d).zip(cg.chunks_exact(d)) {
             for ((q, &a), &b) in row.iter_mut().zip(g).zip(c) {
                 let df = a - b;
                 *q = df * df;
             }
         }
-        resize(&mut ps.gvec, nc * s);
-        self.glo.forward_into(&ps.dsq, &mut ps.gvec, Par::Seq);
-        ps.gnorm = l2norm::forward(&mut ps.gvec, s);
+        resize(&mut r.gvec, nc * s);
+        self.glo.forward_into(&r.dsq, &mut r.gvec, Par::Seq);
+        r.gnorm = l2norm::forward(&mut r.gvec, s);
         // Nodes: [G_j; H_j] per caption.
         let o0 = w.offsets[0];
-        ps.noffs.clear();
-        ps.noffs.push(0);
+        r.noffs.clear();
+        r.noffs.push(0);
         for j in 0..nc {
             let n = w.offsets[j + 1] - w.offsets[j] + 1;
-            ps.noffs.push(ps.noffs[j] + n);
+            r.noffs.push(r.noffs[j] + n);
         }
-        resize(&mut ps.nodes, ps.noffs[nc] * s);
+        resize(&mut r.nodes, r.noffs[nc] * s);
         for j in 0..nc {
-            let a = ps.noffs[j];
-            ps.nodes[a * s..(a + 1) * s].copy_from_slice(&ps.gvec[j * s..(j + 1) * s]);
+            let a = r.noffs[j];
+            r.nodes[a * s..(a + 1) * s].copy_from_slice(&r.gvec[j * s..(j + 1) * s]);
             let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
-            ps.nodes[(a + 1) * s..ps.noffs[j + 1] * s].copy_from_slice(&sv.t[wa * s..wb * s]);
+            r.nodes[(a + 1) * s..r.noffs[j + 1] * s].copy_from_slice(&sv.t[wa * s..wb * s]);
         }
-        resize(&mut ps.vec, nc * s);
+        resize(&mut r.vec, nc * s);
         match &self.reason {
             Reasoning::Sgr(steps) => {
                 // Every node through the first steps, node 0 through the last.
                 let last = steps.len() - 1;
-                ps.steps.resize_with(last, StepState::default);
+                r.steps.resize_with(last, StepState::default);
                 for (k, step) in steps[..last].iter().enumerate() {
-                    let (done, rest) = ps.steps.split_at_mut(k);
-                    let x = if k == 0 { &ps.nodes } else { &done[k - 1].y };
-                    step.forward(&plans[k], x, &ps.noffs, &mut rest[0]);
+                    let (done, rest) = r.steps.split_at_mut(k);
+                    let x = if k == 0 { &r.nodes } else { &done[k - 1].y };
+                    step.forward(&plans[k], x, &r.noffs, &mut rest[0]);
                 }
                 let x = if last == 0 {
-                    &ps.nodes
+                    &r.nodes
                 } else {
-                    &ps.steps[last - 1].y
+                    &r.steps[last - 1].y
                 };
-                steps[last].forward_root(&plans[last], x, &ps.noffs, &mut ps.root);
-                ps.vec.copy_from_slice(&ps.root.y);
+                steps[last].forward_root(&plans[last], x, &r.noffs, &mut r.root);
+                r.vec.copy_from_slice(&r.root.y);
             }
             Reasoning::Saf(f) => {
-                f.forward(&ps.nodes, &ps.noffs, &mut ps.saf);
-                ps.vec.copy_from_slice(&ps.saf.v);
+                f.forward(&r.nodes, &r.noffs, &mut r.saf);
+                r.vec.copy_from_slice(&r.saf.v);
             }
         }
         let we = &self.local.eval.weight.value;
         let be = self.local.eval.bias.as_ref().map_or(0.0, |b| b.value[0]);
         for (j, o) in out.iter_mut().enumerate() {
-            *o = sigmoid(dot_f64(&ps.vec[j * s..(j + 1) * s], we) as f32 + be);
+            *o = sigmoid(dot_f64(&r.vec[j * s..(j + 1) * s], we) as f32 + be);
         }
     }
 
-    /// Backward of [`Self::pair_forward`] from its local state `sv` (the rest
-    /// is recomputed here first), the scores `sims` and `ds` = d loss / d
+    /// Backward of [`Self::pair_forward`] from its states `sv` and `r`,
+    /// the scores `sims` and `ds` = d loss / d
     /// sims: [n]. Accumulates into dv: [R, d], dg: [d], dwords: the tile's
     /// words [N_w, d], dcg: [n, d] and `gr`.
     #[allow(clippy::too_many_arguments)]
     fn pair_backward(
         &self,
-        plans: &[Linear],
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
         cg: &[f32],
         sv: &Saved,
-        ps: &mut PairScratch,
+        r: &PairRest,
+        sc: &mut Scratch,
         sims: &[f32],
         ds: &[f32],
         dv: &mut [f32],
@@ -275,15 +284,13 @@ impl SgrafHead {
         let d = self.embed();
         let s = self.local.sim_dim();
         let nc = w.n_cap();
-        let mut scratch_out = vec![0.0f32; nc];
-        self.pair_rest(plans, g, w, cg, sv, ps, &mut scratch_out);
         // s = σ(w_e·v + b_e).
         let we = &self.local.eval.weight.value;
         let mut dvec = vec![0.0f32; nc * s];
         for j in 0..nc {
             let dz = ds[j] * sims[j] * (1.0 - sims[j]);
             gr.acc.eval_b += dz as f64;
-            let vj = &ps.vec[j * s..(j + 1) * s];
+            let vj = &r.vec[j * s..(j + 1) * s];
             gr.acc
                 .eval_w
                 .iter_mut()
@@ -295,47 +302,43 @@ impl SgrafHead {
                 .for_each(|(a, &x)| *a = dz * x);
         }
         // Reasoning.
-        let m_all = ps.noffs[nc];
+        let m_all = r.noffs[nc];
         let mut dnodes = Vec::new();
         match &mut gr.reason {
             Reasoning::Sgr(steps) => {
                 let last = steps.len() - 1;
                 let mut dy = Vec::with_capacity(m_all * s);
                 let x = if last == 0 {
-                    &ps.nodes
+                    &r.nodes
                 } else {
-                    &ps.steps[last - 1].y
+                    &r.steps[last - 1].y
                 };
                 let plan = &mut gr.plans[last];
-                steps[last].backward_root(plan, x, &ps.noffs, &ps.root, &mut dvec, &mut dy);
+                steps[last].backward_root(plan, x, &r.noffs, &r.root, &mut dvec, &mut dy);
                 for k in (0..last).rev() {
-                    let x = if k == 0 {
-                        &ps.nodes
-                    } else {
-                        &ps.steps[k - 1].y
-                    };
+                    let x = if k == 0 { &r.nodes } else { &r.steps[k - 1].y };
                     let plan = &mut gr.plans[k];
-                    steps[k].backward(plan, x, &ps.noffs, &ps.steps[k], &mut dy, &mut dnodes);
+                    steps[k].backward(plan, x, &r.noffs, &r.steps[k], &mut dy, &mut dnodes);
                     std::mem::swap(&mut dy, &mut dnodes);
                 }
                 dnodes = dy;
             }
-            Reasoning::Saf(f) => f.backward(&ps.nodes, &ps.noffs, &ps.saf, &mut dvec, &mut dnodes),
+            Reasoning::Saf(f) => f.backward(&r.nodes, &r.noffs, &r.saf, &mut dvec, &mut dnodes),
         }
         // Split the node gradient: G rows and the words' H rows.
         let o0 = w.offsets[0];
         let mut dgvec = vec![0.0f32; nc * s];
-        resize(&mut ps.sc.dt, w.n_words() * s);
+        resize(&mut sc.dt, w.n_words() * s);
         for j in 0..nc {
-            let a = ps.noffs[j];
+            let a = r.noffs[j];
             dgvec[j * s..(j + 1) * s].copy_from_slice(&dnodes[a * s..(a + 1) * s]);
             let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
-            ps.sc.dt[wa * s..wb * s].copy_from_slice(&dnodes[(a + 1) * s..ps.noffs[j + 1] * s]);
+            sc.dt[wa * s..wb * s].copy_from_slice(&dnodes[(a + 1) * s..r.noffs[j + 1] * s]);
         }
         // Global alignment.
-        l2norm::backward(&ps.gvec, &ps.gnorm, &mut dgvec, s);
+        l2norm::backward(&r.gvec, &r.gnorm, &mut dgvec, s);
         let mut ddsq = vec![0.0f32; nc * d];
-        gr.glo.backward(&ps.dsq, &dgvec, Some(&mut ddsq), Par::Seq);
+        gr.glo.backward(&r.dsq, &dgvec, Some(&mut ddsq), Par::Seq);
         for ((gq, c), dc) in ddsq
             .chunks_exact(d)
             .zip(cg.chunks_exact(d))
@@ -348,12 +351,13 @@ impl SgrafHead {
             }
         }
         self.local
-            .local_backward(v, w, sv, &mut ps.sc, dv, dwords, &mut gr.acc);
+            .local_backward(v, w, sv, sc, dv, dwords, &mut gr.acc);
     }
 
     /// Scores one image against all captions of `w` (tiled) into out: [n_cap],
-    /// keeping each tile's local state in `saved` (one per tile; a single
-    /// reused slot when not training). v: [R, d], g: [d], cap_glo: [n_cap, d].
+    /// keeping each tile's state in `saved` and `rests` (one of each per
+    /// tile; a single reused slot when not training). v: [R, d], g: [d],
+    /// cap_glo: [n_cap, d].
     #[allow(clippy::too_many_arguments)]
     fn image_forward(
         &self,
@@ -363,12 +367,14 @@ impl SgrafHead {
         w: Words<'_>,
         cap_glo: &[f32],
         saved: &mut [Saved],
-        ps: &mut PairScratch,
+        rests: &mut [PairRest],
+        sc: &mut Scratch,
         out: &mut [f32],
     ) {
         let d = self.embed();
         let tiles = w.tiles(self.local.tile_words());
         let n_slots = saved.len();
+        debug_assert_eq!(rests.len(), n_slots);
         for (k, t) in tiles.into_iter().enumerate() {
             let tw = w.slice(t.clone(), d);
             self.pair_forward(
@@ -378,7 +384,8 @@ impl SgrafHead {
                 tw,
                 &cap_glo[t.start * d..t.end * d],
                 &mut saved[k % n_slots],
-                ps,
+                sc,
+                &mut rests[k % n_slots],
                 &mut out[t],
             );
         }
@@ -407,17 +414,22 @@ impl SgrafHead {
             .zip(img.par_chunks(n_regions * d))
             .zip(img_glo.par_chunks(d))
             .for_each_init(
-                || (PairScratch::default(), [Saved::default()]),
-                |(ps, sv), ((o, v), g)| {
-                    self.image_forward(&plans, v, g, w, cap_glo, sv, ps, o);
+                || {
+                    let slot = ([Saved::default()], [PairRest::default()]);
+                    (Scratch::default(), slot)
+                },
+                |(sc, (sv, r)), ((o, v), g)| {
+                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, sc, o);
                 },
             );
         out
     }
 
-    /// [`Self::forward`] that also keeps each (image, tile)'s local state for
-    /// [`Self::backward`] (what scan-ave keeps: `N_w·(2R + S + 1)` floats per
-    /// image; the `[N_w, d]` tensors are rebuilt in the backward pass).
+    /// [`Self::forward`] that also keeps each (image, tile)'s state for
+    /// [`Self::backward`]: what scan-ave keeps (`N_w·(2R + S + 1)` floats per
+    /// image; the `[N_w, d]` tensors are rebuilt in the backward pass) and
+    /// the state after the local alignment ([`PairRest`]: for SGR about
+    /// `7·(N_w + n_cap)·S` floats per image, docs/method.md §13.6).
     pub fn forward_train(
         &self,
         img: &[f32],
@@ -425,24 +437,27 @@ impl SgrafHead {
         n_regions: usize,
         w: Words<'_>,
         cap_glo: &[f32],
-    ) -> (Vec<f32>, HeadCache) {
+    ) -> (Vec<f32>, SgrafHeadCache) {
         let d = self.embed();
         let nc = w.n_cap();
         let n_img = img_glo.len() / d;
         let nt = w.tiles(self.local.tile_words()).len();
         let mut out = vec![0.0f32; n_img * nc];
         let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
+        let mut rests: Vec<PairRest> = (0..n_img * nt).map(|_| PairRest::default()).collect();
         if nc > 0 {
             let plans = self.plans();
             out.par_chunks_mut(nc)
                 .zip(img.par_chunks(n_regions * d))
                 .zip(img_glo.par_chunks(d))
                 .zip(saved.par_chunks_mut(nt))
-                .for_each_init(PairScratch::default, |ps, (((o, v), g), sv)| {
-                    self.image_forward(&plans, v, g, w, cap_glo, sv, ps, o);
+                .zip(rests.par_chunks_mut(nt))
+                .for_each_init(Scratch::default, |sc, ((((o, v), g), sv), r)| {
+                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, sc, o);
                 });
         }
-        (out, HeadCache { saved })
+        let local = HeadCache { saved };
+        (out, SgrafHeadCache { local, rests })
     }
 
     /// Scores images `images` (block rows of `img`/`img_glo` as in
@@ -462,8 +477,8 @@ impl SgrafHead {
         let d = self.embed();
         let per = n_regions * d;
         let nc = w.n_cap();
-        let mut ps = PairScratch::default();
-        let mut sv = [Saved::default()];
+        let mut sc = Scratch::default();
+        let (mut sv, mut r) = ([Saved::default()], [PairRest::default()]);
         let plans = self.plans();
         for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
             self.image_forward(
@@ -473,16 +488,16 @@ impl SgrafHead {
                 w,
                 cap_glo,
                 &mut sv,
-                &mut ps,
+                &mut r,
+                &mut sc,
                 o,
             );
         }
     }
 
     /// Back-propagates `d_sims: [n_img, n_cap]` through
-    /// [`Self::forward_train`] (whose outputs are `sims` and `cache`),
-    /// recomputing each pair's state after the local alignment. Accumulates
-    /// the head's gradients; returns the inputs' gradients.
+    /// [`Self::forward_train`] (whose outputs are `sims` and `cache`).
+    /// Accumulates the head's gradients; returns the inputs' gradients.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &mut self,
@@ -491,7 +506,7 @@ impl SgrafHead {
         n_regions: usize,
         w: Words<'_>,
         cap_glo: &[f32],
-        cache: &HeadCache,
+        cache: &SgrafHeadCache,
         sims: &[f32],
         d_sims: &[f32],
     ) -> HeadGrads {
@@ -502,7 +517,12 @@ impl SgrafHead {
         let n_img = img_glo.len() / d;
         let tiles = w.tiles(self.local.tile_words());
         let nt = tiles.len();
-        cache.check("sgraf head", sims, d_sims, n_img, nc, nt);
+        cache.local.check("sgraf head", sims, d_sims, n_img, nc, nt);
+        assert_eq!(
+            cache.rests.len(),
+            cache.local.saved.len(),
+            "sgraf head cache"
+        );
         let mut dimg = vec![0.0f32; img.len()];
         let mut dimg_glo = vec![0.0f32; img_glo.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
@@ -523,32 +543,34 @@ impl SgrafHead {
         let parts: Vec<(ChunkGrads, Vec<f32>, Vec<f32>)> = dimg
             .par_chunks_mut(chunk * per)
             .zip(dimg_glo.par_chunks_mut(chunk * d))
-            .zip(cache.saved.par_chunks(chunk * nt))
+            .zip(cache.local.saved.par_chunks(chunk * nt))
+            .zip(cache.rests.par_chunks(chunk * nt))
             .enumerate()
-            .map(|(c, ((dimg_c, dglo_c), saved_c))| {
+            .map(|(c, (((dimg_c, dglo_c), saved_c), rests_c))| {
                 let mut gr = fresh();
                 let mut dwords = vec![0.0f32; nw * d];
                 let mut dcap = vec![0.0f32; nc * d];
-                let mut ps = PairScratch::default();
-                for (ii, ((dv, dg), svs)) in dimg_c
+                let mut sc = Scratch::default();
+                for (ii, (((dv, dg), svs), rs)) in dimg_c
                     .chunks_exact_mut(per)
                     .zip(dglo_c.chunks_exact_mut(d))
                     .zip(saved_c.chunks_exact(nt))
+                    .zip(rests_c.chunks_exact(nt))
                     .enumerate()
                 {
                     let i = c * chunk + ii;
-                    for (t, sv) in tiles.iter().zip(svs) {
+                    for ((t, sv), r) in tiles.iter().zip(svs).zip(rs) {
                         let rows =
                             w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
                         let (a, b) = (i * nc + t.start, i * nc + t.end);
                         this.pair_backward(
-                            &plans,
                             &img[i * per..(i + 1) * per],
                             &img_glo[i * d..(i + 1) * d],
                             w.slice(t.clone(), d),
                             &cap_glo[t.start * d..t.end * d],
                             sv,
-                            &mut ps,
+                            r,
+                            &mut sc,
                             &sims[a..b],
                             &d_sims[a..b],
                             dv,
