@@ -80,10 +80,38 @@ fn add_into(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(a, &b)| *a += b);
 }
 
-fn relu_mask(dy: &mut [f32], y: &[f32]) {
-    dy.iter_mut()
-        .zip(y)
-        .for_each(|(g, &v)| *g = if v > 0.0 { *g } else { 0.0 });
+/// One pair's edges and messages: projected query nodes pq: [mq, S] against
+/// the pair's nodes xb: [m, S] → e: [mq, m] = softmax_row(pq·xbᵀ),
+/// msg: [mq, S] = e·xb (both overwritten).
+fn edges_forward(pq: MatRef<'_>, xb: MatRef<'_>, e: &mut [f32], msg: &mut [f32]) {
+    let (mq, m, s) = (pq.rows(), xb.rows(), xb.cols());
+    gemm(MatMut::new(e, mq, m), pq, xb.t(), 1.0, 0.0, Par::Seq);
+    softmax_forward(e, m);
+    let e = MatRef::new(e, mq, m);
+    gemm(MatMut::new(msg, mq, s), e, xb, 1.0, 0.0, Par::Seq);
+}
+
+/// Backward of [`edges_forward`] from dmsg: [mq, S]: writes dpq: [mq, S]
+/// (overwritten) and adds into dxb: [m, S]; de: [mq, m] scratch.
+fn edges_backward(
+    pq: MatRef<'_>,
+    xb: MatRef<'_>,
+    e: &[f32],
+    dmsg: MatRef<'_>,
+    de: &mut [f32],
+    dpq: &mut [f32],
+    dxb: &mut [f32],
+) {
+    let (mq, m, s) = (pq.rows(), xb.rows(), xb.cols());
+    // msg = e·X.
+    gemm(MatMut::new(de, mq, m), dmsg, xb.t(), 1.0, 0.0, Par::Seq);
+    let et = MatRef::new(e, mq, m).t();
+    gemm(MatMut::new(dxb, m, s), et, dmsg, 1.0, 1.0, Par::Seq);
+    softmax_backward(e, de, m);
+    // Logits = pq·Xᵀ: dpq = dl·X, dX += dlᵀ·pq.
+    let dl = MatRef::new(de, mq, m);
+    gemm(MatMut::new(dpq, mq, s), dl, xb, 1.0, 0.0, Par::Seq);
+    gemm(MatMut::new(dxb, m, s), dl.t(), pq, 1.0, 1.0, Par::Seq);
 }
 
 impl GraphStep {
@@ -171,6 +199,23 @@ impl GraphStep {
         }
     }
 
+    /// `y ← relu(msg·W_gᵀ + b_g)`. msg: [n, S] → y: [n, S].
+    fn output(&self, msg: &[f32], y: &mut Vec<f32>) {
+        y.resize(msg.len(), 0.0);
+        self.graph.forward_into(msg, y, Par::Seq);
+        y.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+
+    /// Backward of [`Self::output`] from dy (consumed): → dmsg: [n, S].
+    fn output_backward(&mut self, msg: &[f32], y: &[f32], dy: &mut [f32]) -> Vec<f32> {
+        dy.iter_mut()
+            .zip(y)
+            .for_each(|(g, &v)| *g = if v > 0.0 { *g } else { 0.0 });
+        let mut dmsg = vec![0.0f32; msg.len()];
+        self.graph.backward(msg, dy, Some(&mut dmsg), Par::Seq);
+        dmsg
+    }
+
     /// Every node: x: [M, S] stacked nodes (offsets[0] = 0) → `st.y`: [M, S].
     /// `plan`: [`Self::plan`].
     pub fn forward(&self, plan: &Linear, x: &[f32], offsets: &[usize], st: &mut StepState) {
@@ -183,30 +228,14 @@ impl GraphStep {
         st.msg.resize(m_all * s, 0.0);
         for j in 0..offsets.len() - 1 {
             let (a, b) = (offsets[j], offsets[j + 1]);
-            let m = b - a;
-            let xb = MatRef::new(&x[a * s..b * s], m, s);
-            let e = &mut st.e[eo[j]..eo[j + 1]];
-            gemm(
-                MatMut::new(e, m, m),
-                MatRef::new(&st.p[a * s..b * s], m, s),
-                xb.t(),
-                1.0,
-                0.0,
-                Par::Seq,
-            );
-            softmax_forward(e, m);
-            gemm(
-                MatMut::new(&mut st.msg[a * s..b * s], m, s),
-                MatRef::new(e, m, m),
-                xb,
-                1.0,
-                0.0,
-                Par::Seq,
+            edges_forward(
+                MatRef::new(&st.p[a * s..b * s], b - a, s),
+                MatRef::new(&x[a * s..b * s], b - a, s),
+                &mut st.e[eo[j]..eo[j + 1]],
+                &mut st.msg[a * s..b * s],
             );
         }
-        st.y.resize(m_all * s, 0.0);
-        self.graph.forward_into(&st.msg, &mut st.y, Par::Seq);
-        st.y.iter_mut().for_each(|v| *v = v.max(0.0));
+        self.output(&st.msg, &mut st.y);
     }
 
     /// From dy: [M, S] (consumed) → dx: [M, S] (overwritten); accumulates
@@ -223,50 +252,23 @@ impl GraphStep {
     ) {
         let s = self.dim();
         let m_all = x.len() / s;
-        relu_mask(dy, &st.y);
-        let mut dmsg = vec![0.0f32; m_all * s];
-        self.graph.backward(&st.msg, dy, Some(&mut dmsg), Par::Seq);
+        let dmsg = self.output_backward(&st.msg, &st.y, dy);
         dx.clear();
         dx.resize(m_all * s, 0.0);
         let eo = edge_offsets(offsets);
         let mut de = vec![0.0f32; eo[eo.len() - 1]];
-        // Reuses dy (no longer needed) for dP.
+        // dy is spent: it takes dP.
         let dp = dy;
         for j in 0..offsets.len() - 1 {
             let (a, b) = (offsets[j], offsets[j + 1]);
-            let m = b - a;
-            let xb = MatRef::new(&x[a * s..b * s], m, s);
-            let e = &st.e[eo[j]..eo[j + 1]];
-            let dej = &mut de[eo[j]..eo[j + 1]];
-            let dmb = MatRef::new(&dmsg[a * s..b * s], m, s);
-            // msg = E·X.
-            gemm(MatMut::new(dej, m, m), dmb, xb.t(), 1.0, 0.0, Par::Seq);
-            gemm(
-                MatMut::new(&mut dx[a * s..b * s], m, s),
-                MatRef::new(e, m, m).t(),
-                dmb,
-                1.0,
-                0.0,
-                Par::Seq,
-            );
-            softmax_backward(e, dej, m);
-            // Logits L = P·Xᵀ: dP = dL·X, dX += dLᵀ·P.
-            let dl = MatRef::new(dej, m, m);
-            gemm(
-                MatMut::new(&mut dp[a * s..b * s], m, s),
-                dl,
-                xb,
-                1.0,
-                0.0,
-                Par::Seq,
-            );
-            gemm(
-                MatMut::new(&mut dx[a * s..b * s], m, s),
-                dl.t(),
-                MatRef::new(&st.p[a * s..b * s], m, s),
-                1.0,
-                1.0,
-                Par::Seq,
+            edges_backward(
+                MatRef::new(&st.p[a * s..b * s], b - a, s),
+                MatRef::new(&x[a * s..b * s], b - a, s),
+                &st.e[eo[j]..eo[j + 1]],
+                MatRef::new(&dmsg[a * s..b * s], b - a, s),
+                &mut de[eo[j]..eo[j + 1]],
+                &mut dp[a * s..b * s],
+                &mut dx[a * s..b * s],
             );
         }
         let mut tmp = vec![0.0f32; m_all * s];
@@ -290,30 +292,14 @@ impl GraphStep {
         st.msg.resize(n * s, 0.0);
         for j in 0..n {
             let (a, b) = (offsets[j], offsets[j + 1]);
-            let m = b - a;
-            let xb = MatRef::new(&x[a * s..b * s], m, s);
-            let e = &mut st.e[a..b];
-            gemm(
-                MatMut::new(e, 1, m),
+            edges_forward(
                 MatRef::new(&st.u[j * s..(j + 1) * s], 1, s),
-                xb.t(),
-                1.0,
-                0.0,
-                Par::Seq,
-            );
-            softmax_forward(e, m);
-            gemm(
-                MatMut::new(&mut st.msg[j * s..(j + 1) * s], 1, s),
-                MatRef::new(e, 1, m),
-                xb,
-                1.0,
-                0.0,
-                Par::Seq,
+                MatRef::new(&x[a * s..b * s], b - a, s),
+                &mut st.e[a..b],
+                &mut st.msg[j * s..(j + 1) * s],
             );
         }
-        st.y.resize(n * s, 0.0);
-        self.graph.forward_into(&st.msg, &mut st.y, Par::Seq);
-        st.y.iter_mut().for_each(|v| *v = v.max(0.0));
+        self.output(&st.msg, &mut st.y);
     }
 
     /// Backward of [`Self::forward_root`]: from dy: [n_pairs, S] (consumed)
@@ -329,49 +315,22 @@ impl GraphStep {
     ) {
         let s = self.dim();
         let n = offsets.len() - 1;
-        relu_mask(dy, &st.y);
-        let mut dmsg = vec![0.0f32; n * s];
-        self.graph.backward(&st.msg, dy, Some(&mut dmsg), Par::Seq);
+        let dmsg = self.output_backward(&st.msg, &st.y, dy);
         dx.clear();
         dx.resize(offsets[n] * s, 0.0);
         let mut de = vec![0.0f32; offsets[n]];
-        // Reuses dy for du.
+        // dy is spent: it takes du.
         let du = dy;
         for j in 0..n {
             let (a, b) = (offsets[j], offsets[j + 1]);
-            let m = b - a;
-            let xb = MatRef::new(&x[a * s..b * s], m, s);
-            let e = &st.e[a..b];
-            let dej = &mut de[a..b];
-            let dm = MatRef::new(&dmsg[j * s..(j + 1) * s], 1, s);
-            // msg = eᵀ·X.
-            gemm(MatMut::new(dej, 1, m), dm, xb.t(), 1.0, 0.0, Par::Seq);
-            gemm(
-                MatMut::new(&mut dx[a * s..b * s], m, s),
-                MatRef::new(e, 1, m).t(),
-                dm,
-                1.0,
-                0.0,
-                Par::Seq,
-            );
-            softmax_backward(e, dej, m);
-            // Logits l = X·u: du = lᵀ·X, dX += dl·uᵀ.
-            let dl = MatRef::new(dej, 1, m);
-            gemm(
-                MatMut::new(&mut du[j * s..(j + 1) * s], 1, s),
-                dl,
-                xb,
-                1.0,
-                0.0,
-                Par::Seq,
-            );
-            gemm(
-                MatMut::new(&mut dx[a * s..b * s], m, s),
-                dl.t(),
+            edges_backward(
                 MatRef::new(&st.u[j * s..(j + 1) * s], 1, s),
-                1.0,
-                1.0,
-                Par::Seq,
+                MatRef::new(&x[a * s..b * s], b - a, s),
+                &st.e[a..b],
+                MatRef::new(&dmsg[j * s..(j + 1) * s], 1, s),
+                &mut de[a..b],
+                &mut du[j * s..(j + 1) * s],
+                &mut dx[a * s..b * s],
             );
         }
         let mut dx0 = vec![0.0f32; n * s];
