@@ -155,6 +155,29 @@ fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
         .unwrap());
     assert!(o.contains("| straight |") && o.contains("| cut |"), "{o}");
     assert!(cmp.join("compare.svg").is_file() && cmp.join("compare.png").is_file());
+
+    // --baseline: every target against straight's anchor, paired by seed.
+    // straight and cut trained the same seeds identically, so cut's target
+    // against straight's anchor is cut's own target − anchor.
+    let o = ok(&Command::new(BIN)
+        .args(["sweep", "compare"])
+        .arg(&straight)
+        .arg(&cut)
+        .arg("--baseline")
+        .arg(&straight)
+        .arg("--out")
+        .arg(&cmp)
+        .output()
+        .unwrap());
+    assert!(o.contains("target − straight anchor rSum"), "{o}");
+    let mean = (t0 - a0 + t1 - a1) / 2.0;
+    let row = o
+        .lines()
+        .find(|l| l.starts_with("| cut |") && l.contains("target"))
+        .unwrap_or_else(|| panic!("no cut target row:\n{o}"));
+    let want = format!("mean {mean:+.1}");
+    assert_eq!(row.matches(&want).count(), 2, "{row}");
+    assert!(row.ends_with("(2 seeds) |"), "{row}");
 }
 
 /// A seed interrupted before its first checkpoint starts over; bad seed lists are refused.

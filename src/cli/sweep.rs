@@ -51,13 +51,22 @@ pub struct CompareArgs {
     /// Where to write compare.{md,json,png,svg}.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
+    /// A sweep whose anchor (branch 0) is the baseline: adds a column pairing
+    /// every target with it by seed (e.g. the OSS anchor, trained on the
+    /// plain triplet loss, against MSS's and OAS's targets).
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Runs `dbl sweep`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(SweepCommand::Compare(c)) = args.command {
         let sums = compare::load(&c.dirs)?;
-        let (files, table) = compare::write(&c.out, &sums)?;
+        let base = match &c.baseline {
+            Some(b) => compare::load(std::slice::from_ref(b))?.pop(),
+            None => None,
+        };
+        let (files, table) = compare::write(&c.out, &sums, base.as_ref())?;
         print!("{table}");
         for f in files {
             println!("wrote {}", f.display());

@@ -1,12 +1,14 @@
 //! `dbl sweep compare DIR…`: several sweeps (e.g. baseline, OSS-RM, OSS-AM,
 //! MSS, OAS) side by side, recomputed from each folder's finished seeds:
 //! a Markdown table (test rSum mean ± sd per branch, the paired
-//! target − anchor difference with its 95 % CI and wins) and the
-//! [`super::summary::chart`] over all of them.
+//! target − anchor difference with its 95 % CI and wins; with a baseline
+//! sweep, also each target against that sweep's anchor, paired by seed) and
+//! the [`super::summary::chart`] over all of them.
 
 use std::path::{Path, PathBuf};
 
 use super::run::read_results;
+use super::stats::Paired;
 use super::summary::{Summary, chart, paired_text, summarize};
 use super::{SweepError, write_json};
 use crate::train::checkpoint::write_atomic;
@@ -26,16 +28,52 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Summary>, SweepError> {
         .collect()
 }
 
-/// The side-by-side Markdown table.
-pub fn markdown(sums: &[Summary]) -> String {
+/// Test rSum of `s`'s target (last branch) − `base`'s anchor (branch 0),
+/// paired on the seeds both have finished; `None` without a common seed.
+/// The question a regime's row cannot answer alone: does its target beat an
+/// independently trained baseline (e.g. the OSS anchor), not only its own
+/// anchor (for MSS, the target's EMA)?
+pub fn against_baseline(s: &Summary, base: &Summary) -> Option<Paired> {
+    let target = &s.branches.last()?.rsum_per_seed;
+    let anchor = &base.branches.first()?.rsum_per_seed;
+    let (t, a): (Vec<f64>, Vec<f64>) = s
+        .seeds
+        .iter()
+        .zip(target)
+        .filter_map(|(seed, &t)| {
+            let j = base.seeds.iter().position(|x| x == seed)?;
+            Some((t, anchor[j]))
+        })
+        .unzip();
+    (!t.is_empty()).then(|| Paired::of(&t, &a))
+}
+
+/// The side-by-side Markdown table; with `base`, a last column pairs each
+/// target with `base`'s anchor ([`against_baseline`]).
+pub fn markdown(sums: &[Summary], base: Option<&Summary>) -> String {
     let mut t = String::from(
-        "| sweep | regime | seeds | branch | test rSum (mean ± sd) | target − anchor rSum |\n\
-         |---|---|---|---|---|---|\n",
+        "| sweep | regime | seeds | branch | test rSum (mean ± sd) | target − anchor rSum |",
     );
+    if let Some(b) = base {
+        t.push_str(&format!(" target − {} anchor rSum |", b.name));
+    }
+    t.push_str("\n|---|---|---|---|---|---|");
+    t.push_str(if base.is_some() { "---|\n" } else { "\n" });
     for s in sums {
         for (k, b) in s.branches.iter().enumerate() {
-            let paired = match (&s.paired_rsum, k + 1 == s.branches.len()) {
+            let last = k + 1 == s.branches.len();
+            let paired = match (&s.paired_rsum, last) {
                 (Some(p), true) => paired_text(p),
+                _ => String::new(),
+            };
+            let vs_base = match base {
+                Some(bs) if last && s.branches.len() > 1 => {
+                    let p = against_baseline(s, bs);
+                    let n = p.as_ref().map_or(0, |p| p.diffs.len());
+                    p.map_or("no common seed".into(), |p| {
+                        format!("{} ({n} seeds)", paired_text(&p))
+                    })
+                }
                 _ => String::new(),
             };
             let sd = if b.rsum.sd.is_nan() {
@@ -44,25 +82,33 @@ pub fn markdown(sums: &[Summary]) -> String {
                 format!(" ± {:.1}", b.rsum.sd)
             };
             t.push_str(&format!(
-                "| {} | {} | {} | {} | {:.1}{sd} | {paired} |\n",
+                "| {} | {} | {} | {} | {:.1}{sd} | {paired} |",
                 s.name,
                 s.regime.name(),
                 s.seeds.len(),
                 b.label,
                 b.rsum.mean
             ));
+            if base.is_some() {
+                t.push_str(&format!(" {vs_base} |"));
+            }
+            t.push('\n');
         }
     }
     t
 }
 
 /// Writes `OUT/compare.{md,json,png,svg}`; returns the paths and the table.
-pub fn write(out: &Path, sums: &[Summary]) -> Result<(Vec<PathBuf>, String), SweepError> {
+pub fn write(
+    out: &Path,
+    sums: &[Summary],
+    base: Option<&Summary>,
+) -> Result<(Vec<PathBuf>, String), SweepError> {
     std::fs::create_dir_all(out).map_err(|source| SweepError::Io {
         path: out.to_path_buf(),
         source,
     })?;
-    let table = markdown(sums);
+    let table = markdown(sums, base);
     let md = out.join("compare.md");
     write_atomic(&md, table.as_bytes())?;
     let json = out.join("compare.json");

@@ -167,11 +167,16 @@ pub struct Paired {
     /// 95 % confidence interval of the mean: mean ∓ t_{0.975, n−1}·sd/√n
     /// (NaN below 2 seeds).
     pub ci95: (f64, f64),
-    /// Seeds where the target scored higher.
+    /// Seeds where the target scored higher (by more than [`TIE`]).
     pub wins: usize,
-    /// Seeds where they tied.
+    /// Seeds where they tied (within [`TIE`]).
     pub ties: usize,
 }
+
+/// Differences within this are ties: recalls are multiples of 100/n_queries
+/// percent, so two equal rSums can differ only by float rounding of their
+/// sums (511.99999999999994 against 512.0 in the study).
+pub const TIE: f64 = 1e-6;
 
 impl Paired {
     /// From per-seed `target` and `anchor` values (same length, same seed order).
@@ -185,8 +190,8 @@ impl Paired {
             (f64::NAN, f64::NAN)
         };
         Paired {
-            wins: diffs.iter().filter(|&&d| d > 0.0).count(),
-            ties: diffs.iter().filter(|&&d| d == 0.0).count(),
+            wins: diffs.iter().filter(|&&d| d > TIE).count(),
+            ties: diffs.iter().filter(|&&d| d.abs() <= TIE).count(),
             diffs,
             mean: m,
             sd: s,
@@ -238,5 +243,8 @@ mod tests {
         let h = 2.776_445_105_197_793 * (21.2f64 / 4.0).sqrt() / 5f64.sqrt();
         assert!((p.ci95.0 - (1.6 - h)).abs() < 1e-9 && (p.ci95.1 - (1.6 + h)).abs() < 1e-9);
         assert!(Paired::of(&[1.0], &[0.0]).ci95.0.is_nan());
+        // Equal rSums summed in another order are a tie, not a win.
+        let p = Paired::of(&[512.0, 300.1], &[511.999_999_999_999_94, 300.0]);
+        assert_eq!((p.wins, p.ties), (1, 1));
     }
 }
