@@ -177,7 +177,7 @@ fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
         .unwrap_or_else(|| panic!("no cut target row:\n{o}"));
     let want = format!("mean {mean:+.1}");
     assert_eq!(row.matches(&want).count(), 2, "{row}");
-    assert!(row.ends_with("(2 seeds) |"), "{row}");
+    assert!(row.ends_with("of 2 seeds |"), "{row}");
 }
 
 /// A seed interrupted before its first checkpoint starts over; bad seed lists are refused.

@@ -68,11 +68,7 @@ pub fn markdown(sums: &[Summary], base: Option<&Summary>) -> String {
             };
             let vs_base = match base {
                 Some(bs) if last && s.branches.len() > 1 => {
-                    let p = against_baseline(s, bs);
-                    let n = p.as_ref().map_or(0, |p| p.diffs.len());
-                    p.map_or("no common seed".into(), |p| {
-                        format!("{} ({n} seeds)", paired_text(&p))
-                    })
+                    against_baseline(s, bs).map_or("no common seed".into(), |p| paired_text(&p))
                 }
                 _ => String::new(),
             };
