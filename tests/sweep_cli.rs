@@ -143,6 +143,19 @@ fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
     }
     assert!(std::fs::read(cut.join("summary.png")).unwrap().len() > 10_000);
 
+    // summarize: a deleted summary is rewritten from the seeds, identical.
+    let md_before = std::fs::read_to_string(cut.join("summary.md")).unwrap();
+    std::fs::remove_file(cut.join("summary.md")).unwrap();
+    ok(&Command::new(BIN)
+        .args(["sweep", "summarize"])
+        .arg(&cut)
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read_to_string(cut.join("summary.md")).unwrap(),
+        md_before
+    );
+
     // compare: both sweeps side by side.
     let cmp = tmp.path().join("cmp");
     let o = ok(&Command::new(BIN)

@@ -1,6 +1,7 @@
 //! `dbl sweep`: one training configuration over several seeds, then each
 //! branch's best-on-dev checkpoint on test and the summary with confidence
-//! intervals ([`crate::sweep`]); `dbl sweep compare DIR…` puts sweeps side by side.
+//! intervals ([`crate::sweep`]); `dbl sweep compare DIR…` puts sweeps side by side;
+//! `dbl sweep summarize DIR…` rewrites a sweep's summary from its finished seeds.
 
 use std::path::PathBuf;
 
@@ -40,6 +41,17 @@ pub struct Args {
 pub enum SweepCommand {
     /// Several sweep folders side by side (test rSum per branch, paired differences).
     Compare(CompareArgs),
+    /// Rewrite summary.{json,md,png,svg} of sweep folders from their finished
+    /// seeds' test records (reads only; trains nothing).
+    Summarize(SummarizeArgs),
+}
+
+/// Arguments of `dbl sweep summarize`.
+#[derive(Debug, clap::Args)]
+pub struct SummarizeArgs {
+    /// Sweep folders written by `dbl sweep`.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// Arguments of `dbl sweep compare`.
@@ -60,6 +72,14 @@ pub struct CompareArgs {
 
 /// Runs `dbl sweep`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(SweepCommand::Summarize(a)) = &args.command {
+        for (dir, s) in a.dirs.iter().zip(compare::load(&a.dirs)?) {
+            for f in summary::write(dir, &s)? {
+                println!("wrote {}", f.display());
+            }
+        }
+        return Ok(());
+    }
     if let Some(SweepCommand::Compare(c)) = args.command {
         let sums = compare::load(&c.dirs)?;
         let base = match &c.baseline {
