@@ -27,5 +27,6 @@ pub mod model;
 pub mod os_error;
 pub mod plot;
 pub mod serve;
+pub mod store;
 pub mod sweep;
 pub mod train;

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use dbl::train::store::{Store, Tag};
+use dbl::store::{Store, Tag};
 
 mod support;
 

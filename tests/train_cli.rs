@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dbl::train::store::{CRASH_ENV, Store, Tag};
+use dbl::store::{CRASH_ENV, Store, Tag};
 
 mod support;
 

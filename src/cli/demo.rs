@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let toml_path = args.out.join("oss.toml");
     let text = config_toml(&args);
-    crate::train::checkpoint::write_atomic(&toml_path, text.as_bytes())?;
+    crate::store::write_atomic(&toml_path, text.as_bytes())?;
     let sweep_dir = args.out.join("oss");
     let manifest = open_sweep(&toml_path, &[], &sweep_dir)?;
     let what = toml_path.display().to_string();
@@ -218,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "paired_rsum": paired,
     });
     let path = args.out.join("results.json");
-    crate::train::checkpoint::write_atomic(&path, serde_json::to_string_pretty(&out)?.as_bytes())?;
+    crate::store::write_atomic(&path, serde_json::to_string_pretty(&out)?.as_bytes())?;
     for f in files {
         eprintln!("wrote {}", f.display());
     }

@@ -14,7 +14,7 @@
 //! itself. Asking needs `MPI_THREAD_MULTIPLE`; an MPI library without it
 //! gets the message without the other ranks' whereabouts. The last
 //! committed checkpoint stays loadable either way (the store's commits are
-//! atomic, `crate::train::store`).
+//! atomic, `crate::store`).
 
 use std::io::Write;
 use std::mem::MaybeUninit;

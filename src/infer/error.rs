@@ -53,7 +53,7 @@ pub enum InferError {
     Weights(#[from] crate::model::weights::WeightsError),
     /// Checkpoint folder.
     #[error(transparent)]
-    Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::store::CheckpointError),
     /// Vocabulary.
     #[error(transparent)]
     Vocab(#[from] crate::data::vocab::VocabError),

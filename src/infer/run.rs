@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::InferError;
-use crate::train::store::{Store, Tag};
+use crate::store::{Store, Tag};
 
 /// What inference needs from a run folder.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use super::run::read_results;
 use super::stats::Paired;
 use super::summary::{Summary, chart, paired_text, summarize};
 use super::{SweepError, write_json};
-use crate::train::checkpoint::write_atomic;
+use crate::store::write_atomic;
 
 /// Summaries of `dirs` (name = folder name), in the given order.
 pub fn load(dirs: &[PathBuf]) -> Result<Vec<Summary>, SweepError> {

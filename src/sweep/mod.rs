@@ -41,7 +41,7 @@ pub enum SweepError {
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
     #[error(transparent)]
-    Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::store::CheckpointError),
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
 }
@@ -55,6 +55,6 @@ pub(crate) fn write_json<T: serde::Serialize + ?Sized>(
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    crate::train::checkpoint::write_atomic(path, text.as_bytes())?;
+    crate::store::write_atomic(path, text.as_bytes())?;
     Ok(())
 }

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::{SweepError, write_json};
 use crate::data::precomp::Split;
 use crate::eval::metrics::Metrics;
+use crate::store::Store;
+use crate::store::write_atomic;
 use crate::train::backbone_select;
 use crate::train::branch_label::{branch_label, branch_role};
-use crate::train::checkpoint::write_atomic;
 use crate::train::config::{Regime, TrainConfig};
-use crate::train::store::Store;
 
 /// File in OUT naming what the sweep trains.
 pub const MANIFEST: &str = "sweep.json";

@@ -13,7 +13,7 @@ use super::run::SeedResult;
 use super::stats::{MeanSd, Paired};
 use super::{SweepError, write_json};
 use crate::plot::intervals::{Interval, IntervalChart, IntervalSeries, PanelRow};
-use crate::train::checkpoint::write_atomic;
+use crate::store::write_atomic;
 use crate::train::config::Regime;
 
 /// Mean ± sd of one retrieval direction's recalls.

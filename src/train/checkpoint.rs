@@ -1,5 +1,5 @@
 //! The contents of one branch's checkpoint (design.md decision 5), written
-//! into a generation folder by [`crate::train::store`] (which makes a whole
+//! into a generation folder by [`crate::store`] (which makes a whole
 //! cohort's save atomic and checksums every file):
 //! - `model.safetensors`: every [`Param`] by its `state_dict` name (f32),
 //! - `optim.safetensors`: the Adam state ([`Adam::export_state`]), absent for
@@ -7,9 +7,7 @@
 //! - `state.json`: [`BranchState`] (epochs done, global step, best dev rSum, RNG).
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -18,53 +16,7 @@ use crate::engine::adam::Adam;
 use crate::engine::param::{Module, NamedTensor};
 use crate::engine::rng::EngineRng;
 use crate::model::weights;
-use crate::train::store::{Store, Tag};
-
-/// Everything that can go wrong reading or writing a checkpoint.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
-    #[error(transparent)]
-    Weights(#[from] weights::WeightsError),
-    #[error("{path}: {what}")]
-    Missing { path: PathBuf, what: String },
-    #[error(
-        "{path}: checkpoint file is corrupt (expected {expected}, found {found}); \
-         it cannot be trusted: resume from another copy of the run, or retrain"
-    )]
-    Corrupt {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
-    #[error(
-        "{path}: this run folder was written by an older dbl (branch*/last/ folders, no \
-         checkpoints/MANIFEST.json) and cannot be resumed by this version; retrain it into a new --out"
-    )]
-    Legacy { path: PathBuf },
-    #[error("test hook: injected failure at filesystem step {step} ({what})")]
-    Injected { step: usize, what: String },
-}
-
-pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-pub(crate) fn format_err(path: &Path, message: impl Into<String>) -> CheckpointError {
-    CheckpointError::Format {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
+use crate::store::{CheckpointError, Store, Tag, format_err, load_weights};
 
 /// A ChaCha8 stream position: seed, stream and word position (serialisable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,52 +172,13 @@ pub fn load_branch<M: Module>(
     Ok(state)
 }
 
-/// Loads only the weights of branch `k`'s `tag` checkpoint into `model`.
-pub fn load_weights<M: Module>(
-    store: &Store,
-    k: usize,
-    tag: Tag,
-    model: &mut M,
-) -> Result<(), CheckpointError> {
-    let (mpath, mbytes) = store.read(k, tag, "model.safetensors")?;
-    Ok(weights::load_bytes(model, &mbytes, &mpath)?)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let mut f = File::create(path).map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
-}
-
-pub(crate) fn sync_dir(path: &Path) -> Result<(), CheckpointError> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io(path))
-}
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(parent)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::adam::AdamConfig;
     use crate::engine::gemm::Par;
     use crate::engine::rng::{seeded, unit_f32};
-    use crate::train::store::BranchSave;
+    use crate::store::BranchSave;
     use crate::train::test_model::TinyModel;
 
     #[test]

@@ -21,7 +21,6 @@ pub mod run_lock;
 pub mod runner;
 pub mod schedule;
 pub mod sharded;
-pub mod store;
 pub mod test_model;
 
 use std::path::PathBuf;
@@ -37,7 +36,7 @@ pub enum TrainError {
         source: std::io::Error,
     },
     #[error("checkpoint")]
-    Checkpoint(#[from] checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::store::CheckpointError),
     #[error("vocabulary")]
     Vocab(#[from] crate::data::vocab::VocabError),
     #[error("data")]

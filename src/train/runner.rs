@@ -51,14 +51,15 @@ use crate::eval::protocol::whole_metrics;
 use crate::loss::ScoreMatrix;
 use crate::model::Trainable;
 use crate::model::precision::HeadPrecision;
+use crate::store::CheckpointError;
+use crate::store::{BranchSave, Store, Tag};
 use crate::train::TrainError;
-use crate::train::checkpoint::{self, BranchState, CheckpointError, RngState};
+use crate::train::checkpoint::{self, BranchState, RngState};
 use crate::train::config::{Regime, TrainConfig};
 use crate::train::metrics_log::MetricsLog;
 use crate::train::run_lock::RunLock;
 use crate::train::schedule::{loss_for_epoch, lr_at};
 use crate::train::sharded::{self, StepCache};
-use crate::train::store::{BranchSave, Store, Tag};
 
 /// How the branches of a phase are stepped.
 #[derive(Debug, Clone, Copy)]
@@ -433,7 +434,7 @@ fn run_phase<M: Trainable>(
                 )
             });
         }
-        // One atomic commit for the whole cohort (docs in train/store.rs), by rank 0.
+        // One atomic commit for the whole cohort (docs in src/store/mod.rs), by rank 0.
         if ctx.lead() {
             let mut saves = Vec::new();
             let mut logs = Vec::new();
@@ -703,7 +704,7 @@ pub fn train<M: Trainable>(
             path: cfg.out.join("config.json"),
             source: std::io::Error::other(e),
         })?;
-        checkpoint::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
+        crate::store::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
     }
     // The other ranks read the store once rank 0 has checked and trimmed it.
     comm.barrier();
@@ -842,7 +843,7 @@ pub fn train<M: Trainable>(
 
 fn best_metrics<M: Trainable>(b: &BranchRun<M>, store: &Store, dev: &Precomp) -> Option<Metrics> {
     let mut m = b.model.clone();
-    checkpoint::load_weights(store, b.k, Tag::Best, &mut m).ok()?;
+    crate::store::load_weights(store, b.k, Tag::Best, &mut m).ok()?;
     evaluate(&m, dev).ok()
 }
 
@@ -857,7 +858,7 @@ fn load_best_metrics<M: Trainable>(
 }
 
 /// Builds a model and loads branch k's `tag` (`best` | `last`) weights into
-/// it (checksums verified; see [`crate::train::store`]).
+/// it (checksums verified; see [`crate::store`]).
 pub fn load_branch<M: Trainable>(
     cfg: &TrainConfig,
     k: usize,
@@ -866,7 +867,7 @@ pub fn load_branch<M: Trainable>(
 ) -> Result<M, TrainError> {
     let mut m = build(&mut init_rng(cfg.seed, 0))?;
     let store = Store::open(&cfg.out)?;
-    checkpoint::load_weights(&store, k, Tag::parse(tag)?, &mut m)?;
+    crate::store::load_weights(&store, k, Tag::parse(tag)?, &mut m)?;
     Ok(m)
 }
 

@@ -13,7 +13,7 @@ use std::process::Command;
 use dbl::data::vocab::Vocab;
 use dbl::model::weights;
 use dbl::model::{Backbone, Model, ModelConfig};
-use dbl::train::store::{BranchSave, Store};
+use dbl::store::{BranchSave, Store};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dbl");
 

@@ -43,7 +43,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::train::checkpoint::{CheckpointError, format_err, io, sync_dir};
+mod files;
+
+pub use files::{CheckpointError, write_atomic};
+pub(crate) use files::{format_err, io, sync_dir};
+
+use crate::engine::param::Module;
+use crate::model::weights;
 
 /// Format version written into the manifest.
 const FORMAT: u32 = 1;
@@ -464,6 +470,17 @@ fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, CheckpointError
         }
     }
     Ok(m)
+}
+
+/// Loads only the weights of branch `k`'s `tag` checkpoint into `model`.
+pub fn load_weights<M: Module>(
+    store: &Store,
+    k: usize,
+    tag: Tag,
+    model: &mut M,
+) -> Result<(), CheckpointError> {
+    let (mpath, mbytes) = store.read(k, tag, "model.safetensors")?;
+    Ok(weights::load_bytes(model, &mbytes, &mpath)?)
 }
 
 #[cfg(test)]
