@@ -218,3 +218,42 @@ fn seed_without_checkpoint_restarts_and_bad_seeds_fail() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--seeds"));
 }
+
+/// `--extend-epochs`: a 2-epoch sweep extended to 3 equals a 3-epoch sweep
+/// (same seeds, same thread count ⇒ identical test numbers); lowering is
+/// refused, and so is extending MSS, which leaves its manifest untouched.
+#[test]
+fn extended_sweep_equals_the_longer_sweep() {
+    let (tmp, cfg3) = setup();
+    let text = std::fs::read_to_string(&cfg3).unwrap();
+    let cfg2 = tmp.path().join("run2.toml");
+    std::fs::write(&cfg2, text.replace("epochs = 3", "epochs = 2")).unwrap();
+    let long = tmp.path().join("long");
+    ok(&sweep(&cfg3, &long, &[]));
+    let short = tmp.path().join("short");
+    ok(&sweep(&cfg2, &short, &[]));
+    let o = ok(&sweep(&cfg2, &short, &["--extend-epochs", "3"]));
+    assert!(o.contains("seed 1: test rSum"), "{o}");
+    for s in ["seed0", "seed1"] {
+        let a = json(&long.join(s).join("test.json"));
+        let b = json(&short.join(s).join("test.json"));
+        assert_eq!(a["branches"], b["branches"], "{s}");
+        assert!(short.join(s).join("test.epochs2.json").is_file());
+    }
+    // The extension is recorded: the plain command keeps 3 epochs (nothing retrains).
+    ok(&sweep(&cfg2, &short, &[]));
+    assert!(!short.join("seed0/test.epochs3.json").exists());
+    let o = sweep(&cfg2, &short, &["--extend-epochs", "2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("below the 3 epochs"));
+
+    let mss = tmp.path().join("mss.toml");
+    std::fs::write(&mss, text.replace("regime = \"oss\"", "regime = \"mss\"")).unwrap();
+    let out = tmp.path().join("mss");
+    let o = sweep(&mss, &out, &["--extend-epochs", "5"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot be extended"), "{err}");
+    let m = std::fs::read_to_string(out.join("sweep.json")).unwrap();
+    assert!(!m.contains("\"epochs\""), "{m}");
+}

@@ -133,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let text = config_toml(&args);
     crate::store::write_atomic(&toml_path, text.as_bytes())?;
     let sweep_dir = args.out.join("oss");
-    let manifest = open_sweep(&toml_path, &[], &sweep_dir)?;
+    let manifest = open_sweep(&toml_path, &[], &sweep_dir, None)?;
     let what = toml_path.display().to_string();
     let cfgs = seeds
         .iter()

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 
-use crate::sweep::run::{open_sweep, run_seed, seed_config, seed_dir};
+use crate::sweep::run::{Manifest, open_sweep, run_seed, seed_config, seed_dir};
 use crate::sweep::seeds::parse_seeds;
 use crate::sweep::{compare, summary};
+use crate::train::config::Regime;
 
 /// Arguments of `dbl sweep`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +33,13 @@ pub struct Args {
     /// sweep resumable; for time-boxed sessions).
     #[arg(long, value_name = "N")]
     pub stop_after: Option<usize>,
+    /// Raise `epochs` of an existing sweep to N (baseline and OSS only): seeds
+    /// that reached the old cap resume from their last checkpoint, exactly as
+    /// if N had been set from the start (constant schedules, patience decided
+    /// from the checkpointed state); seeds that patience stopped stay stopped.
+    /// MSS (its EMA schedule spans all epochs) and OAS (two stages) are refused.
+    #[arg(long, value_name = "N")]
+    pub extend_epochs: Option<usize>,
     #[command(subcommand)]
     pub command: Option<SweepCommand>,
 }
@@ -97,7 +105,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(anyhow!("--config, --seeds and --out are required"));
     };
     let seeds = parse_seeds(seeds)?;
-    let manifest = open_sweep(config, &args.set, out)?;
+    let mut manifest = open_sweep(config, &args.set, out, None)?;
+    if let Some(n) = args.extend_epochs {
+        // Check the extended configuration before recording it.
+        let probe = Manifest {
+            epochs: Some(n),
+            ..manifest.clone()
+        };
+        let c = seed_config(&probe, &config.display().to_string(), out, seeds[0], &[])?;
+        if !matches!(c.regime, Regime::Baseline | Regime::Oss) {
+            return Err(anyhow!(
+                "--extend-epochs: a {} sweep cannot be extended (MSS's EMA schedule spans \
+                 all epochs, OAS trains in two stages); start a new sweep with more epochs",
+                c.regime.name()
+            ));
+        }
+        manifest = open_sweep(config, &args.set, out, Some(n))?;
+    }
     let what = config.display().to_string();
     let extra: Vec<String> = args
         .stop_after

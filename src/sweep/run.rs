@@ -32,6 +32,9 @@ pub struct Manifest {
     pub config: String,
     /// The `--set` overrides, in order.
     pub overrides: Vec<String>,
+    /// `epochs` raised by `--extend-epochs` (applied after the overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
 }
 
 /// One branch of one seed, tested.
@@ -75,11 +78,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
 }
 
 /// Reads `--config`, writes or checks `OUT/sweep.json`; returns the manifest.
-pub fn open_sweep(config: &Path, overrides: &[String], out: &Path) -> Result<Manifest, SweepError> {
+/// `extend`: raise the sweep's `epochs` to this ([`Manifest::epochs`]; never lowered).
+pub fn open_sweep(
+    config: &Path,
+    overrides: &[String],
+    out: &Path,
+    extend: Option<usize>,
+) -> Result<Manifest, SweepError> {
     let text = std::fs::read_to_string(config).map_err(io(config))?;
-    let m = Manifest {
+    let mut m = Manifest {
         config: text,
         overrides: overrides.to_vec(),
+        epochs: extend,
     };
     let path = out.join(MANIFEST);
     if path.is_file() {
@@ -100,6 +110,16 @@ pub fn open_sweep(config: &Path, overrides: &[String], out: &Path) -> Result<Man
                 what: format!("--set was {:?}, now {:?}", old.overrides, m.overrides),
             });
         }
+        match (old.epochs, extend) {
+            (Some(a), Some(b)) if b < a => {
+                return Err(SweepError::Mismatch {
+                    path,
+                    what: format!("--extend-epochs {b} is below the {a} epochs already set"),
+                });
+            }
+            (Some(_), Some(_)) | (None, Some(_)) => write_json(&path, &m)?,
+            (prev, None) => m.epochs = prev,
+        }
     } else {
         std::fs::create_dir_all(out).map_err(io(out))?;
         write_json(&path, &m)?;
@@ -118,6 +138,9 @@ pub fn seed_config(
 ) -> Result<TrainConfig, SweepError> {
     let dir = seed_dir(out, seed);
     let mut o = m.overrides.clone();
+    if let Some(e) = m.epochs {
+        o.push(format!("epochs={e}"));
+    }
     o.push(format!("seed={seed}"));
     o.push(format!(
         "out={}",
@@ -131,6 +154,19 @@ pub fn seed_config(
     cfg.validate()?;
     backbone_select::check_available(&cfg)?;
     Ok(cfg)
+}
+
+/// The `epochs` a seed's run was configured with (its `config.json`).
+fn trained_epochs(dir: &Path) -> Result<Option<usize>, SweepError> {
+    let path = dir.join("config.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let cfg = TrainConfig::load_json(&path, &[]).map_err(|e| SweepError::Record {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Some(cfg.epochs))
 }
 
 /// Reads a seed's `test.json`, if it is finished.
@@ -177,7 +213,16 @@ fn score_test(cfg: &TrainConfig) -> Result<Vec<Metrics>, SweepError> {
 pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
     let dir = &cfg.out;
     if let Some(r) = read_result(dir)? {
-        return Ok(Some(r));
+        match trained_epochs(dir)? {
+            Some(e) if e < cfg.epochs => {
+                // Extended: resume. A seed that patience had stopped stops
+                // again at once (the same decision, from its checkpointed
+                // state) and is tested again, to the same numbers.
+                let old = dir.join(format!("test.epochs{e}.json"));
+                std::fs::rename(dir.join(RESULT), &old).map_err(io(&old))?;
+            }
+            _ => return Ok(Some(r)),
+        }
     }
     // A store that cannot be read is an error to report, never a reason to delete.
     let resume = Store::open(dir)?.has_checkpoint();
