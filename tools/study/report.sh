@@ -9,7 +9,8 @@
 #    anchor (the baseline: branch 0 trains on the plain triplet loss) as
 #    `--baseline`, so that every target (MSS and OAS included) is also paired
 #    by seed with an independently trained baseline;
-# 3. tools/study/collect.sh (copies the summaries into experiments/).
+# 3. tools/study/collect.sh (copies the summaries into experiments/), unless
+#    COLLECT=0 (smoke tests of the drivers).
 # The training itself is tools/study/run.sh's, with its own frozen binary.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -38,4 +39,6 @@ for ds in default hard; do
         echo "compared $ds-$setting: ${#dirs[@]} sweeps"
     done
 done
-"$REPO/tools/study/collect.sh"
+if [ "${COLLECT:-1}" = 1 ]; then
+    "$REPO/tools/study/collect.sh"
+fi
