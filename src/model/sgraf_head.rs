@@ -11,6 +11,9 @@
 //!    node 0) or SAF ([`AttentionFiltration`]) → `v` [S];
 //! 4. `s_ij = σ(w_e·v + b_e)`.
 //!
+//! Step 2 runs once per image over all captions (one GEMM with a row per
+//! caption); steps 1, 3 and 4 run per caption tile.
+//!
 //! Memory: training keeps what scan-ave keeps per (image, caption tile) —
 //! attention, normalised H and norms ([`HeadCache`]) — plus the tile's
 //! global alignment, nodes and reasoning state ([`PairRest`], of size
@@ -78,11 +81,6 @@ pub struct SgrafHead {
 /// training ([`SgrafHeadCache`]).
 #[derive(Debug, Default)]
 struct PairRest {
-    /// (g − c_j)². [n, d]
-    dsq: Vec<f32>,
-    /// G (normalised) and norms. [n, S], [n]
-    gvec: Vec<f32>,
-    gnorm: Vec<f32>,
     /// Node offsets (pair j: rows `noffs[j]..noffs[j+1]`, the global vector first). [n + 1]
     noffs: Vec<usize>,
     /// X. [M, S]
@@ -96,12 +94,25 @@ struct PairRest {
     vec: Vec<f32>,
 }
 
+/// One image's global alignment against every caption (step 2, one GEMM
+/// with a row per caption, not per tile).
+#[derive(Debug, Default)]
+struct ImageGlo {
+    /// (g − c_j)². [n_cap, d]
+    dsq: Vec<f32>,
+    /// G (normalised) and norms. [n_cap, S], [n_cap]
+    gvec: Vec<f32>,
+    gnorm: Vec<f32>,
+}
+
 /// What [`SgrafHead::forward_train`] keeps for [`SgrafHead::backward`], per
 /// (image, caption tile), image-major.
 #[derive(Debug)]
 pub struct SgrafHeadCache {
     local: HeadCache,
     rests: Vec<PairRest>,
+    /// Per image.
+    glos: Vec<ImageGlo>,
 }
 
 /// Gradients summed by one chunk of images.
@@ -166,6 +177,54 @@ impl SgrafHead {
         }
     }
 
+    /// Step 2 for one image: g: [d], cap_glo: [n_cap, d] → `ig`.
+    fn glo_forward(&self, g: &[f32], cap_glo: &[f32], ig: &mut ImageGlo) {
+        let d = self.embed();
+        let s = self.local.sim_dim();
+        let nc = cap_glo.len() / d;
+        resize(&mut ig.dsq, nc * d);
+        for (row, c) in ig.dsq.chunks_exact_mut(d).zip(cap_glo.chunks_exact(d)) {
+            for ((q, &a), &b) in row.iter_mut().zip(g).zip(c) {
+                let df = a - b;
+                *q = df * df;
+            }
+        }
+        resize(&mut ig.gvec, nc * s);
+        self.glo.forward_into(&ig.dsq, &mut ig.gvec, Par::Seq);
+        ig.gnorm = l2norm::forward(&mut ig.gvec, s);
+    }
+
+    /// Backward of [`Self::glo_forward`] from dgvec: [n_cap, S] (consumed):
+    /// accumulates into dg: [d], dcap: [n_cap, d] and `glo`'s gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn glo_backward(
+        &self,
+        glo: &mut Linear,
+        g: &[f32],
+        cap_glo: &[f32],
+        ig: &ImageGlo,
+        dgvec: &mut [f32],
+        dg: &mut [f32],
+        dcap: &mut [f32],
+    ) {
+        let d = self.embed();
+        let s = self.local.sim_dim();
+        l2norm::backward(&ig.gvec, &ig.gnorm, dgvec, s);
+        let mut ddsq = vec![0.0f32; cap_glo.len()];
+        glo.backward(&ig.dsq, dgvec, Some(&mut ddsq), Par::Seq);
+        for ((gq, c), dc) in ddsq
+            .chunks_exact(d)
+            .zip(cap_glo.chunks_exact(d))
+            .zip(dcap.chunks_exact_mut(d))
+        {
+            for f in 0..d {
+                let t = 2.0 * (g[f] - c[f]) * gq[f];
+                dg[f] += t;
+                dc[f] -= t;
+            }
+        }
+    }
+
     /// One image against the captions of `w` (one tile): scores into out: [n],
     /// the local alignment's state into `sv`.
     /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d];
@@ -175,44 +234,30 @@ impl SgrafHead {
         &self,
         plans: &[Linear],
         v: &[f32],
-        g: &[f32],
         w: Words<'_>,
-        cg: &[f32],
+        gvec: &[f32],
         sv: &mut Saved,
         sc: &mut Scratch,
         r: &mut PairRest,
         out: &mut [f32],
     ) {
         self.local.local_forward(v, w, sv, sc, None);
-        self.pair_rest(plans, g, w, cg, sv, r, out);
+        self.pair_rest(plans, w, gvec, sv, r, out);
     }
 
-    /// [`Self::pair_forward`] after the local alignment (whose H is in `sv.t`).
-    #[allow(clippy::too_many_arguments)]
+    /// [`Self::pair_forward`] after the local alignment (whose H is in
+    /// `sv.t`); gvec: the tile's global vectors G [n, S] ([`Self::glo_forward`]).
     fn pair_rest(
         &self,
         plans: &[Linear],
-        g: &[f32],
         w: Words<'_>,
-        cg: &[f32],
+        gvec: &[f32],
         sv: &Saved,
         r: &mut PairRest,
         out: &mut [f32],
     ) {
-        let d = self.embed();
         let s = self.local.sim_dim();
         let nc = w.n_cap();
-        // Global alignment.
-        resize(&mut r.dsq, nc * d);
-        for (row, c) in r.dsq.chunks_exact_mut(d).zip(cg.chunks_exact(d)) {
-            for ((q, &a), &b) in row.iter_mut().zip(g).zip(c) {
-                let df = a - b;
-                *q = df * df;
-            }
-        }
-        resize(&mut r.gvec, nc * s);
-        self.glo.forward_into(&r.dsq, &mut r.gvec, Par::Seq);
-        r.gnorm = l2norm::forward(&mut r.gvec, s);
         // Nodes: [G_j; H_j] per caption.
         let o0 = w.offsets[0];
         r.noffs.clear();
@@ -224,7 +269,7 @@ impl SgrafHead {
         resize(&mut r.nodes, r.noffs[nc] * s);
         for j in 0..nc {
             let a = r.noffs[j];
-            r.nodes[a * s..(a + 1) * s].copy_from_slice(&r.gvec[j * s..(j + 1) * s]);
+            r.nodes[a * s..(a + 1) * s].copy_from_slice(&gvec[j * s..(j + 1) * s]);
             let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
             r.nodes[(a + 1) * s..r.noffs[j + 1] * s].copy_from_slice(&sv.t[wa * s..wb * s]);
         }
@@ -261,27 +306,23 @@ impl SgrafHead {
 
     /// Backward of [`Self::pair_forward`] from its states `sv` and `r`,
     /// the scores `sims` and `ds` = d loss / d
-    /// sims: [n]. Accumulates into dv: [R, d], dg: [d], dwords: the tile's
-    /// words [N_w, d], dcg: [n, d] and `gr`.
+    /// sims: [n]. Accumulates into dv: [R, d], dwords: the tile's words
+    /// [N_w, d] and `gr`; writes dgvec: the gradient of the tile's G [n, S].
     #[allow(clippy::too_many_arguments)]
     fn pair_backward(
         &self,
         v: &[f32],
-        g: &[f32],
         w: Words<'_>,
-        cg: &[f32],
         sv: &Saved,
         r: &PairRest,
         sc: &mut Scratch,
         sims: &[f32],
         ds: &[f32],
         dv: &mut [f32],
-        dg: &mut [f32],
         dwords: &mut [f32],
-        dcg: &mut [f32],
+        dgvec: &mut [f32],
         gr: &mut ChunkGrads,
     ) {
-        let d = self.embed();
         let s = self.local.sim_dim();
         let nc = w.n_cap();
         // s = σ(w_e·v + b_e).
@@ -327,28 +368,12 @@ impl SgrafHead {
         }
         // Split the node gradient: G rows and the words' H rows.
         let o0 = w.offsets[0];
-        let mut dgvec = vec![0.0f32; nc * s];
         resize(&mut sc.dt, w.n_words() * s);
         for j in 0..nc {
             let a = r.noffs[j];
             dgvec[j * s..(j + 1) * s].copy_from_slice(&dnodes[a * s..(a + 1) * s]);
             let (wa, wb) = (w.offsets[j] - o0, w.offsets[j + 1] - o0);
             sc.dt[wa * s..wb * s].copy_from_slice(&dnodes[(a + 1) * s..r.noffs[j + 1] * s]);
-        }
-        // Global alignment.
-        l2norm::backward(&r.gvec, &r.gnorm, &mut dgvec, s);
-        let mut ddsq = vec![0.0f32; nc * d];
-        gr.glo.backward(&r.dsq, &dgvec, Some(&mut ddsq), Par::Seq);
-        for ((gq, c), dc) in ddsq
-            .chunks_exact(d)
-            .zip(cg.chunks_exact(d))
-            .zip(dcg.chunks_exact_mut(d))
-        {
-            for f in 0..d {
-                let t = 2.0 * (g[f] - c[f]) * gq[f];
-                dg[f] += t;
-                dc[f] -= t;
-            }
         }
         self.local
             .local_backward(v, w, sv, sc, dv, dwords, &mut gr.acc);
@@ -368,10 +393,13 @@ impl SgrafHead {
         cap_glo: &[f32],
         saved: &mut [Saved],
         rests: &mut [PairRest],
+        ig: &mut ImageGlo,
         sc: &mut Scratch,
         out: &mut [f32],
     ) {
         let d = self.embed();
+        let s = self.local.sim_dim();
+        self.glo_forward(g, cap_glo, ig);
         let tiles = w.tiles(self.local.tile_words());
         let n_slots = saved.len();
         debug_assert_eq!(rests.len(), n_slots);
@@ -380,9 +408,8 @@ impl SgrafHead {
             self.pair_forward(
                 plans,
                 v,
-                g,
                 tw,
-                &cap_glo[t.start * d..t.end * d],
+                &ig.gvec[t.start * s..t.end * s],
                 &mut saved[k % n_slots],
                 sc,
                 &mut rests[k % n_slots],
@@ -416,10 +443,10 @@ impl SgrafHead {
             .for_each_init(
                 || {
                     let slot = ([Saved::default()], [PairRest::default()]);
-                    (Scratch::default(), slot)
+                    (Scratch::default(), ImageGlo::default(), slot)
                 },
-                |(sc, (sv, r)), ((o, v), g)| {
-                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, sc, o);
+                |(sc, ig, (sv, r)), ((o, v), g)| {
+                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, ig, sc, o);
                 },
             );
         out
@@ -445,6 +472,7 @@ impl SgrafHead {
         let mut out = vec![0.0f32; n_img * nc];
         let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
         let mut rests: Vec<PairRest> = (0..n_img * nt).map(|_| PairRest::default()).collect();
+        let mut glos: Vec<ImageGlo> = (0..n_img).map(|_| ImageGlo::default()).collect();
         if nc > 0 {
             let plans = self.plans();
             out.par_chunks_mut(nc)
@@ -452,12 +480,13 @@ impl SgrafHead {
                 .zip(img_glo.par_chunks(d))
                 .zip(saved.par_chunks_mut(nt))
                 .zip(rests.par_chunks_mut(nt))
-                .for_each_init(Scratch::default, |sc, ((((o, v), g), sv), r)| {
-                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, sc, o);
+                .zip(glos.par_iter_mut())
+                .for_each_init(Scratch::default, |sc, (((((o, v), g), sv), r), ig)| {
+                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, ig, sc, o);
                 });
         }
         let local = HeadCache { saved };
-        (out, SgrafHeadCache { local, rests })
+        (out, SgrafHeadCache { local, rests, glos })
     }
 
     /// Scores images `images` (block rows of `img`/`img_glo` as in
@@ -479,6 +508,7 @@ impl SgrafHead {
         let nc = w.n_cap();
         let mut sc = Scratch::default();
         let (mut sv, mut r) = ([Saved::default()], [PairRest::default()]);
+        let mut ig = ImageGlo::default();
         let plans = self.plans();
         for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
             self.image_forward(
@@ -489,6 +519,7 @@ impl SgrafHead {
                 cap_glo,
                 &mut sv,
                 &mut r,
+                &mut ig,
                 &mut sc,
                 o,
             );
@@ -518,9 +549,8 @@ impl SgrafHead {
         let tiles = w.tiles(self.local.tile_words());
         let nt = tiles.len();
         cache.local.check("sgraf head", sims, d_sims, n_img, nc, nt);
-        assert_eq!(
-            cache.rests.len(),
-            cache.local.saved.len(),
+        assert!(
+            cache.rests.len() == cache.local.saved.len() && cache.glos.len() == n_img,
             "sgraf head cache"
         );
         let mut dimg = vec![0.0f32; img.len()];
@@ -545,41 +575,43 @@ impl SgrafHead {
             .zip(dimg_glo.par_chunks_mut(chunk * d))
             .zip(cache.local.saved.par_chunks(chunk * nt))
             .zip(cache.rests.par_chunks(chunk * nt))
+            .zip(cache.glos.par_chunks(chunk))
             .enumerate()
-            .map(|(c, (((dimg_c, dglo_c), saved_c), rests_c))| {
+            .map(|(c, ((((dimg_c, dglo_c), saved_c), rests_c), glos_c))| {
                 let mut gr = fresh();
                 let mut dwords = vec![0.0f32; nw * d];
                 let mut dcap = vec![0.0f32; nc * d];
+                let mut dgvec = vec![0.0f32; nc * s];
                 let mut sc = Scratch::default();
-                for (ii, (((dv, dg), svs), rs)) in dimg_c
+                for (ii, ((((dv, dg), svs), rs), ig)) in dimg_c
                     .chunks_exact_mut(per)
                     .zip(dglo_c.chunks_exact_mut(d))
                     .zip(saved_c.chunks_exact(nt))
                     .zip(rests_c.chunks_exact(nt))
+                    .zip(glos_c)
                     .enumerate()
                 {
                     let i = c * chunk + ii;
+                    let g = &img_glo[i * d..(i + 1) * d];
                     for ((t, sv), r) in tiles.iter().zip(svs).zip(rs) {
                         let rows =
                             w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
                         let (a, b) = (i * nc + t.start, i * nc + t.end);
                         this.pair_backward(
                             &img[i * per..(i + 1) * per],
-                            &img_glo[i * d..(i + 1) * d],
                             w.slice(t.clone(), d),
-                            &cap_glo[t.start * d..t.end * d],
                             sv,
                             r,
                             &mut sc,
                             &sims[a..b],
                             &d_sims[a..b],
                             dv,
-                            dg,
                             &mut dwords[rows.start * d..rows.end * d],
-                            &mut dcap[t.start * d..t.end * d],
+                            &mut dgvec[t.start * s..t.end * s],
                             &mut gr,
                         );
                     }
+                    this.glo_backward(&mut gr.glo, g, cap_glo, ig, &mut dgvec, dg, &mut dcap);
                 }
                 (gr, dwords, dcap)
             })
