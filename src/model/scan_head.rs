@@ -86,6 +86,11 @@ impl Words<'_> {
         }
     }
 
+    /// The word rows (relative to this view) of captions `caps`.
+    pub(super) fn word_rows(&self, caps: &Range<usize>) -> Range<usize> {
+        self.offsets[caps.start] - self.offsets[0]..self.offsets[caps.end] - self.offsets[0]
+    }
+
     /// Consecutive caption ranges of at most `max_words` words each (a
     /// caption longer than that is a tile of its own). Tiles keep an image's
     /// `[words, d]` intermediates within the per-core L2 cache.
@@ -824,8 +829,7 @@ impl ScanHead {
                 {
                     let i = c * chunk + ii;
                     for (t, sv) in tiles.iter().zip(svs) {
-                        let rows =
-                            w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
+                        let rows = w.word_rows(t);
                         let (a, b) = (i * nc + t.start, i * nc + t.end);
                         this.image_backward(
                             &img[i * per..(i + 1) * per],

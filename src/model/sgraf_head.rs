@@ -418,41 +418,9 @@ impl SgrafHead {
         }
     }
 
-    /// Scores every image against every caption, in parallel over images.
-    /// img: [n_img, R, d], img_glo: [n_img, d], w: all captions,
-    /// cap_glo: [n_cap, d] → [n_img, n_cap].
-    pub fn forward(
-        &self,
-        img: &[f32],
-        img_glo: &[f32],
-        n_regions: usize,
-        w: Words<'_>,
-        cap_glo: &[f32],
-    ) -> Vec<f32> {
-        let d = self.embed();
-        let nc = w.n_cap();
-        let n_img = img_glo.len() / d;
-        let mut out = vec![0.0f32; n_img * nc];
-        if nc == 0 {
-            return out;
-        }
-        let plans = self.plans();
-        out.par_chunks_mut(nc)
-            .zip(img.par_chunks(n_regions * d))
-            .zip(img_glo.par_chunks(d))
-            .for_each_init(
-                || {
-                    let slot = ([Saved::default()], [PairRest::default()]);
-                    (Scratch::default(), ImageGlo::default(), slot)
-                },
-                |(sc, ig, (sv, r)), ((o, v), g)| {
-                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, ig, sc, o);
-                },
-            );
-        out
-    }
-
-    /// [`Self::forward`] that also keeps each (image, tile)'s state for
+    /// Scores every image against every caption (img: [n_img, R, d],
+    /// img_glo: [n_img, d], cap_glo: [n_cap, d] → [n_img, n_cap]), in parallel
+    /// over images, and keeps each (image, tile)'s state for
     /// [`Self::backward`]: what scan-ave keeps (`N_w·(2R + S + 1)` floats per
     /// image; the `[N_w, d]` tensors are rebuilt in the backward pass) and
     /// the state after the local alignment ([`PairRest`]: for SGR about
@@ -490,7 +458,7 @@ impl SgrafHead {
     }
 
     /// Scores images `images` (block rows of `img`/`img_glo` as in
-    /// [`Self::forward`]) against all captions of `w` sequentially into
+    /// [`Self::forward_train`]) against all captions of `w` sequentially into
     /// out: [images.len(), n_cap] (the evaluation block scorer).
     #[allow(clippy::too_many_arguments)]
     pub fn score_block(
@@ -594,8 +562,7 @@ impl SgrafHead {
                     let i = c * chunk + ii;
                     let g = &img_glo[i * d..(i + 1) * d];
                     for ((t, sv), r) in tiles.iter().zip(svs).zip(rs) {
-                        let rows =
-                            w.offsets[t.start] - w.offsets[0]..w.offsets[t.end] - w.offsets[0];
+                        let rows = w.word_rows(t);
                         let (a, b) = (i * nc + t.start, i * nc + t.end);
                         this.pair_backward(
                             &img[i * per..(i + 1) * per],
