@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Dev rSum per epoch of every branch of every seed in the study's sweeps, and
+how many branch runs had their best dev rSum in their last epoch at the cap
+(stopped by the epoch cap, not by patience). EXPERIMENTS.md §3 quotes both.
+
+    python3 tools/study/curves.py [--study /work/study] [--cap 4] [--curves]
+
+Reads only each seed's branch*/metrics.jsonl (the "eval" records of the last
+stage) of seeds that have been tested (test.json, or test.epochs*.json while
+an extension runs). The cap count looks at the first --cap epochs only.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+
+
+def evals(path):
+    """Dev rSum per epoch of the last stage in one branch's metrics.jsonl."""
+    recs = []
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("kind") == "eval":
+                recs.append(r)
+    if not recs:
+        return []
+    last = max(r.get("stage", 1) for r in recs)
+    return [r["dev"]["rsum"] for r in recs if r.get("stage", 1) == last]
+
+
+def seed_no(path):
+    return int(re.search(r"seed(\d+)", path).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", default="/work/study")
+    ap.add_argument("--cap", type=int, default=4, help="the epoch cap the sweeps ran with")
+    ap.add_argument("--curves", action="store_true", help="also print every dev curve")
+    a = ap.parse_args()
+    groups = {}
+    for sw in sorted(glob.glob(os.path.join(a.study, "sweeps", "*/"))):
+        name = os.path.basename(sw.rstrip("/"))
+        runs = capped = 0
+        for sd in sorted(glob.glob(sw + "seed*/"), key=seed_no):
+            if not glob.glob(sd + "test*.json"):
+                continue
+            line = []
+            for b in sorted(glob.glob(sd + "branch*/metrics.jsonl")):
+                r = evals(b)
+                if not r:
+                    continue
+                runs += 1
+                # Judged on the first `cap` epochs, so a sweep extended
+                # later (dbl sweep --extend-epochs) still gives its phase-1 count.
+                head = r[: a.cap]
+                if len(head) == a.cap and max(range(a.cap), key=lambda i: head[i]) == a.cap - 1:
+                    capped += 1
+                k = os.path.basename(os.path.dirname(b))
+                line.append(f"{k}[{' '.join(f'{x:.0f}' for x in r)}]")
+            if a.curves:
+                print(f"{name} seed{seed_no(sd)}: {' '.join(line)}")
+        print(f"{name}: {runs} branch runs, {capped} with their best dev rSum in epoch {a.cap} (the cap)")
+        g = "-".join(name.split("-")[:2])
+        t = groups.setdefault(g, [0, 0])
+        t[0] += runs
+        t[1] += capped
+    for g, (runs, capped) in groups.items():
+        print(f"{g}: {capped} of {runs} branch runs at the cap")
+
+
+if __name__ == "__main__":
+    main()
