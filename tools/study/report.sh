@@ -9,6 +9,8 @@
 #    anchor (the baseline: branch 0 trains on the plain triplet loss) as
 #    `--baseline`, so that every target (MSS and OAS included) is also paired
 #    by seed with an independently trained baseline;
+#    A sweep superseded by a rerun with a higher epoch cap (<name>-e<N>)
+#    is left out of the comparison (its own summary stays);
 # 3. tools/study/collect.sh (copies the summaries into experiments/), unless
 #    COLLECT=0 (smoke tests of the drivers).
 # The training itself is tools/study/run.sh's, with its own frozen binary.
@@ -29,7 +31,14 @@ for ds in default hard; do
     for setting in main sum; do
         dirs=()
         for d in "$STUDY/sweeps/$ds-$setting-"*/; do
-            compgen -G "$d/seed*/test.json" > /dev/null && dirs+=("${d%/}")
+            compgen -G "$d/seed*/test.json" > /dev/null || continue
+            # A sweep rerun with a higher epoch cap (<name>-e<N>, MSS and OAS
+            # in phase 2) replaces the capped one in the comparison.
+            if [[ "$(basename "$d")" != *-e[0-9]* ]] &&
+                compgen -G "${d%/}-e[0-9]*/seed*/test.json" > /dev/null; then
+                continue
+            fi
+            dirs+=("${d%/}")
         done
         [ ${#dirs[@]} -gt 0 ] || continue
         base="$STUDY/sweeps/$ds-$setting-oss_rm"
