@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Dev rSum per epoch of every branch of every seed in the study's sweeps, and
-how many branch runs had their best dev rSum in their last epoch at the cap
-(stopped by the epoch cap, not by patience). EXPERIMENTS.md §3 quotes both.
+how many branch runs had their best dev rSum in their last epoch at the cap,
+and how many seeds (cohorts) the cap ended before patience did: every branch
+trained all --cap epochs and at least one had its best dev rSum within the
+last --patience of them (dbl stops a cohort when every branch's best is at
+least `patience` epochs old). EXPERIMENTS.md §3 quotes these.
 
-    python3 tools/study/curves.py [--study /work/study] [--cap 4] [--curves]
+    python3 tools/study/curves.py [--study /work/study] [--cap 4] [--patience 2] [--curves]
 
 Reads only each seed's branch*/metrics.jsonl (the "eval" records of the last
 stage) of seeds that have been tested (test.json, or test.epochs*.json while
@@ -38,16 +41,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="/work/study")
     ap.add_argument("--cap", type=int, default=4, help="the epoch cap the sweeps ran with")
+    ap.add_argument("--patience", type=int, default=2, help="the sweeps' patience")
     ap.add_argument("--curves", action="store_true", help="also print every dev curve")
     a = ap.parse_args()
     groups = {}
     for sw in sorted(glob.glob(os.path.join(a.study, "sweeps", "*/"))):
         name = os.path.basename(sw.rstrip("/"))
-        runs = capped = 0
+        runs = capped = seeds = cut = 0
         for sd in sorted(glob.glob(sw + "seed*/"), key=seed_no):
             if not glob.glob(sd + "test*.json"):
                 continue
             line = []
+            bests = []
             for b in sorted(glob.glob(sd + "branch*/metrics.jsonl")):
                 r = evals(b)
                 if not r:
@@ -56,13 +61,21 @@ def main():
                 # Judged on the first `cap` epochs, so a sweep extended
                 # later (dbl sweep --extend-epochs) still gives its phase-1 count.
                 head = r[: a.cap]
+                bests.append(max(range(len(head)), key=lambda i: head[i]) + 1 if len(head) == a.cap else None)
                 if len(head) == a.cap and max(range(a.cap), key=lambda i: head[i]) == a.cap - 1:
                     capped += 1
                 k = os.path.basename(os.path.dirname(b))
                 line.append(f"{k}[{' '.join(f'{x:.0f}' for x in r)}]")
+            if bests:
+                seeds += 1
+                if all(e is not None for e in bests) and any(a.cap - e < a.patience for e in bests):
+                    cut += 1
             if a.curves:
                 print(f"{name} seed{seed_no(sd)}: {' '.join(line)}")
-        print(f"{name}: {runs} branch runs, {capped} with their best dev rSum in epoch {a.cap} (the cap)")
+        print(
+            f"{name}: {runs} branch runs, {capped} with their best dev rSum in epoch {a.cap} (the cap); "
+            f"{cut} of {seeds} seeds ended by the cap before patience"
+        )
         g = "-".join(name.split("-")[:2])
         t = groups.setdefault(g, [0, 0])
         t[0] += runs
