@@ -43,9 +43,16 @@ def main():
     ap.add_argument("--cap", type=int, default=4, help="the epoch cap the sweeps ran with")
     ap.add_argument("--patience", type=int, default=2, help="the sweeps' patience")
     ap.add_argument("--curves", action="store_true", help="also print every dev curve")
+    ap.add_argument("--only", help="one sweep (its folder name under sweeps/)")
+    ap.add_argument(
+        "--cut-count",
+        action="store_true",
+        help="print only the number of seeds the cap ended before patience (with --only)",
+    )
     a = ap.parse_args()
     groups = {}
-    for sw in sorted(glob.glob(os.path.join(a.study, "sweeps", "*/"))):
+    pattern = a.only if a.only else "*"
+    for sw in sorted(glob.glob(os.path.join(a.study, "sweeps", pattern + "/"))):
         name = os.path.basename(sw.rstrip("/"))
         runs = capped = seeds = cut = 0
         for sd in sorted(glob.glob(sw + "seed*/"), key=seed_no):
@@ -72,6 +79,9 @@ def main():
                     cut += 1
             if a.curves:
                 print(f"{name} seed{seed_no(sd)}: {' '.join(line)}")
+        if a.cut_count:
+            print(cut)
+            continue
         print(
             f"{name}: {runs} branch runs, {capped} with their best dev rSum in epoch {a.cap} (the cap); "
             f"{cut} of {seeds} seeds ended by the cap before patience"
@@ -80,6 +90,8 @@ def main():
         t = groups.setdefault(g, [0, 0])
         t[0] += runs
         t[1] += capped
+    if a.cut_count:
+        return
     for g, (runs, capped) in groups.items():
         print(f"{g}: {capped} of {runs} branch runs at the cap")
 

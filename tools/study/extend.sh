@@ -6,6 +6,12 @@
 #
 #   setsid nice -n 15 tools/study/extend.sh >> /work/study/log 2>&1 &
 #
+# Phase 3 raises the cap once more for the seeds that 12 epochs still cut
+# short (OSS seeds that patience stopped are re-scored only; MSS/OAS rerun
+# only where the 12-epoch sweep had such a seed):
+#
+#   CAP=24 PREV=12 setsid nice -n 15 tools/study/extend.sh >> /work/study/log 2>&1 &
+#
 # - OSS sweeps (baseline = the OSS anchor, RM, AM, K = 3; both settings, both
 #   data sets): `dbl sweep --extend-epochs $CAP` on the same folders. Seeds
 #   that reached the 4-epoch cap resume from their last checkpoint, exactly as
@@ -18,6 +24,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 STUDY="${STUDY:-/work/study}"
 CAP="${CAP:-12}"
+# The cap of the sweeps being superseded (4 in phase 1, 12 after phase 2).
+PREV="${PREV:-4}"
 # Smoke tests only, as in run.sh (must match what run.sh was given).
 EXTRA_SETS="${EXTRA_SETS:-}"
 extra=()
@@ -54,9 +62,23 @@ for setting in main sum; do
         done
     done
 done
+# MSS/OAS at a cap above $PREV (phase 3: CAP=24 PREV=12) run again only if
+# the cap-$PREV sweep had a seed that its cap ended before patience.
+needed() { # sweep name without the -e suffix
+    [ "$CAP" -gt "$PREV" ] || return 0
+    local prev="$1-e$PREV"
+    [ -d "$STUDY/sweeps/$prev" ] || return 0
+    local cut
+    cut=$(python3 "$REPO/tools/study/curves.py" --study "$STUDY" --only "$prev" --cap "$PREV" --cut-count)
+    if [ "${cut:-1}" -gt 0 ]; then return 0; fi
+    log "$prev: no seed reached its cap before patience; no rerun at $CAP"
+    return 1
+}
 for ds in default hard; do
+    needed "$ds-main-mss_am" &&
     run "sweep $ds-main-mss_am-e$CAP" --config "$STUDY/configs/main/mss_am.toml" --seeds 0..3 \
         --set "data=\"$STUDY/data/$ds\"" --set "epochs=$CAP" --out "$STUDY/sweeps/$ds-main-mss_am-e$CAP"
+    needed "$ds-main-oas_am" &&
     run "sweep $ds-main-oas_am-e$CAP" --config "$STUDY/configs/main/oas_am.toml" --seeds 0..3 \
         --set "data=\"$STUDY/data/$ds\"" --set "epochs=$CAP" --set "oas.epochs=$CAP" \
         --out "$STUDY/sweeps/$ds-main-oas_am-e$CAP"

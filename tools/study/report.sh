@@ -27,15 +27,36 @@ for d in "${sweeps[@]}"; do
         "$DBL" sweep summarize "$d" > /dev/null
     fi
 done
+# True when a sibling sweep <base>-e<M> with M above this sweep's cap (the
+# -e<N> suffix; none: the phase-1 cap) has finished seeds. dir: a sweep folder.
+superseded() {
+    local name base cap other m
+    name=$(basename "$1")
+    if [[ "$name" =~ ^(.*)-e([0-9]+)$ ]]; then
+        base="${BASH_REMATCH[1]}"
+        cap="${BASH_REMATCH[2]}"
+    else
+        base="$name"
+        cap=0
+    fi
+    for other in "$STUDY/sweeps/$base"-e*/; do
+        m=$(basename "$other")
+        m="${m##*-e}"
+        [[ "$m" =~ ^[0-9]+$ ]] || continue
+        if [ "$m" -gt "$cap" ] && compgen -G "${other%/}/seed*/test.json" > /dev/null; then
+            return 0
+        fi
+    done
+    return 1
+}
 for ds in default hard; do
     for setting in main sum; do
         dirs=()
         for d in "$STUDY/sweeps/$ds-$setting-"*/; do
             compgen -G "$d/seed*/test.json" > /dev/null || continue
-            # A sweep rerun with a higher epoch cap (<name>-e<N>, MSS and OAS
-            # in phase 2) replaces the capped one in the comparison.
-            if [[ "$(basename "$d")" != *-e[0-9]* ]] &&
-                compgen -G "${d%/}-e[0-9]*/seed*/test.json" > /dev/null; then
+            # A sweep rerun with a higher epoch cap (<name>-e<N>: MSS and OAS
+            # in phases 2 and 3) replaces the capped one in the comparison.
+            if superseded "${d%/}"; then
                 continue
             fi
             dirs+=("${d%/}")
