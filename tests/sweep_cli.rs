@@ -191,6 +191,24 @@ fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
     let want = format!("mean {mean:+.1}");
     assert_eq!(row.matches(&want).count(), 2, "{row}");
     assert!(row.ends_with("of 2 seeds |"), "{row}");
+    // compare.json carries the same pairing.
+    let j = json(&cmp.join("compare.json"));
+    let cut_row = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "cut")
+        .unwrap();
+    assert_eq!(cut_row["vs_baseline"]["baseline"], "straight");
+    let got = cut_row["vs_baseline"]["paired"]["mean"].as_f64().unwrap();
+    assert!((got - mean).abs() < 1e-9, "{got} vs {mean}");
+    assert_eq!(
+        cut_row["vs_baseline"]["paired"]["diffs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// A seed interrupted before its first checkpoint starts over; bad seed lists are refused.

@@ -3,9 +3,12 @@
 //! a Markdown table (test rSum mean ± sd per branch, the paired
 //! target − anchor difference with its 95 % CI and wins; with a baseline
 //! sweep, also each target against that sweep's anchor, paired by seed) and
-//! the [`super::summary::chart`] over all of them.
+//! the [`super::summary::chart`] over all of them. `compare.json` is the
+//! list of summaries, each with `vs_baseline` when a baseline was given.
 
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use super::run::read_results;
 use super::stats::Paired;
@@ -94,6 +97,23 @@ pub fn markdown(sums: &[Summary], base: Option<&Summary>) -> String {
     t
 }
 
+/// One sweep of `compare.json`: its summary, and with a baseline sweep its
+/// target against that sweep's anchor ([`against_baseline`]).
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vs_baseline: Option<VsBaseline<'a>>,
+}
+
+/// [`Row::vs_baseline`]: `paired` is null without a common seed.
+#[derive(Serialize)]
+struct VsBaseline<'a> {
+    baseline: &'a str,
+    paired: Option<Paired>,
+}
+
 /// Writes `OUT/compare.{md,json,png,svg}`; returns the paths and the table.
 pub fn write(
     out: &Path,
@@ -108,7 +128,17 @@ pub fn write(
     let md = out.join("compare.md");
     write_atomic(&md, table.as_bytes())?;
     let json = out.join("compare.json");
-    write_json(&json, sums)?;
+    let rows: Vec<Row<'_>> = sums
+        .iter()
+        .map(|s| Row {
+            summary: s,
+            vs_baseline: base.filter(|_| s.branches.len() > 1).map(|b| VsBaseline {
+                baseline: &b.name,
+                paired: against_baseline(s, b),
+            }),
+        })
+        .collect();
+    write_json(&json, &rows)?;
     let mut files = vec![md, json];
     files.extend(chart("sweeps", sums).write(&out.join("compare"))?);
     Ok((files, table))
