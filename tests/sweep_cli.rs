@@ -256,7 +256,11 @@ fn extended_sweep_equals_the_longer_sweep() {
         let a = json(&long.join(s).join("test.json"));
         let b = json(&short.join(s).join("test.json"));
         assert_eq!(a["branches"], b["branches"], "{s}");
-        assert!(short.join(s).join("test.epochs2.json").is_file());
+        // wall_seconds covers every invocation, the 2-epoch one included.
+        let before = json(&short.join(s).join("test.epochs2.json"))["wall_seconds"]
+            .as_f64()
+            .unwrap();
+        assert!(b["wall_seconds"].as_f64().unwrap() > before, "{s}");
     }
     // The extension is recorded: the plain command keeps 3 epochs (nothing retrains).
     ok(&sweep(&cfg2, &short, &[]));

@@ -24,6 +24,8 @@ use crate::train::config::{Regime, TrainConfig};
 pub const MANIFEST: &str = "sweep.json";
 /// File in a seed's folder once it is trained and tested.
 pub const RESULT: &str = "test.json";
+/// File in a seed's folder with its wall seconds so far, while it is unfinished.
+const WALL: &str = "wall_seconds.txt";
 
 /// What a sweep trains (must not change between invocations).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +220,10 @@ pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
                 // Extended: resume. A seed that patience had stopped stops
                 // again at once (the same decision, from its checkpointed
                 // state) and is tested again, to the same numbers.
+                // The seed's wall time so far carries over, so that the
+                // extended record's `wall_seconds` covers the whole seed.
+                let wall_path = dir.join(WALL);
+                write_atomic(&wall_path, format!("{}\n", r.wall_seconds).as_bytes())?;
                 let old = dir.join(format!("test.epochs{e}.json"));
                 std::fs::rename(dir.join(RESULT), &old).map_err(io(&old))?;
             }
@@ -230,7 +236,7 @@ pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
         // Interrupted before its first checkpoint: nothing worth keeping.
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
-    let wall_path = dir.join("wall_seconds.txt");
+    let wall_path = dir.join(WALL);
     let before: f64 = std::fs::read_to_string(&wall_path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
