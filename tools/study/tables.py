@@ -7,8 +7,11 @@
 One table per data set and setting (compare/<data>-<setting>/compare.json):
 per sweep, the anchor's and the target's test rSum per seed, the paired
 target − own anchor (mean [95 % CI], wins) and, where report.sh gave a
-baseline, the target − baseline pairing (`vs_baseline`); and the seeds' wall
-time summed (training, dev and test scoring, every session). Trains nothing.
+baseline, the target − baseline pairing (`vs_baseline`); and the wall time
+in the seeds' test records, summed (training, dev and test scoring). The
+study's frozen binary (580a46e) records only the last invocation's time in an
+extended seed, so for phase 2 that sum is the extension's cost; binaries from
+this commit on carry the earlier time over. Trains nothing.
 """
 import argparse
 import glob
@@ -63,7 +66,7 @@ def main():
         print(f"**{os.path.basename(os.path.dirname(f))}**\n")
         print(table(rows))
         wall = sum(r["wall_seconds"]["mean"] * r["wall_seconds"]["n"] for r in rows if r.get("wall_seconds"))
-        print(f"\nWall time of these sweeps' seeds, summed: {wall / 3600:.2f} h.\n")
+        print(f"\nWall time in these seeds' test records, summed: {wall / 3600:.2f} h.\n")
 
 
 if __name__ == "__main__":
