@@ -4,7 +4,9 @@ how many branch runs had their best dev rSum in their last epoch at the cap,
 and how many seeds (cohorts) the cap ended before patience did: every branch
 trained all --cap epochs and at least one had its best dev rSum within the
 last --patience of them (dbl stops a cohort when every branch's best is at
-least `patience` epochs old). EXPERIMENTS.md §3 quotes these.
+least `patience` epochs old), and the hours the finished epochs took
+(training and dev scoring; test scoring is not counted). EXPERIMENTS.md §3
+quotes these.
 
     python3 tools/study/curves.py [--study /work/study] [--cap 4] [--patience 2] [--curves]
 
@@ -33,6 +35,22 @@ def evals(path):
     return [r["dev"]["rsum"] for r in recs if r.get("stage", 1) == last]
 
 
+def epoch_seconds(seed_dir):
+    """Seconds of every finished epoch of one seed (training and dev scoring;
+    each (stage, epoch) once, though every branch records it). Kept in
+    metrics.jsonl as each epoch ends, so a killed and resumed run counts only
+    the epochs that made it into the result."""
+    seen = {}
+    for b in glob.glob(seed_dir + "branch*/metrics.jsonl"):
+        with open(b) as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("kind") == "eval" and "seconds" in r:
+                    key = (r.get("stage", 1), r["epoch"])
+                    seen[key] = max(seen.get(key, 0.0), r["seconds"])
+    return sum(seen.values())
+
+
 def seed_no(path):
     return int(re.search(r"seed(\d+)", path).group(1))
 
@@ -51,15 +69,18 @@ def main():
     )
     a = ap.parse_args()
     groups = {}
+    total_secs = 0.0
     pattern = a.only if a.only else "*"
     for sw in sorted(glob.glob(os.path.join(a.study, "sweeps", pattern + "/"))):
         name = os.path.basename(sw.rstrip("/"))
         runs = capped = seeds = cut = 0
+        secs = 0.0
         for sd in sorted(glob.glob(sw + "seed*/"), key=seed_no):
             if not glob.glob(sd + "test*.json"):
                 continue
             line = []
             bests = []
+            secs += epoch_seconds(sd)
             for b in sorted(glob.glob(sd + "branch*/metrics.jsonl")):
                 r = evals(b)
                 if not r:
@@ -84,8 +105,10 @@ def main():
             continue
         print(
             f"{name}: {runs} branch runs, {capped} with their best dev rSum in epoch {a.cap} (the cap); "
-            f"{cut} of {seeds} seeds ended by the cap before patience"
+            f"{cut} of {seeds} seeds ended by the cap before patience; "
+            f"epochs took {secs / 3600:.2f} h"
         )
+        total_secs += secs
         g = "-".join(name.split("-")[:2])
         t = groups.setdefault(g, [0, 0])
         t[0] += runs
@@ -94,6 +117,7 @@ def main():
         return
     for g, (runs, capped) in groups.items():
         print(f"{g}: {capped} of {runs} branch runs at the cap")
+    print(f"all sweeps: the finished epochs took {total_secs / 3600:.2f} h (training and dev scoring)")
 
 
 if __name__ == "__main__":
