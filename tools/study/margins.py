@@ -117,6 +117,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="/work/study")
     ap.add_argument("--dbl", default="target/release/dbl")
+    ap.add_argument("--per-seed", action="store_true", help="also one row per seed")
     ap.add_argument("sweeps", nargs="+", help="sweep folder names under STUDY/sweeps")
     a = ap.parse_args()
     rows = []
@@ -131,6 +132,8 @@ def main():
                 raise SystemExit(f"{name}: no finished seed (test.json) under {a.study}/sweeps")
             stats = [seed_stats(score(a.dbl, sd, 0, tmp), score(a.dbl, sd, last_branch(sd), tmp)) for sd in seeds]
             rows.append((name, len(seeds), averager(stats)))
+            if a.per_seed:
+                rows.extend((f"{name} seed{seed_no(sd)}", 1, averager([st])) for sd, st in zip(seeds, stats))
     print("| sweep | seeds | branch | scores p1–p99 | positive | hardest neg t2i / i2t | gap t2i / i2t | gaps ≥ γ | gaps < 0 |")
     print("|---|---:|---|---|---:|---|---|---:|---:|")
     for name, n, mean in rows:
