@@ -18,7 +18,8 @@ import argparse
 import glob
 import json
 import os
-import re
+
+from seeds import seed_dirs, seed_no
 
 
 def evals(path):
@@ -51,10 +52,6 @@ def epoch_seconds(seed_dir):
     return sum(seen.values())
 
 
-def seed_no(path):
-    return int(re.search(r"seed(\d+)", path).group(1))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", default="/work/study")
@@ -75,9 +72,7 @@ def main():
         name = os.path.basename(sw.rstrip("/"))
         runs = capped = seeds = cut = 0
         secs = 0.0
-        for sd in sorted(glob.glob(sw + "seed*/"), key=seed_no):
-            if not glob.glob(sd + "test*.json"):
-                continue
+        for sd in seed_dirs(sw):
             line = []
             bests = []
             secs += epoch_seconds(sd)

@@ -25,14 +25,13 @@ Captions are assumed to come in blocks of 5 per image (the synthetic data's
 layout, as in Flickr30K/MSCOCO). Trains nothing; writes only temporary files.
 """
 import argparse
-import glob
 import json
 import os
-import re
 import subprocess
 import tempfile
 
 import numpy as np
+from seeds import seed_dirs, seed_no
 
 GAMMA = 0.2
 
@@ -104,10 +103,6 @@ def averager(stats):
     return lambda who, key: float(np.mean([s[who][key] for s in stats]))
 
 
-def seed_no(path):
-    return int(re.search(r"seed(\d+)", path).group(1))
-
-
 def last_branch(seed_dir):
     cfg = json.load(open(os.path.join(seed_dir, "config.json")))
     return cfg.get("branches", 2) - 1 if cfg.get("regime") == "oss" else 1
@@ -123,11 +118,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.sweeps:
-            seeds = [
-                sd.rstrip("/")
-                for sd in sorted(glob.glob(os.path.join(a.study, "sweeps", name, "seed*/")), key=seed_no)
-                if os.path.isfile(os.path.join(sd, "test.json"))
-            ]
+            seeds = [sd.rstrip("/") for sd in seed_dirs(os.path.join(a.study, "sweeps", name), "test.json")]
             if not seeds:
                 raise SystemExit(f"{name}: no finished seed (test.json) under {a.study}/sweeps")
             stats = [seed_stats(score(a.dbl, sd, 0, tmp), score(a.dbl, sd, last_branch(sd), tmp)) for sd in seeds]
