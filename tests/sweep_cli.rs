@@ -192,6 +192,12 @@ fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
     assert_eq!(row.matches(&want).count(), 2, "{row}");
     assert!(row.ends_with("of 2 seeds |"), "{row}");
     // compare.json carries the same pairing.
+    // The picture's paired panel shows the baseline pairing too.
+    let svg = std::fs::read_to_string(cmp.join("compare.svg")).unwrap();
+    assert!(
+        svg.contains("straight anchor (mean, 95 % CI)"),
+        "compare.svg lacks the baseline series"
+    );
     let j = json(&cmp.join("compare.json"));
     let cut_row = j
         .as_array()

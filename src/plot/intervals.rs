@@ -81,6 +81,16 @@ impl IntervalChart {
 
 impl Drawing for IntervalChart {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        self.draw_panel(&root)?;
+        root.present().map_err(draw_err)
+    }
+}
+
+impl IntervalChart {
+    /// Draws the chart on `root` without presenting it: a [`PanelRow`]
+    /// presents once, after its last panel (an SVG backend writes its file on
+    /// the first `present` and ignores what is drawn after it).
+    fn draw_panel<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(draw_err)?;
         let (y0, y1) = self.y_range();
         let nc = self.categories.len().max(1);
@@ -93,7 +103,7 @@ impl Drawing for IntervalChart {
                 String::new()
             }
         };
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FAMILY, 22))
             .margin(15)
             .x_label_area_size(50)
@@ -166,7 +176,7 @@ impl Drawing for IntervalChart {
             .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)
+        Ok(())
     }
 }
 
@@ -186,7 +196,7 @@ impl Drawing for PanelRow {
         root.fill(&WHITE).map_err(draw_err)?;
         let n = self.0.len().max(1);
         for (chart, area) in self.0.iter().zip(root.split_evenly((1, n))) {
-            chart.draw(area)?;
+            chart.draw_panel(&area)?;
         }
         root.present().map_err(draw_err)
     }
@@ -249,6 +259,25 @@ mod tests {
             assert!(
                 text.iter().any(|t| t == want),
                 "no <text>{want}</text> in {text:?}"
+            );
+        }
+        assert_png_drawn(&files[0]);
+        // A row of panels: the SVG carries every panel, not only the first.
+        let mut right = c.clone();
+        right.title = "paired difference".into();
+        right.series[1].name = "target − baseline".into();
+        let files = PanelRow(vec![c, right])
+            .write(&tmp.path().join("row"))
+            .unwrap();
+        let text = svg_text(&files[1]);
+        for want in [
+            "test rSum over seeds",
+            "paired difference",
+            "target − baseline",
+        ] {
+            assert!(
+                text.iter().any(|t| t == want),
+                "no <text>{want}</text> in the panel row's SVG: {text:?}"
             );
         }
         assert_png_drawn(&files[0]);

@@ -3,8 +3,10 @@
 //! a Markdown table (test rSum mean ± sd per branch, the paired
 //! target − anchor difference with its 95 % CI and wins; with a baseline
 //! sweep, also each target against that sweep's anchor, paired by seed) and
-//! the [`super::summary::chart`] over all of them. `compare.json` is the
-//! list of summaries, each with `vs_baseline` when a baseline was given.
+//! the [`super::summary::chart`] over all of them (with a baseline, its
+//! paired panel also shows each target against the baseline's anchor).
+//! `compare.json` is the list of summaries, each with `vs_baseline` when a
+//! baseline was given.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +14,9 @@ use serde::Serialize;
 
 use super::run::read_results;
 use super::stats::Paired;
-use super::summary::{Summary, chart, paired_text, summarize};
+use super::summary::{Summary, chart, paired_interval, paired_text, summarize};
 use super::{SweepError, write_json};
+use crate::plot::intervals::IntervalSeries;
 use crate::store::write_atomic;
 
 /// Summaries of `dirs` (name = folder name), in the given order.
@@ -140,6 +143,23 @@ pub fn write(
         .collect();
     write_json(&json, &rows)?;
     let mut files = vec![md, json];
-    files.extend(chart("sweeps", sums).write(&out.join("compare"))?);
+    let mut picture = chart("sweeps", sums);
+    if let Some(b) = base {
+        // The right-hand panel (paired differences) also shows each target
+        // against the baseline's anchor.
+        let panel = &mut picture.0[1];
+        panel.title = "sweeps: paired target − anchor (its own, and the baseline's)".into();
+        panel.series.push(IntervalSeries {
+            name: format!("target − {} anchor (mean, 95 % CI)", b.name),
+            per_category: sums
+                .iter()
+                .map(|s| {
+                    let p = against_baseline(s, b).filter(|_| s.branches.len() > 1)?;
+                    paired_interval(&p)
+                })
+                .collect(),
+        });
+    }
+    files.extend(picture.write(&out.join("compare"))?);
     Ok((files, table))
 }

@@ -216,6 +216,11 @@ fn interval(values: &[f64], centre: f64, half: f64) -> Option<Interval> {
     })
 }
 
+/// A paired difference as an interval: its mean, 95 % CI and per-seed values.
+pub(super) fn paired_interval(p: &Paired) -> Option<Interval> {
+    interval(&p.diffs, p.mean, (p.ci95.1 - p.ci95.0) / 2.0)
+}
+
 /// Two panels over `sums` (categories = sweeps): test rSum per branch role
 /// (per-seed dots, mean ± sd), and the paired target − anchor rSum (per-seed
 /// dots, mean and 95 % CI, zero line).
@@ -253,10 +258,7 @@ pub fn chart(title: &str, sums: &[Summary]) -> PanelRow {
         name: "target − anchor (mean, 95 % CI)".into(),
         per_category: sums
             .iter()
-            .map(|s| {
-                let p = s.paired_rsum.as_ref()?;
-                interval(&p.diffs, p.mean, (p.ci95.1 - p.ci95.0) / 2.0)
-            })
+            .map(|s| paired_interval(s.paired_rsum.as_ref()?))
             .collect(),
     };
     let x_label = "sweep (folder name)";
