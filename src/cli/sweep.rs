@@ -71,9 +71,10 @@ pub struct CompareArgs {
     /// Where to write compare.{md,json,png,svg}.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
-    /// A sweep whose anchor (branch 0) is the baseline: adds a column pairing
-    /// every target with it by seed (e.g. the OSS anchor, trained on the
-    /// plain triplet loss, against MSS's and OAS's targets).
+    /// A sweep whose anchor (branch 0) is the baseline: pairs every target
+    /// with it by seed (e.g. the OSS anchor, trained on the plain triplet
+    /// loss, against MSS's and OAS's targets), as a column of compare.md,
+    /// `vs_baseline` in compare.json and a series of the picture's right panel.
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
 }
