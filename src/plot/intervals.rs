@@ -213,7 +213,7 @@ impl PanelRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plot::testutil::{assert_png_drawn, svg_text};
+    use crate::plot::testutil::{assert_png_drawn, assert_svg_texts};
 
     #[test]
     fn svg_names_categories_axes_and_series() {
@@ -245,22 +245,19 @@ mod tests {
             zero_line: true,
         };
         let files = c.write(&tmp.path().join("s")).unwrap();
-        let text = svg_text(&files[1]);
-        for want in [
-            "test rSum over seeds",
-            "sweep",
-            "test rSum (of 600)",
-            "baseline",
-            "oss-rm",
-            "mss",
-            "anchor",
-            "target",
-        ] {
-            assert!(
-                text.iter().any(|t| t == want),
-                "no <text>{want}</text> in {text:?}"
-            );
-        }
+        assert_svg_texts(
+            &files[1],
+            &[
+                "test rSum over seeds",
+                "sweep",
+                "test rSum (of 600)",
+                "baseline",
+                "oss-rm",
+                "mss",
+                "anchor",
+                "target",
+            ],
+        );
         assert_png_drawn(&files[0]);
         // A row of panels: the SVG carries every panel, not only the first.
         let mut right = c.clone();
@@ -269,17 +266,14 @@ mod tests {
         let files = PanelRow(vec![c, right])
             .write(&tmp.path().join("row"))
             .unwrap();
-        let text = svg_text(&files[1]);
-        for want in [
-            "test rSum over seeds",
-            "paired difference",
-            "target − baseline",
-        ] {
-            assert!(
-                text.iter().any(|t| t == want),
-                "no <text>{want}</text> in the panel row's SVG: {text:?}"
-            );
-        }
+        assert_svg_texts(
+            &files[1],
+            &[
+                "test rSum over seeds",
+                "paired difference",
+                "target − baseline",
+            ],
+        );
         assert_png_drawn(&files[0]);
     }
 }

@@ -148,7 +148,7 @@ impl LineChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plot::testutil::{assert_png_drawn, svg_text};
+    use crate::plot::testutil::{assert_png_drawn, assert_svg_texts, svg_text};
 
     #[test]
     fn svg_has_title_axis_labels_and_legend_png_is_drawn() {
@@ -175,20 +175,18 @@ mod tests {
         };
         let files = c.write(&tmp.path().join("sub").join("rsum")).unwrap();
         assert_eq!(files.len(), 2);
+        assert_svg_texts(
+            &files[1],
+            &[
+                "dev rSum per epoch",
+                "epoch",
+                "dev rSum (of 600)",
+                "anchor (branch 0)",
+                "target (branch 1)",
+                "one point",
+            ],
+        );
         let text = svg_text(&files[1]);
-        for want in [
-            "dev rSum per epoch",
-            "epoch",
-            "dev rSum (of 600)",
-            "anchor (branch 0)",
-            "target (branch 1)",
-            "one point",
-        ] {
-            assert!(
-                text.iter().any(|t| t == want),
-                "no <text>{want}</text> in {text:?}"
-            );
-        }
         // Tick labels: some purely numeric texts on both axes.
         assert!(
             text.iter().filter(|t| t.parse::<f64>().is_ok()).count() >= 6,

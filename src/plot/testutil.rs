@@ -39,6 +39,18 @@ pub fn png_ink(path: &Path) -> (usize, usize) {
 }
 
 /// The PNG at `path` is not blank: text and axes (dark) and coloured marks.
+/// Panics unless the SVG at `path` has a `<text>` element equal to each of `wants`.
+pub fn assert_svg_texts(path: &Path, wants: &[&str]) {
+    let text = svg_text(path);
+    for want in wants {
+        assert!(
+            text.iter().any(|t| t == want),
+            "no <text>{want}</text> in {}: {text:?}",
+            path.display()
+        );
+    }
+}
+
 pub fn assert_png_drawn(path: &Path) {
     let (dark, ink) = png_ink(path);
     assert!(dark > 2_000, "{}: only {dark} dark pixels", path.display());
