@@ -151,12 +151,9 @@ pub fn write(
         panel.title = "sweeps: paired target − anchor (its own, and the baseline's)".into();
         panel.series.push(IntervalSeries {
             name: format!("target − {} anchor (mean, 95 % CI)", b.name),
-            per_category: sums
+            per_category: rows
                 .iter()
-                .map(|s| {
-                    let p = against_baseline(s, b).filter(|_| s.branches.len() > 1)?;
-                    paired_interval(&p)
-                })
+                .map(|r| paired_interval(r.vs_baseline.as_ref()?.paired.as_ref()?))
                 .collect(),
         });
     }
