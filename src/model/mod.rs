@@ -17,6 +17,7 @@ pub mod scan_head;
 pub mod scan_scorer;
 pub mod sgraf;
 pub mod sgraf_head;
+pub mod sparse_pairs;
 pub mod text_encoder;
 pub mod vse;
 pub mod weights;

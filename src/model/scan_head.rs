@@ -38,6 +38,7 @@ use crate::engine::l2norm::{self, EPS};
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
+use crate::model::sparse_pairs::{self, CompactWords, Selection, gather_rows};
 
 /// Slope of the attention LeakyReLU.
 const LEAKY: f32 = 0.1;
@@ -58,6 +59,10 @@ pub struct ScanHead {
     /// Words per tile ([`TILE_WORDS`]; tests vary it: scores and gradients do
     /// not depend on it beyond f32 rounding of the gradient sums).
     tile_words: usize,
+    /// Back-propagate only the captions with a non-zero loss gradient
+    /// ([`crate::model::sparse_pairs`]; on by default, tests turn it off to
+    /// compare with the full pass).
+    sparse: bool,
 }
 
 /// Stacked caption words. words: [N_w, d]; offsets: [n_cap + 1], offsets[0] = 0.
@@ -310,6 +315,7 @@ impl ScanHead {
             eval,
             smooth,
             tile_words: TILE_WORDS,
+            sparse: true,
         }
     }
 
@@ -326,6 +332,23 @@ impl ScanHead {
     /// Words per caption tile.
     pub(super) fn tile_words(&self) -> usize {
         self.tile_words
+    }
+
+    /// How the backward pass walks one image's captions, from its gradient
+    /// row ds: [n_cap] ([`sparse_pairs::select`], or always dense).
+    pub(super) fn selection(&self, ds: &[f32]) -> Selection {
+        if self.sparse {
+            sparse_pairs::select(ds)
+        } else {
+            Selection::Dense
+        }
+    }
+
+    /// Turns the sparse backward pass ([`crate::model::sparse_pairs`]) off
+    /// or on (tests compare the two).
+    #[cfg(test)]
+    pub(super) fn set_sparse(&mut self, on: bool) {
+        self.sparse = on;
     }
 
     /// `W_t` (`sim_tran_w.weight`, [S, d]) packed in bf16 for
@@ -739,6 +762,52 @@ impl ScanHead {
         );
     }
 
+    /// The backward pass of image `v` for the captions `sel` of `w` only
+    /// (the others have a zero gradient, [`crate::model::sparse_pairs`]):
+    /// recomputes their forward state in a compact batch, back-propagates
+    /// it, and adds the word gradients into dwords: [N_w of w, d].
+    /// sims, ds: the image's row [n_cap of w].
+    #[allow(clippy::too_many_arguments)]
+    fn compact_backward(
+        &self,
+        v: &[f32],
+        w: Words<'_>,
+        sel: &[usize],
+        sims: &[f32],
+        ds: &[f32],
+        sc: &mut Scratch,
+        dv: &mut [f32],
+        dwords: &mut [f32],
+        acc: &mut Acc,
+    ) {
+        if sel.is_empty() {
+            return;
+        }
+        let d = self.embed();
+        let cw = CompactWords::gather(w, sel, d);
+        let cv = cw.view();
+        let (sims, ds) = (gather_rows(sims, sel, 1), gather_rows(ds, sel, 1));
+        let mut dwc = vec![0.0f32; cv.n_words() * d];
+        let mut sv = Saved::default();
+        let mut out = vec![0.0f32; sel.len()];
+        for t in cv.tiles(self.tile_words) {
+            self.tile_forward(v, cv, &t, &mut sv, sc, &mut out, None);
+            let rows = cv.word_rows(&t);
+            self.image_backward(
+                v,
+                cv.slice(t.clone(), d),
+                &sv,
+                sc,
+                &sims[t.clone()],
+                &ds[t],
+                dv,
+                &mut dwc[rows.start * d..rows.end * d],
+                acc,
+            );
+        }
+        cw.scatter_add(&dwc, dwords, d);
+    }
+
     /// Scores every image of `img` against every caption of `w`, in parallel
     /// over images, keeping nothing. img: [n_img, R, d] → [n_img, n_cap].
     pub fn forward(&self, img: &[f32], n_regions: usize, w: Words<'_>) -> Vec<f32> {
@@ -828,20 +897,37 @@ impl ScanHead {
                     .enumerate()
                 {
                     let i = c * chunk + ii;
-                    for (t, sv) in tiles.iter().zip(svs) {
-                        let rows = w.word_rows(t);
-                        let (a, b) = (i * nc + t.start, i * nc + t.end);
-                        this.image_backward(
-                            &img[i * per..(i + 1) * per],
-                            w.slice(t.clone(), d),
-                            sv,
+                    let v = &img[i * per..(i + 1) * per];
+                    let row = i * nc..(i + 1) * nc;
+                    match this.selection(&d_sims[row.clone()]) {
+                        Selection::Dense => {
+                            for (t, sv) in tiles.iter().zip(svs) {
+                                let rows = w.word_rows(t);
+                                let (a, b) = (i * nc + t.start, i * nc + t.end);
+                                this.image_backward(
+                                    v,
+                                    w.slice(t.clone(), d),
+                                    sv,
+                                    &mut sc,
+                                    &sims[a..b],
+                                    &d_sims[a..b],
+                                    dv,
+                                    &mut dwords[rows.start * d..rows.end * d],
+                                    &mut acc,
+                                );
+                            }
+                        }
+                        Selection::Sparse(sel) => this.compact_backward(
+                            v,
+                            w,
+                            &sel,
+                            &sims[row.clone()],
+                            &d_sims[row],
                             &mut sc,
-                            &sims[a..b],
-                            &d_sims[a..b],
                             dv,
-                            &mut dwords[rows.start * d..rows.end * d],
+                            &mut dwords,
                             &mut acc,
-                        );
+                        ),
                     }
                 }
                 (acc, dwords)
@@ -884,9 +970,16 @@ mod tests {
     /// Scores and every gradient of a 60-caption batch (≈ 420 words) with the
     /// default tiling (several tiles) and with one tile per image.
     fn run(tile_words: usize) -> Vec<Vec<f32>> {
+        run_with(tile_words, false, |_| 1.0)
+    }
+
+    /// [`run`] with the sparse backward on or off and the loss gradient
+    /// of pair (image i, caption j) scaled by `keep(i·60 + j)`.
+    fn run_with(tile_words: usize, sparse: bool, keep: impl Fn(usize) -> f32) -> Vec<Vec<f32>> {
         let (d, s, r, n_img) = (16, 8, 5, 3);
         let mut head = ScanHead::new(d, s, 9.0, &mut seeded(7));
         head.tile_words = tile_words;
+        head.set_sparse(sparse);
         let mut offsets = vec![0usize];
         for j in 0..60 {
             offsets.push(offsets[j] + 3 + (j * 7) % 9);
@@ -900,7 +993,8 @@ mod tests {
         };
         let (sims, cache) = head.forward_train(&img, r, w);
         assert_eq!(sims, head.forward(&img, r, w), "forward_train = forward");
-        let ds = rand_vec(sims.len(), 3, 1.0);
+        let mut ds = rand_vec(sims.len(), 3, 1.0);
+        ds.iter_mut().enumerate().for_each(|(k, g)| *g *= keep(k));
         let (dimg, dwords) = head.backward(&img, r, w, &cache, &sims, &ds);
         let mut out = vec![sims, dimg, dwords];
         out.extend(head.params().iter().map(|p| p.grad.clone()));
@@ -924,5 +1018,43 @@ mod tests {
         }
         // Scores depend only on their own caption: identical bits.
         assert_eq!(tiled[0], whole[0]);
+    }
+
+    fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], what: &str) {
+        for (k, (a, b)) in a.iter().zip(b).enumerate() {
+            let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let err = a
+                .iter()
+                .zip(b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                err <= 1e-6 * scale.max(1.0),
+                "{what}, output {k}: {err} (scale {scale})"
+            );
+        }
+    }
+
+    /// A hardest-negative-like gradient: a few captions per image (image 1
+    /// none at all), the rest exactly zero. The sparse pass must equal the
+    /// full one; the gradients must also be non-trivial (not all zero).
+    #[test]
+    fn sparse_backward_equals_the_full_pass() {
+        let keep = |k: usize| {
+            let (i, j) = (k / 60, k % 60);
+            let hit = i != 1 && (j == i || j == 17 + i || j == 59 - 3 * i);
+            if hit { 1.0 } else { 0.0 }
+        };
+        for tile in [TILE_WORDS.min(64), usize::MAX] {
+            let full = run_with(tile, false, keep);
+            let sparse = run_with(tile, true, keep);
+            assert_close(&sparse, &full, &format!("tile {tile}"));
+            for (k, g) in full.iter().enumerate().skip(1) {
+                assert!(g.iter().any(|&x| x != 0.0), "output {k} is all zero");
+            }
+            // Caption 1 (words 3..13, d = 16) is reached by no image.
+            assert!(sparse[2][3 * 16..13 * 16].iter().all(|&x| x == 0.0));
+        }
+        // A dense gradient takes the full path: identical bits.
+        assert_eq!(run_with(64, true, |_| 1.0), run_with(64, false, |_| 1.0));
     }
 }
