@@ -172,6 +172,25 @@ pub(super) struct Bf16Tile<'a> {
     pub v: &'a PackedB,
 }
 
+/// How one image × caption-tile forward pass runs its GEMMs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kernel<'a> {
+    /// f32. `wt`: `W_t` transposed, [d, S] ([`ScanHead::projection_t`],
+    /// made once per call of a batch or block scorer).
+    F32 { wt: &'a [f32] },
+    /// bf16 on AMX (eval only).
+    Bf16(&'a Bf16Tile<'a>),
+}
+
+impl<'a> Kernel<'a> {
+    fn bf16(self) -> Option<&'a Bf16Tile<'a>> {
+        match self {
+            Kernel::F32 { .. } => None,
+            Kernel::Bf16(b) => Some(b),
+        }
+    }
+}
+
 /// The forward state of every image of a training batch, for
 /// [`ScanHead::backward`].
 #[derive(Debug, Default)]
@@ -357,6 +376,11 @@ impl ScanHead {
         PackedB::from_weight(&self.tran.weight.value, self.sim_dim(), self.embed())
     }
 
+    /// `W_t` transposed, [d, S], for [`Kernel::F32`].
+    pub(super) fn projection_t(&self) -> Vec<f32> {
+        self.tran.weight_t()
+    }
+
     /// Steps 3b–4a of one image: `C = L2(α·V)` and `D = (C − W)²` into `sc`
     /// (`sc.dsq`; with `bf16`, α·V on AMX and D into `sc.dsq16`).
     /// v: [R, d]; alpha: [N_w, R].
@@ -436,10 +460,10 @@ impl ScanHead {
         sv: &mut Saved,
         sc: &mut Scratch,
         out: &mut [f32],
-        bf16: Option<&Bf16Tile<'_>>,
+        k: Kernel<'_>,
     ) {
         let tw = w.slice(t.clone(), self.embed());
-        self.image_forward(v, tw, sv, sc, &mut out[t.clone()], bf16);
+        self.image_forward(v, tw, sv, sc, &mut out[t.clone()], k);
     }
 
     /// Forward of one image against all captions of `w`; leaves what the
@@ -453,12 +477,12 @@ impl ScanHead {
         sv: &mut Saved,
         sc: &mut Scratch,
         out: &mut [f32],
-        bf16: Option<&Bf16Tile<'_>>,
+        k: Kernel<'_>,
     ) {
         let s = self.sim_dim();
         let nc = w.n_cap();
         let o0 = w.offsets[0];
-        self.local_forward(v, w, sv, sc, bf16);
+        self.local_forward(v, w, sv, sc, k);
         // 5. h_j = L2(mean H); s = tanh(w_e·h + b_e).
         resize(&mut sv.h, nc * s);
         let mut hs = vec![0.0f64; s];
@@ -494,7 +518,7 @@ impl ScanHead {
         w: Words<'_>,
         sv: &mut Saved,
         sc: &mut Scratch,
-        bf16: Option<&Bf16Tile<'_>>,
+        k: Kernel<'_>,
     ) {
         let d = self.embed();
         let s = self.sim_dim();
@@ -502,6 +526,7 @@ impl ScanHead {
         let (nc, nw) = (w.n_cap(), w.n_words());
         let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
+        let bf16 = k.bf16();
         // 1. A = W·Vᵀ, LeakyReLU.
         resize(&mut sv.ahat, nw * r);
         if let Some(b) = bf16 {
@@ -566,11 +591,12 @@ impl ScanHead {
         }
         self.context(v, words, &sv.alpha, sc, bf16);
         // 4. H = L2(D·W_tᵀ + b_t).
-        if let Some(b) = bf16 {
-            self.project_bf16(b.proj, nw, sc, &mut sv.t);
-        } else {
-            resize(&mut sv.t, nw * s);
-            self.tran.forward_into(&sc.dsq, &mut sv.t, Par::Seq);
+        match k {
+            Kernel::Bf16(b) => self.project_bf16(b.proj, nw, sc, &mut sv.t),
+            Kernel::F32 { wt } => {
+                resize(&mut sv.t, nw * s);
+                self.tran.forward_into_t(&sc.dsq, &mut sv.t, wt, Par::Seq);
+            }
         }
         sv.tnorm = l2norm::forward(&mut sv.t, s);
     }
@@ -790,8 +816,9 @@ impl ScanHead {
         let mut dwc = vec![0.0f32; cv.n_words() * d];
         let mut sv = Saved::default();
         let mut out = vec![0.0f32; sel.len()];
+        let wt = self.projection_t();
         for t in cv.tiles(self.tile_words) {
-            self.tile_forward(v, cv, &t, &mut sv, sc, &mut out, None);
+            self.tile_forward(v, cv, &t, &mut sv, sc, &mut out, Kernel::F32 { wt: &wt });
             let rows = cv.word_rows(&t);
             self.image_backward(
                 v,
@@ -818,13 +845,14 @@ impl ScanHead {
             return out;
         }
         let tiles = w.tiles(self.tile_words);
+        let wt = self.projection_t();
         out.par_chunks_mut(nc)
             .zip(img.par_chunks(n_regions * d))
             .for_each_init(
                 || (Saved::default(), Scratch::default()),
                 |(sv, sc), (o, v)| {
                     for t in &tiles {
-                        self.tile_forward(v, w, t, sv, sc, o, None);
+                        self.tile_forward(v, w, t, sv, sc, o, Kernel::F32 { wt: &wt });
                     }
                 },
             );
@@ -846,13 +874,14 @@ impl ScanHead {
         let tiles = w.tiles(self.tile_words);
         let nt = tiles.len();
         let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
+        let wt = self.projection_t();
         if nc > 0 {
             out.par_chunks_mut(nc)
                 .zip(img.par_chunks(n_regions * d))
                 .zip(saved.par_chunks_mut(nt))
                 .for_each_init(Scratch::default, |sc, ((o, v), svs)| {
                     for (t, sv) in tiles.iter().zip(svs) {
-                        self.tile_forward(v, w, t, sv, sc, o, None);
+                        self.tile_forward(v, w, t, sv, sc, o, Kernel::F32 { wt: &wt });
                     }
                 });
         }

@@ -8,7 +8,7 @@ use std::ops::Range;
 use crate::engine::amx::{self, PackedB};
 use crate::engine::bf16::to_bf16;
 use crate::eval::sharded::BlockScorer;
-use crate::model::scan_head::{Bf16Tile, Saved, ScanHead, Scratch, Words};
+use crate::model::scan_head::{Bf16Tile, Kernel, Saved, ScanHead, Scratch, Words};
 
 /// What the bf16 path prepares once per split: `W_t` packed for AMX and every
 /// word rounded to bf16 (row stride d rounded up to 32, plus 32 zero rows so
@@ -100,6 +100,7 @@ impl BlockScorer for ScanScorer<'_> {
         let tiles = w.tiles(self.head.tile_words());
         let nc = captions.len();
         let (mut sv, mut sc) = (Saved::default(), Scratch::default());
+        let wt = self.head.projection_t();
         for (ii, o) in images.zip(out.chunks_exact_mut(nc)) {
             let v = &self.img[ii * per..(ii + 1) * per];
             // The image's two AMX operands, once per block row.
@@ -117,8 +118,11 @@ impl BlockScorer for ScanScorer<'_> {
                         vt,
                         v: vn,
                     });
-                self.head
-                    .tile_forward(v, w, t, &mut sv, &mut sc, o, tile.as_ref());
+                let kernel = match tile.as_ref() {
+                    Some(b) => Kernel::Bf16(b),
+                    None => Kernel::F32 { wt: &wt },
+                };
+                self.head.tile_forward(v, w, t, &mut sv, &mut sc, o, kernel);
             }
         }
     }

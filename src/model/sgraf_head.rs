@@ -33,7 +33,7 @@ use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
 use crate::model::attention_filtration::{AttentionFiltration, SafState};
 use crate::model::graph_reasoning::{GraphStep, RootState, StepState};
-use crate::model::scan_head::{Acc, HeadCache, Saved, ScanHead, Scratch, Words, resize};
+use crate::model::scan_head::{Acc, HeadCache, Kernel, Saved, ScanHead, Scratch, Words, resize};
 use crate::model::sparse_pairs::{CompactWords, Selection, gather_rows, scatter_add_rows};
 
 /// SGR's number of reasoning steps (the authors' `sgr_step`).
@@ -144,6 +144,13 @@ struct ImageGrads<'a> {
     dcap: &'a mut [f32],
 }
 
+/// [`SgrafHead::prepare`]'s result.
+struct Prep {
+    plans: Vec<Linear>,
+    /// `W_t` transposed, [d, S] (`ScanHead::projection_t`).
+    wt: Vec<f32>,
+}
+
 /// Gradients summed by one chunk of images.
 struct ChunkGrads {
     acc: Acc,
@@ -197,12 +204,17 @@ impl SgrafHead {
         self.local.embed()
     }
 
-    /// What the reasoning module precomputes per batch: SGR's edge
-    /// projections ([`GraphStep::plan`]), one per step; nothing for SAF.
-    fn plans(&self) -> Vec<Linear> {
-        match &self.reason {
+    /// What the head derives from its weights once per call (a batch or a
+    /// block of scores): SGR's edge projections ([`GraphStep::plan`], one
+    /// per step; none for SAF) and `W_t` transposed.
+    fn prepare(&self) -> Prep {
+        let plans = match &self.reason {
             Reasoning::Sgr(steps) => steps.iter().map(GraphStep::plan).collect(),
             Reasoning::Saf(_) => Vec::new(),
+        };
+        Prep {
+            plans,
+            wt: self.local.projection_t(),
         }
     }
 
@@ -257,11 +269,11 @@ impl SgrafHead {
     /// One image against the captions of `w` (one tile): scores into out: [n],
     /// the local alignment's state into `sv`.
     /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d];
-    /// plans: [`Self::plans`].
+    /// prep: [`Self::prepare`].
     #[allow(clippy::too_many_arguments)]
     fn pair_forward(
         &self,
-        plans: &[Linear],
+        prep: &Prep,
         v: &[f32],
         w: Words<'_>,
         gvec: &[f32],
@@ -270,8 +282,9 @@ impl SgrafHead {
         r: &mut PairRest,
         out: &mut [f32],
     ) {
-        self.local.local_forward(v, w, sv, sc, None);
-        self.pair_rest(plans, w, gvec, sv, r, out);
+        let k = Kernel::F32 { wt: &prep.wt };
+        self.local.local_forward(v, w, sv, sc, k);
+        self.pair_rest(&prep.plans, w, gvec, sv, r, out);
     }
 
     /// [`Self::pair_forward`] after the local alignment (whose H is in
@@ -415,7 +428,7 @@ impl SgrafHead {
     #[allow(clippy::too_many_arguments)]
     fn image_forward(
         &self,
-        plans: &[Linear],
+        prep: &Prep,
         v: &[f32],
         g: &[f32],
         w: Words<'_>,
@@ -435,7 +448,7 @@ impl SgrafHead {
         for (k, t) in tiles.into_iter().enumerate() {
             let tw = w.slice(t.clone(), d);
             self.pair_forward(
-                plans,
+                prep,
                 v,
                 tw,
                 &ig.gvec[t.start * s..t.end * s],
@@ -499,7 +512,7 @@ impl SgrafHead {
     #[allow(clippy::too_many_arguments)]
     fn compact_backward(
         &self,
-        plans: &[Linear],
+        prep: &Prep,
         x: &ImageInputs<'_>,
         sel: &[usize],
         sims: &[f32],
@@ -525,7 +538,7 @@ impl SgrafHead {
         let mut glo = ImageGlo::default();
         let mut scores = vec![0.0f32; sel.len()];
         self.image_forward(
-            plans,
+            prep,
             cx.v,
             cx.g,
             cx.w,
@@ -579,7 +592,7 @@ impl SgrafHead {
         let mut rests: Vec<PairRest> = (0..n_img * nt).map(|_| PairRest::default()).collect();
         let mut glos: Vec<ImageGlo> = (0..n_img).map(|_| ImageGlo::default()).collect();
         if nc > 0 {
-            let plans = self.plans();
+            let prep = self.prepare();
             out.par_chunks_mut(nc)
                 .zip(img.par_chunks(n_regions * d))
                 .zip(img_glo.par_chunks(d))
@@ -587,7 +600,7 @@ impl SgrafHead {
                 .zip(rests.par_chunks_mut(nt))
                 .zip(glos.par_iter_mut())
                 .for_each_init(Scratch::default, |sc, (((((o, v), g), sv), r), ig)| {
-                    self.image_forward(&plans, v, g, w, cap_glo, sv, r, ig, sc, o);
+                    self.image_forward(&prep, v, g, w, cap_glo, sv, r, ig, sc, o);
                 });
         }
         let local = HeadCache { saved };
@@ -614,10 +627,10 @@ impl SgrafHead {
         let mut sc = Scratch::default();
         let (mut sv, mut r) = ([Saved::default()], [PairRest::default()]);
         let mut ig = ImageGlo::default();
-        let plans = self.plans();
+        let prep = self.prepare();
         for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
             self.image_forward(
-                &plans,
+                &prep,
                 &img[i * per..(i + 1) * per],
                 &img_glo[i * d..(i + 1) * d],
                 w,
@@ -662,8 +675,8 @@ impl SgrafHead {
         let mut dimg_glo = vec![0.0f32; img_glo.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
-        let plans = self.plans();
-        let plans_ref = &plans;
+        let prep = self.prepare();
+        let prep_ref = &prep;
         let fresh = || {
             let mut glo = this.glo.clone();
             glo.zero_grad();
@@ -673,7 +686,7 @@ impl SgrafHead {
                 acc: Acc::new(d, s),
                 glo,
                 reason,
-                plans: plans_ref.clone(),
+                plans: prep_ref.plans.clone(),
             }
         };
         let parts: Vec<(ChunkGrads, Vec<f32>, Vec<f32>)> = dimg
@@ -725,7 +738,7 @@ impl SgrafHead {
                                 dcap: &mut dcap,
                             };
                             this.compact_backward(
-                                plans_ref, &image, &sel, sims, ds, out, &mut sc, &mut gr,
+                                prep_ref, &image, &sel, sims, ds, out, &mut sc, &mut gr,
                             );
                         }
                     }
@@ -736,7 +749,7 @@ impl SgrafHead {
         let mut dwords = vec![0.0f32; nw * d];
         let mut dcap = vec![0.0f32; nc * d];
         let mut total = Acc::new(d, s);
-        let mut plan_grads = plans;
+        let mut plan_grads = prep.plans;
         for (gr, dw, dc) in &parts {
             dwords.iter_mut().zip(dw).for_each(|(x, &y)| *x += y);
             dcap.iter_mut().zip(dc).for_each(|(x, &y)| *x += y);
