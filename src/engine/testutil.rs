@@ -30,6 +30,25 @@ pub fn dot_loss(y: &[f32], c: &[f32]) -> f64 {
     y.iter().zip(c).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
+/// Asserts that every output `a[k]` equals `b[k]` within `rel` of the
+/// largest |b[k]| (at least 1): the same computation up to f32 rounding.
+/// `what` names the comparison in the failure message.
+pub fn assert_outputs_close(a: &[Vec<f32>], b: &[Vec<f32>], rel: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: number of outputs");
+    for (k, (a, b)) in a.iter().zip(b).enumerate() {
+        assert_eq!(a.len(), b.len(), "{what}, output {k}: lengths");
+        let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let err = a
+            .iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            err <= rel * scale.max(1.0),
+            "{what}, output {k}: {err} (scale {scale})"
+        );
+    }
+}
+
 /// Central differences of `f` at `x` for every coordinate (x is restored).
 pub fn fd_grad(x: &mut [f32], eps: f32, mut f: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
     let mut g = vec![0.0; x.len()];

@@ -994,7 +994,7 @@ impl Module for ScanHead {
 mod tests {
     use super::*;
     use crate::engine::rng::seeded;
-    use crate::engine::testutil::rand_vec;
+    use crate::engine::testutil::{assert_outputs_close, rand_vec};
 
     /// Scores and every gradient of a 60-caption batch (≈ 420 words) with the
     /// default tiling (several tiles) and with one tile per image.
@@ -1034,33 +1034,9 @@ mod tests {
     fn tiling_changes_nothing_but_rounding() {
         let tiled = run(TILE_WORDS.min(64));
         let whole = run(usize::MAX);
-        for (k, (a, b)) in tiled.iter().zip(&whole).enumerate() {
-            let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let err = a
-                .iter()
-                .zip(b)
-                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(
-                err <= 1e-6 * scale.max(1.0),
-                "output {k}: {err} (scale {scale})"
-            );
-        }
+        assert_outputs_close(&tiled, &whole, 1e-6, "tiled vs whole");
         // Scores depend only on their own caption: identical bits.
         assert_eq!(tiled[0], whole[0]);
-    }
-
-    fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], what: &str) {
-        for (k, (a, b)) in a.iter().zip(b).enumerate() {
-            let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let err = a
-                .iter()
-                .zip(b)
-                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(
-                err <= 1e-6 * scale.max(1.0),
-                "{what}, output {k}: {err} (scale {scale})"
-            );
-        }
     }
 
     /// A hardest-negative-like gradient: a few captions per image (image 1
@@ -1076,7 +1052,7 @@ mod tests {
         for tile in [TILE_WORDS.min(64), usize::MAX] {
             let full = run_with(tile, false, keep);
             let sparse = run_with(tile, true, keep);
-            assert_close(&sparse, &full, &format!("tile {tile}"));
+            assert_outputs_close(&sparse, &full, 1e-6, &format!("tile {tile}"));
             for (k, g) in full.iter().enumerate().skip(1) {
                 assert!(g.iter().any(|&x| x != 0.0), "output {k} is all zero");
             }
