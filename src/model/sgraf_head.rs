@@ -149,6 +149,8 @@ struct Prep {
     plans: Vec<Linear>,
     /// `W_t` transposed, [d, S] (`ScanHead::projection_t`).
     wt: Vec<f32>,
+    /// `W_glo` transposed, [d, S].
+    wglo: Vec<f32>,
 }
 
 /// Gradients summed by one chunk of images.
@@ -206,7 +208,8 @@ impl SgrafHead {
 
     /// What the head derives from its weights once per call (a batch or a
     /// block of scores): SGR's edge projections ([`GraphStep::plan`], one
-    /// per step; none for SAF) and `W_t` transposed.
+    /// per step; none for SAF), and `W_t` and `W_glo` transposed
+    /// ([`Linear::forward_into_t`]).
     fn prepare(&self) -> Prep {
         let plans = match &self.reason {
             Reasoning::Sgr(steps) => steps.iter().map(GraphStep::plan).collect(),
@@ -215,11 +218,13 @@ impl SgrafHead {
         Prep {
             plans,
             wt: self.local.projection_t(),
+            wglo: self.glo.weight_t(),
         }
     }
 
-    /// Step 2 for one image: g: [d], cap_glo: [n_cap, d] → `ig`.
-    fn glo_forward(&self, g: &[f32], cap_glo: &[f32], ig: &mut ImageGlo) {
+    /// Step 2 for one image: g: [d], cap_glo: [n_cap, d] → `ig`;
+    /// prep: [`Self::prepare`].
+    fn glo_forward(&self, prep: &Prep, g: &[f32], cap_glo: &[f32], ig: &mut ImageGlo) {
         let d = self.embed();
         let s = self.local.sim_dim();
         let nc = cap_glo.len() / d;
@@ -231,7 +236,8 @@ impl SgrafHead {
             }
         }
         resize(&mut ig.gvec, nc * s);
-        self.glo.forward_into(&ig.dsq, &mut ig.gvec, Par::Seq);
+        self.glo
+            .forward_into_t(&ig.dsq, &mut ig.gvec, &prep.wglo, Par::Seq);
         ig.gnorm = l2norm::forward(&mut ig.gvec, s);
     }
 
@@ -441,7 +447,7 @@ impl SgrafHead {
     ) {
         let d = self.embed();
         let s = self.local.sim_dim();
-        self.glo_forward(g, cap_glo, ig);
+        self.glo_forward(prep, g, cap_glo, ig);
         let tiles = w.tiles(self.local.tile_words());
         let n_slots = saved.len();
         debug_assert_eq!(rests.len(), n_slots);
