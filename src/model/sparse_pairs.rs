@@ -4,9 +4,10 @@
 //! zero contributes exactly zero to every gradient of a similarity head: each
 //! pair's score depends on that pair's own inputs only (dbl's batch norms
 //! never use batch statistics, docs/method.md §13.4). The hardest-negative
-//! triplet loss (docs/method.md §3.1) leaves at most three non-zero entries
-//! per image row — the positive, the row's hardest negative and the captions
-//! whose hardest negative image is i — out of B, so the heads' backward
+//! triplet loss (docs/method.md §3.1) leaves at most 3B non-zero entries of
+//! the B² — in row i the positive, the row's hardest negative and the
+//! captions whose hardest negative image is i, about three per row — so the
+//! heads' backward
 //! passes ([`crate::model::scan_head::ScanHead::backward`],
 //! [`crate::model::sgraf_head::SgrafHead::backward`]) gather those captions
 //! into a compact batch ([`CompactWords`]), recompute their forward state
