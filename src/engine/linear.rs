@@ -4,7 +4,7 @@
 
 use rand::Rng;
 
-use crate::engine::gemm::{MatMut, MatRef, Par, gemm};
+use crate::engine::gemm::{MatMut, MatRef, Par, gemm, transpose};
 use crate::engine::param::{Module, Param};
 
 /// `nn.Linear(in_dim, out_dim, bias)`.
@@ -81,13 +81,8 @@ impl Linear {
     /// `Wᵀ`: [in, out] row-major, for [`Self::forward_into_t`].
     pub fn weight_t(&self) -> Vec<f32> {
         let (i, o) = (self.in_dim(), self.out_dim());
-        let w = &self.weight.value;
         let mut t = vec![0.0f32; i * o];
-        for (r, row) in w.chunks_exact(i).enumerate() {
-            for (c, &x) in row.iter().enumerate() {
-                t[c * o + r] = x;
-            }
-        }
+        transpose(&self.weight.value, o, i, &mut t);
         t
     }
 

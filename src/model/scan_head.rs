@@ -792,10 +792,11 @@ impl ScanHead {
     /// (the others have a zero gradient, [`crate::model::sparse_pairs`]):
     /// recomputes their forward state in a compact batch, back-propagates
     /// it, and adds the word gradients into dwords: [N_w of w, d].
-    /// sims, ds: the image's row [n_cap of w].
+    /// sims, ds: the image's row [n_cap of w]; wt: [`Self::projection_t`].
     #[allow(clippy::too_many_arguments)]
     fn compact_backward(
         &self,
+        wt: &[f32],
         v: &[f32],
         w: Words<'_>,
         sel: &[usize],
@@ -816,9 +817,8 @@ impl ScanHead {
         let mut dwc = vec![0.0f32; cv.n_words() * d];
         let mut sv = Saved::default();
         let mut out = vec![0.0f32; sel.len()];
-        let wt = self.projection_t();
         for t in cv.tiles(self.tile_words) {
-            self.tile_forward(v, cv, &t, &mut sv, sc, &mut out, Kernel::F32 { wt: &wt });
+            self.tile_forward(v, cv, &t, &mut sv, sc, &mut out, Kernel::F32 { wt });
             let rows = cv.word_rows(&t);
             self.image_backward(
                 v,
@@ -909,6 +909,7 @@ impl ScanHead {
         let tiles = w.tiles(self.tile_words);
         let nt = tiles.len();
         cache.check("scan head", sims, d_sims, n_img, nc, nt);
+        let wt = self.projection_t();
         let mut dimg = vec![0.0f32; img.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let this = &*self;
@@ -947,6 +948,7 @@ impl ScanHead {
                             }
                         }
                         Selection::Sparse(sel) => this.compact_backward(
+                            &wt,
                             v,
                             w,
                             &sel,

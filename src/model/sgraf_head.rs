@@ -721,6 +721,12 @@ impl SgrafHead {
                     let row = i * nc..(i + 1) * nc;
                     let (sims, ds) = (&sims[row.clone()], &d_sims[row]);
                     let image = ImageInputs { v, g, w, cap_glo };
+                    let out = ImageGrads {
+                        dv,
+                        dg,
+                        dwords: &mut dwords,
+                        dcap: &mut dcap,
+                    };
                     match this.local.selection(ds) {
                         Selection::Dense => {
                             let state = ImageState {
@@ -728,25 +734,11 @@ impl SgrafHead {
                                 rests: rs,
                                 glo: ig,
                             };
-                            let out = ImageGrads {
-                                dv,
-                                dg,
-                                dwords: &mut dwords,
-                                dcap: &mut dcap,
-                            };
                             this.image_backward(&image, &state, sims, ds, out, &mut sc, &mut gr);
                         }
-                        Selection::Sparse(sel) => {
-                            let out = ImageGrads {
-                                dv,
-                                dg,
-                                dwords: &mut dwords,
-                                dcap: &mut dcap,
-                            };
-                            this.compact_backward(
-                                prep_ref, &image, &sel, sims, ds, out, &mut sc, &mut gr,
-                            );
-                        }
+                        Selection::Sparse(sel) => this.compact_backward(
+                            prep_ref, &image, &sel, sims, ds, out, &mut sc, &mut gr,
+                        ),
                     }
                 }
                 (gr, dwords, dcap)
