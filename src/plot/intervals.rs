@@ -51,8 +51,24 @@ pub struct IntervalChart {
     pub zero_line: bool,
 }
 
+/// Pixels of the plot area under a panel of height `h` that the caption, the
+/// margins and the x label area leave (see [`IntervalChart::draw_panel`]).
+fn plot_height(h: u32) -> f64 {
+    f64::from(h.saturating_sub(110).max(100))
+}
+
+/// Pixels the legend box takes at the top of the plot: one 22-pixel row per
+/// series and its padding (label font 15).
+fn legend_height(n_series: usize) -> f64 {
+    22.0 * n_series as f64 + 20.0
+}
+
 impl IntervalChart {
-    fn y_range(&self) -> (f64, f64) {
+    /// The y axis range for a plot area `plot_px` pixels high: every value,
+    /// interval end and centre (and 0 with the zero line) padded 8 %, plus a
+    /// band at the top as tall as the legend box, so the legend (upper right)
+    /// never covers a whisker or a dot.
+    fn y_range(&self, plot_px: f64) -> (f64, f64) {
         let mut ys: Vec<f64> = self
             .series
             .iter()
@@ -69,7 +85,9 @@ impl IntervalChart {
             return (0.0, 1.0);
         }
         let pad = ((hi - lo) * 0.08).max(1.0);
-        (lo - pad, hi + pad)
+        let (y0, top) = (lo - pad, hi + pad);
+        let band = (legend_height(self.series.len()) / plot_px).min(0.45);
+        (y0, y0 + (top - y0) / (1.0 - band))
     }
 
     /// x position of series `s` in category `c`.
@@ -92,7 +110,7 @@ impl IntervalChart {
     /// the first `present` and ignores what is drawn after it).
     fn draw_panel<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(draw_err)?;
-        let (y0, y1) = self.y_range();
+        let (y0, y1) = self.y_range(plot_height(root.dim_in_pixel().1));
         let nc = self.categories.len().max(1);
         let cats = &self.categories;
         let name_of = |x: &f64| {
@@ -275,5 +293,38 @@ mod tests {
             ],
         );
         assert_png_drawn(&files[0]);
+    }
+
+    #[test]
+    fn the_legend_band_holds_no_point() {
+        let iv = |lo: f64, hi: f64| {
+            Some(Interval {
+                values: vec![lo, hi],
+                centre: (lo + hi) / 2.0,
+                lo,
+                hi,
+            })
+        };
+        for n in 1..=4 {
+            let c = IntervalChart {
+                title: String::new(),
+                x_label: String::new(),
+                y_label: String::new(),
+                categories: vec!["a".into()],
+                series: (0..n)
+                    .map(|k| IntervalSeries {
+                        name: format!("s{k}"),
+                        per_category: vec![iv(-3.0 * k as f64, 10.0 + k as f64)],
+                    })
+                    .collect(),
+                zero_line: true,
+            };
+            let px = plot_height(super::super::SIZE.1);
+            let (y0, y1) = c.y_range(px);
+            // The legend's box spans the top legend_height pixels of the plot.
+            let band_bottom = y1 - (y1 - y0) * legend_height(n) / px;
+            assert!(band_bottom >= 10.0 + n as f64, "n = {n}: {band_bottom}");
+            assert!(y0 <= -3.0 * (n - 1) as f64, "n = {n}");
+        }
     }
 }
