@@ -626,7 +626,8 @@ fn embed_rows(run: &Path, k: usize) -> u64 {
 }
 
 /// OAS appends `<mask>` (docs/method.md §6.4): the embedding table has V + 1
-/// rows, V without the augmentation, and the augmentation changes the trajectory.
+/// rows, V without the augmentation, and the augmentation changes the
+/// trajectory; `dbl score` loads either run's branches.
 #[test]
 fn oas_augmentation_adds_the_mask_row() {
     let (tmp, d) = data();
@@ -638,8 +639,16 @@ fn oas_augmentation_adds_the_mask_row() {
         .unwrap();
     let on = tmp.path().join("on");
     let off = tmp.path().join("off");
-    ok(&train(&d, &on, "oas", &[], None));
-    ok(&train(&d, &off, "oas", &["oas.augment=false"], None));
+    // A registered backbone (vse), so `dbl score` goes through the inference
+    // layer, as for every user-facing model (`tiny` is the trainer's own).
+    ok(&train(&d, &on, "oas", &["model.backbone=vse"], None));
+    ok(&train(
+        &d,
+        &off,
+        "oas",
+        &["model.backbone=vse", "oas.augment=false"],
+        None,
+    ));
     assert_eq!(embed_rows(&on, 1), v + 1);
     assert_eq!(embed_rows(&off, 1), v);
     let a = std::fs::read_to_string(on.join("branch0/metrics.jsonl")).unwrap();
@@ -649,4 +658,20 @@ fn oas_augmentation_adds_the_mask_row() {
             .clone()
     };
     assert_ne!(first_loss(&a), first_loss(&b));
+    // Inference loads both stages of either run: `<mask>`'s row is expected
+    // exactly when the run trained with the augmentation.
+    for (run, tag) in [(&on, "on"), (&off, "off")] {
+        for k in ["0", "1"] {
+            let sims = tmp.path().join(format!("{tag}{k}.npy"));
+            let o = Command::new(BIN)
+                .args(["score", "--branch", k, "--split", "test", "--out"])
+                .arg(&sims)
+                .arg("--run")
+                .arg(run)
+                .output()
+                .unwrap();
+            ok(&o);
+            assert!(sims.is_file(), "{tag}, branch {k}");
+        }
+    }
 }

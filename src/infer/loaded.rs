@@ -85,19 +85,23 @@ impl LoadedMatcher {
             &dir.join("config.json"),
             &weights,
             &bytes,
-            vocab,
+            (vocab, run.appended_tokens),
         )
     }
 
     /// Builds the backbone `model` describes (a run config's `model` object,
     /// read from `config_path`) and loads `bytes` (the safetensors file
-    /// `weights`) into it.
+    /// `weights`) into it. `appended`: the tokens training added after the
+    /// vocabulary's words ([`RunDir::appended_tokens`]); the word embedding
+    /// must have exactly `vocab.len() + appended` rows.
+    ///
+    /// [`RunDir::appended_tokens`]: super::run::RunDir::appended_tokens
     pub fn load(
         model: &serde_json::Map<String, Value>,
         config_path: &Path,
         weights: &Path,
         bytes: &[u8],
-        vocab: Vocab,
+        (vocab, appended): (Vocab, usize),
     ) -> Result<Self, InferError> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| format(weights, format!("not a valid safetensors file: {e}")))?;
@@ -140,11 +144,15 @@ impl LoadedMatcher {
             source,
         })?;
         weights::load_bytes(net.as_mut(), bytes, weights)?;
-        if vocab.len() != config.vocab_size {
+        if vocab.len() + appended != config.vocab_size {
+            let plus = match appended {
+                0 => String::new(),
+                n => format!(" + {n} appended by OAS caption augmentation (`<mask>`)"),
+            };
             return Err(format(
                 weights,
                 format!(
-                    "the word embedding has {} rows but the vocabulary has {} words",
+                    "the word embedding has {} rows but the vocabulary has {} words{plus}",
                     config.vocab_size,
                     vocab.len()
                 ),

@@ -26,6 +26,10 @@ pub struct RunDir {
     pub threads: usize,
     /// Number of `branch{k}` folders (k = 0..branches).
     pub branches: usize,
+    /// Tokens training appended to the vocabulary, so the word embedding has
+    /// `vocab + appended` rows: 1 (`<mask>`, id V) for an OAS run with caption
+    /// augmentation (docs/method.md §6.4), else 0.
+    pub appended_tokens: usize,
 }
 
 fn format(path: &Path, message: impl Into<String>) -> InferError {
@@ -61,6 +65,8 @@ impl RunDir {
             Some(_) => return Err(format(&path, "`vocab` must be a path or null")),
         };
         let threads = v.get("threads").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let oas_augment = v.get("regime").and_then(Value::as_str) == Some("oas")
+            && v.pointer("/oas/augment").and_then(Value::as_bool) == Some(true);
         let branches = (0..)
             .take_while(|k| dir.join(format!("branch{k}")).is_dir())
             .count();
@@ -74,6 +80,7 @@ impl RunDir {
             vocab,
             threads,
             branches,
+            appended_tokens: usize::from(oas_augment),
         })
     }
 
