@@ -142,6 +142,18 @@ fn interrupted_sweep_resumes_to_the_uninterrupted_result() {
         assert!(svg.contains(want), "summary.svg lacks {want}");
     }
     assert!(std::fs::read(cut.join("summary.png")).unwrap().len() > 10_000);
+    // One dev-curve panel per seed, each branch named.
+    let curves = std::fs::read_to_string(cut.join("curves.svg")).unwrap();
+    for want in [
+        "cut, seed 0",
+        "cut, seed 1",
+        "dev rSum (of 600)",
+        "anchor",
+        "target",
+    ] {
+        assert!(curves.contains(want), "curves.svg lacks {want}");
+    }
+    assert!(std::fs::read(cut.join("curves.png")).unwrap().len() > 10_000);
 
     // summarize: a deleted summary is rewritten from the seeds, identical.
     let md_before = std::fs::read_to_string(cut.join("summary.md")).unwrap();

@@ -57,9 +57,21 @@ fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
 
 impl Drawing for LineChart {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        self.draw_panel(&root)?;
+        root.present().map_err(draw_err)
+    }
+}
+
+impl LineChart {
+    /// Draws the chart on `root` without presenting it, so that a grid of
+    /// panels ([`super::grid::LineGrid`]) presents once, after its last one.
+    pub(crate) fn draw_panel<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), String> {
         root.fill(&WHITE).map_err(draw_err)?;
         let ((x0, x1), (y0, y1)) = bounds(&self.series);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FAMILY, 22))
             .margin(15)
             .x_label_area_size(50)
@@ -118,7 +130,7 @@ impl Drawing for LineChart {
             .position(self.legend_corner(y0, y1))
             .draw()
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)
+        Ok(())
     }
 }
 

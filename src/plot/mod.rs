@@ -5,10 +5,12 @@
 //!
 //! - [`font`]: the bundled font, registered once per process.
 //! - [`lines`]: curves over epochs or steps (`dbl report`).
+//! - [`grid`]: several line charts in one picture (`dbl sweep`'s per-seed curves).
 //! - [`intervals`]: per-seed values with mean and an interval per category
 //!   (`dbl sweep` summaries).
 
 pub mod font;
+pub mod grid;
 pub mod intervals;
 pub mod lines;
 #[cfg(test)]

@@ -8,9 +8,11 @@
 //! - [`stats`]: mean, sd, Student-t quantiles, paired target − anchor interval.
 //! - [`summary`]: per-branch mean ± sd of the test metrics, the paired
 //!   difference, written as `summary.{json,md,png,svg}`.
+//! - [`curves`]: every seed's dev rSum per epoch and branch, `curves.{png,svg}`.
 //! - [`compare`]: several sweeps side by side (`dbl sweep compare`).
 
 pub mod compare;
+pub mod curves;
 pub mod run;
 pub mod seeds;
 pub mod stats;

@@ -282,7 +282,8 @@ pub fn chart(title: &str, sums: &[Summary]) -> PanelRow {
     ])
 }
 
-/// Writes `OUT/summary.{json,md,png,svg}`; returns the paths.
+/// Writes `OUT/summary.{json,md,png,svg}` and the seeds' dev curves
+/// `OUT/curves.{png,svg}` ([`super::curves`]); returns the paths.
 pub fn write(out: &Path, s: &Summary) -> Result<Vec<PathBuf>, SweepError> {
     let json_path = out.join("summary.json");
     write_json(&json_path, s)?;
@@ -290,5 +291,6 @@ pub fn write(out: &Path, s: &Summary) -> Result<Vec<PathBuf>, SweepError> {
     write_atomic(&md_path, markdown(s).as_bytes())?;
     let mut files = vec![json_path, md_path];
     files.extend(chart(&s.name, std::slice::from_ref(s)).write(&out.join("summary"))?);
+    files.extend(super::curves::write(&s.name, out, &s.seeds)?);
     Ok(files)
 }

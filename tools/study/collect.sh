@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copies the study's summaries (never checkpoints) from $STUDY (default
 # /work/study) into experiments/synthetic-study/ of this repository:
-# sweeps/<name>/summary.{md,json,png,svg} and compare/<ds-setting>/compare.*.
+# sweeps/<name>/summary.{md,json,png,svg} (and curves.{png,svg}) and
+# compare/<ds-setting>/compare.*.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 STUDY="${STUDY:-/work/study}"
@@ -12,6 +13,10 @@ copy() { # kind (sweeps|compare) stem (summary|compare)
         n=$(basename "$d")
         mkdir -p "$DEST/$1/$n"
         cp "$d/$2".{md,json,png,svg} "$DEST/$1/$n/"
+        # A sweep's per-seed dev curves (dbl sweep writes them beside its summary).
+        if [ -f "$d/curves.png" ]; then
+            cp "$d"/curves.{png,svg} "$DEST/$1/$n/"
+        fi
     done
 }
 copy sweeps summary
