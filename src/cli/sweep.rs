@@ -1,7 +1,8 @@
 //! `dbl sweep`: one training configuration over several seeds, then each
 //! branch's best-on-dev checkpoint on test and the summary with confidence
 //! intervals ([`crate::sweep`]); `dbl sweep compare DIR…` puts sweeps side by side;
-//! `dbl sweep summarize DIR…` rewrites a sweep's summary from its finished seeds.
+//! `dbl sweep summarize DIR…` rewrites a sweep's summary (and its curves) from
+//! its finished seeds.
 
 use std::path::PathBuf;
 
@@ -25,7 +26,8 @@ pub struct Args {
     /// Override any config key by dotted path (repeatable), e.g. --set loss.peer.form=relative.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Sweep folder: seed{s}/ run folders, sweep.json, summary.{json,md,png,svg}.
+    /// Sweep folder: seed{s}/ run folders, sweep.json, summary.{json,md,png,svg} and
+    /// curves.{png,svg} (every seed's dev rSum per epoch and branch).
     /// Running the same command again skips finished seeds and resumes an interrupted one.
     #[arg(long, value_name = "DIR", required = true)]
     pub out: Option<PathBuf>,
@@ -49,8 +51,8 @@ pub struct Args {
 pub enum SweepCommand {
     /// Several sweep folders side by side (test rSum per branch, paired differences).
     Compare(CompareArgs),
-    /// Rewrite summary.{json,md,png,svg} of sweep folders from their finished
-    /// seeds' test records (reads only; trains nothing).
+    /// Rewrite summary.{json,md,png,svg} and curves.{png,svg} of sweep folders
+    /// from their finished seeds' records (reads only; trains nothing).
     Summarize(SummarizeArgs),
 }
 
