@@ -85,7 +85,8 @@ impl LoadedMatcher {
             &dir.join("config.json"),
             &weights,
             &bytes,
-            (vocab, run.appended_tokens),
+            vocab,
+            run.appended_tokens,
         )
     }
 
@@ -101,7 +102,8 @@ impl LoadedMatcher {
         config_path: &Path,
         weights: &Path,
         bytes: &[u8],
-        (vocab, appended): (Vocab, usize),
+        vocab: Vocab,
+        appended: usize,
     ) -> Result<Self, InferError> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| format(weights, format!("not a valid safetensors file: {e}")))?;

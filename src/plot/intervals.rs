@@ -10,7 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::font::FAMILY;
-use super::{COLORS, Drawing, PlotError, draw_err, write_both};
+use super::grid::Panel;
+use super::{COLORS, PlotError, draw_err, write_both};
 
 /// One series' values in one category.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,17 +98,7 @@ impl IntervalChart {
     }
 }
 
-impl Drawing for IntervalChart {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        self.draw_panel(&root)?;
-        root.present().map_err(draw_err)
-    }
-}
-
-impl IntervalChart {
-    /// Draws the chart on `root` without presenting it: a [`PanelRow`]
-    /// presents once, after its last panel (an SVG backend writes its file on
-    /// the first `present` and ignores what is drawn after it).
+impl Panel for IntervalChart {
     fn draw_panel<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(draw_err)?;
         let (y0, y1) = self.y_range(plot_height(root.dim_in_pixel().1));
@@ -205,32 +196,10 @@ impl IntervalChart {
     }
 }
 
-/// Several interval charts side by side in one picture.
-#[derive(Debug, Clone)]
-pub struct PanelRow(pub Vec<IntervalChart>);
-
-impl Drawing for PanelRow {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(draw_err)?;
-        let n = self.0.len().max(1);
-        for (chart, area) in self.0.iter().zip(root.split_evenly((1, n))) {
-            chart.draw_panel(&area)?;
-        }
-        root.present().map_err(draw_err)
-    }
-}
-
-impl PanelRow {
-    /// Writes `stem.png` and `stem.svg` (each panel [`super::SIZE`]); returns their paths.
-    pub fn write(&self, stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
-        let (w, h) = super::SIZE;
-        write_both(self, stem, (w * self.0.len().max(1) as u32, h))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::grid::Grid;
     use crate::plot::testutil::{assert_png_drawn, assert_svg_texts};
 
     #[test]
@@ -281,7 +250,7 @@ mod tests {
         let mut right = c.clone();
         right.title = "paired difference".into();
         right.series[1].name = "target − baseline".into();
-        let files = PanelRow(vec![c, right])
+        let files = Grid::row(vec![c, right])
             .write(&tmp.path().join("row"))
             .unwrap();
         assert_svg_texts(

@@ -8,7 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::font::FAMILY;
-use super::{COLORS, Drawing, PlotError, draw_err, write_both};
+use super::grid::Panel;
+use super::{COLORS, PlotError, draw_err, write_both};
 
 /// One curve.
 #[derive(Debug, Clone)]
@@ -55,20 +56,8 @@ fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     ((x0, x1), (y0 - pad, y1 + pad))
 }
 
-impl Drawing for LineChart {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        self.draw_panel(&root)?;
-        root.present().map_err(draw_err)
-    }
-}
-
-impl LineChart {
-    /// Draws the chart on `root` without presenting it, so that a grid of
-    /// panels ([`super::grid::LineGrid`]) presents once, after its last one.
-    pub(crate) fn draw_panel<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-    ) -> Result<(), String> {
+impl Panel for LineChart {
+    fn draw_panel<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(draw_err)?;
         let ((x0, x1), (y0, y1)) = bounds(&self.series);
         let mut chart = ChartBuilder::on(root)

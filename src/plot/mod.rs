@@ -5,7 +5,7 @@
 //!
 //! - [`font`]: the bundled font, registered once per process.
 //! - [`lines`]: curves over epochs or steps (`dbl report`).
-//! - [`grid`]: several line charts in one picture (`dbl sweep`'s per-seed curves).
+//! - [`grid`]: charts as panels, and grids of panels in one picture.
 //! - [`intervals`]: per-seed values with mean and an interval per category
 //!   (`dbl sweep` summaries).
 

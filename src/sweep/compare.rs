@@ -147,7 +147,7 @@ pub fn write(
     if let Some(b) = base {
         // The right-hand panel (paired differences) also shows each target
         // against the baseline's anchor.
-        let panel = &mut picture.0[1];
+        let panel = &mut picture.panels[1];
         panel.title = "sweeps: paired target − anchor (its own, and the baseline's)".into();
         panel.series.push(IntervalSeries {
             name: format!("target − {} anchor (mean, 95 % CI)", b.name),

@@ -8,15 +8,19 @@ use std::path::{Path, PathBuf};
 
 use super::SweepError;
 use super::run::seed_dir;
-use crate::plot::grid::LineGrid;
-use crate::plot::lines::{LineChart, Series};
-use crate::train::report::read_curves;
+use crate::plot::grid::Grid;
+use crate::plot::lines::LineChart;
+use crate::train::report::{read_curves, series};
 
 /// Panels per row of the picture.
 const COLS: usize = 3;
 
+/// Pixel size of one panel: smaller than a lone chart, so that a grid of
+/// several stays a readable picture.
+const PANEL: (u32, u32) = (640, 420);
+
 /// One panel per seed of `seeds` under the sweep folder `out` (named `name`).
-pub fn grid(name: &str, out: &Path, seeds: &[u64]) -> Result<LineGrid, SweepError> {
+pub fn grid(name: &str, out: &Path, seeds: &[u64]) -> Result<Grid<LineChart>, SweepError> {
     let mut panels = Vec::with_capacity(seeds.len());
     for &seed in seeds {
         let dir = seed_dir(out, seed);
@@ -28,18 +32,15 @@ pub fn grid(name: &str, out: &Path, seeds: &[u64]) -> Result<LineGrid, SweepErro
             title: format!("{name}, seed {seed}"),
             x_label: "epoch (of the branch's stage)".into(),
             y_label: "dev rSum (of 600)".into(),
-            series: rsum
-                .into_iter()
-                .filter(|c| !c.points.is_empty())
-                .map(|c| Series {
-                    name: c.label,
-                    points: c.points,
-                })
-                .collect(),
+            series: series(&rsum),
             x_integer: true,
         });
     }
-    Ok(LineGrid { panels, cols: COLS })
+    Ok(Grid {
+        panels,
+        cols: COLS,
+        panel: PANEL,
+    })
 }
 
 /// Writes `OUT/curves.{png,svg}`; returns the paths.

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::run::SeedResult;
 use super::stats::{MeanSd, Paired};
 use super::{SweepError, write_json};
-use crate::plot::intervals::{Interval, IntervalChart, IntervalSeries, PanelRow};
+use crate::plot::grid::Grid;
+use crate::plot::intervals::{Interval, IntervalChart, IntervalSeries};
 use crate::store::write_atomic;
 use crate::train::config::Regime;
 
@@ -224,7 +225,7 @@ pub(super) fn paired_interval(p: &Paired) -> Option<Interval> {
 /// Two panels over `sums` (categories = sweeps): test rSum per branch role
 /// (per-seed dots, mean ± sd), and the paired target − anchor rSum (per-seed
 /// dots, mean and 95 % CI, zero line).
-pub fn chart(title: &str, sums: &[Summary]) -> PanelRow {
+pub fn chart(title: &str, sums: &[Summary]) -> Grid<IntervalChart> {
     let categories: Vec<String> = sums.iter().map(|s| s.name.clone()).collect();
     let mut roles: Vec<String> = Vec::new();
     for s in sums {
@@ -262,7 +263,7 @@ pub fn chart(title: &str, sums: &[Summary]) -> PanelRow {
             .collect(),
     };
     let x_label = "sweep (folder name)";
-    PanelRow(vec![
+    Grid::row(vec![
         IntervalChart {
             title: format!("{title}: test rSum per branch (mean ± sd)"),
             x_label: x_label.into(),

@@ -91,7 +91,8 @@ pub fn read_curves(run: &Path) -> Result<(Vec<Curve>, Vec<Curve>), String> {
     Ok((loss, rsum))
 }
 
-fn series(curves: &[Curve]) -> Vec<Series> {
+/// The curves that have points, as chart series named by their labels.
+pub fn series(curves: &[Curve]) -> Vec<Series> {
     curves
         .iter()
         .filter(|c| !c.points.is_empty())
