@@ -33,9 +33,9 @@ pub fn leaky_relu_backward(y: &[f32], grad: &mut [f32], slope: f32) {
     });
 }
 
-/// tanh in place.
+/// tanh in place ([`super::fastmath::tanh`]: within 4 ulp, vectorised).
 pub fn tanh_forward(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = v.tanh());
+    super::fastmath::tanh_in_place(x);
 }
 
 /// tanh backward in place: grad ← grad·(1 − y²).

@@ -11,7 +11,8 @@
 //! divides 0 by 0), which the authors' packed-sequence backward then discards.
 //! Callers feed zero upstream gradient to such rows.
 
-use super::reduce::{dot_f64, sum_sq_f64};
+use super::reduce::{dot_f64, dot_lanes};
+use super::simd;
 
 /// The epsilon added to every norm.
 pub const EPS: f32 = 1e-8;
@@ -25,13 +26,32 @@ pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
         "l2norm: {} values are not rows of {dim}",
         x.len()
     );
-    x.chunks_exact_mut(dim).map(forward_row).collect()
+    let mut norms = Vec::with_capacity(x.len() / dim);
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact_mut(dim) {
+                norms.push(forward_row_lanes(row));
+            }
+        },
+    );
+    norms
 }
 
 /// [`forward`] of one row, in place; returns its norm ‖x‖₂ (without eps).
+/// At the CPU's vector level ([`simd`]).
 #[inline]
 pub fn forward_row(row: &mut [f32]) -> f32 {
-    let n = sum_sq_f64(row).sqrt() as f32;
+    simd::dispatch(
+        #[inline(always)]
+        || forward_row_lanes(row),
+    )
+}
+
+/// [`forward_row`] for code already inside [`simd::dispatch`].
+#[inline(always)]
+pub fn forward_row_lanes(row: &mut [f32]) -> f32 {
+    let n = dot_lanes(row, row).sqrt() as f32;
     // x / d, computed as x · (1/d) in f64 then rounded: bitwise the same
     // as the f32 division (a quotient of f32s is never within 2^-48 of
     // an f32 rounding midpoint), without a divide per element.

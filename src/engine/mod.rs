@@ -37,6 +37,7 @@ pub mod linear;
 pub mod param;
 pub mod reduce;
 pub mod rng;
+pub mod simd;
 
 #[cfg(test)]
 pub(crate) mod testutil;

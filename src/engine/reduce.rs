@@ -7,9 +7,18 @@
 /// Independent partial sums.
 pub const LANES: usize = 8;
 
-/// `Σ a[i]·b[i]` in f64. a, b: [n].
+/// `Σ a[i]·b[i]` in f64, at the CPU's vector level ([`super::simd`]). a, b: [n].
 #[inline]
 pub fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    super::simd::dispatch(
+        #[inline(always)]
+        || dot_lanes(a, b),
+    )
+}
+
+/// [`dot_f64`] for code already inside [`super::simd::dispatch`]. a, b: [n].
+#[inline(always)]
+pub fn dot_lanes(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(
         a.len(),
         b.len(),
@@ -62,6 +71,8 @@ mod tests {
             assert!((dot_f64(&a, &b) - serial).abs() <= 1e-14, "n = {n}");
             let sq: f64 = a.iter().map(|&x| x as f64 * x as f64).sum();
             assert!((sum_sq_f64(&a) - sq).abs() <= 1e-14, "n = {n}");
+            // The dispatched and the baseline build agree bitwise.
+            assert_eq!(dot_f64(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits());
         }
         assert_eq!(dot_f64(&[2.0, 3.0], &[4.0, 5.0]), 23.0);
     }

@@ -111,15 +111,7 @@ impl BlockScorer for SgrafScorer<'_> {
     }
     fn score_block(&self, images: Range<usize>, captions: Range<usize>, out: &mut [f32]) {
         let d = self.model.embed_dim();
-        let rows = self.img.rows;
-        let r = rows - 1;
-        let mut img = Vec::with_capacity(images.len() * r * d);
-        let mut img_glo = Vec::with_capacity(images.len() * d);
-        for i in images.clone() {
-            let it = &self.img.data[i * rows * d..(i + 1) * rows * d];
-            img_glo.extend_from_slice(&it[..d]);
-            img.extend_from_slice(&it[d..]);
-        }
+        let r = self.img.rows - 1;
         let o = self.cap.offsets;
         let mut words = Vec::new();
         let mut cap_glo = Vec::with_capacity(captions.len() * d);
@@ -134,9 +126,8 @@ impl BlockScorer for SgrafScorer<'_> {
             data: &words,
             offsets: &offsets,
         };
-        let n = images.len();
         self.model
             .head
-            .score_block(&img, &img_glo, r, 0..n, w, &cap_glo, out);
+            .score_block(self.img.data, r, images, w, &cap_glo, out);
     }
 }

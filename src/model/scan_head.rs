@@ -38,6 +38,7 @@ use crate::engine::l2norm::{self, EPS};
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
+use crate::engine::simd;
 use crate::model::sparse_pairs::{self, CompactWords, Selection, gather_rows};
 
 /// Slope of the attention LeakyReLU.
@@ -172,6 +173,26 @@ pub(super) struct Bf16Tile<'a> {
     pub v: &'a PackedB,
 }
 
+/// Step 1's logits `A = W·Vᵀ` of a tile's words against a group of images,
+/// computed by one GEMM ([`ScanHead::group_logits`]): one N = G·R product
+/// runs near the GEMM's peak where G products with N = R do not. The
+/// image's row k is `data[k·stride + col..][..R]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct GroupLogits<'a> {
+    data: &'a [f32],
+    stride: usize,
+    col: usize,
+}
+
+impl<'a> GroupLogits<'a> {
+    /// The R columns from `col` on of data: [N_w, stride] (from
+    /// [`ScanHead::group_logits`]), one image's logits.
+    pub(super) fn image(data: &'a [f32], stride: usize, col: usize, r: usize) -> Self {
+        debug_assert!(col + r <= stride);
+        GroupLogits { data, stride, col }
+    }
+}
+
 /// How one image × caption-tile forward pass runs its GEMMs.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Kernel<'a> {
@@ -252,19 +273,24 @@ fn normalise_and_square<T>(
         return;
     }
     let d = words.len() / cnorm.len();
-    for (((c, sq), w), n) in c
-        .chunks_exact_mut(cs)
-        .zip(dsq.chunks_exact_mut(ds))
-        .zip(words.chunks_exact(d))
-        .zip(cnorm.iter_mut())
-    {
-        let c = &mut c[..d];
-        *n = l2norm::forward_row(c);
-        for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-            let df = c - x;
-            *q = store(df * df);
-        }
-    }
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            for (((c, sq), w), n) in c
+                .chunks_exact_mut(cs)
+                .zip(dsq.chunks_exact_mut(ds))
+                .zip(words.chunks_exact(d))
+                .zip(cnorm.iter_mut())
+            {
+                let c = &mut c[..d];
+                *n = l2norm::forward_row_lanes(c);
+                for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+                    let df = c - x;
+                    *q = store(df * df);
+                }
+            }
+        },
+    )
 }
 
 /// Gradients of `W_t` and `w_e` accumulated by one chunk of images.
@@ -449,6 +475,24 @@ impl ScanHead {
         }
     }
 
+    /// Step 1's `A = W·Vᵀ` for a group of images at once (scoring):
+    /// vs: the group's rows [M, d]; words: [N_w, d] → out: [N_w, M]
+    /// (read per image with [`GroupLogits::image`]). Each value is the same
+    /// dot product the per-image GEMM forms, up to its summation order.
+    pub(super) fn group_logits(&self, vs: &[f32], words: &[f32], out: &mut Vec<f32>) {
+        let d = self.embed();
+        let (gr, nw) = (vs.len() / d, words.len() / d);
+        resize(out, nw * gr);
+        gemm(
+            MatMut::new(out, nw, gr),
+            MatRef::new(words, nw, d),
+            MatRef::new(vs, gr, d).t(),
+            1.0,
+            0.0,
+            Par::Seq,
+        );
+    }
+
     /// [`Self::image_forward`] of image `v` against the captions `t` of `w`
     /// (one tile), writing their scores into `out[t]`. out: [n_cap of w].
     #[allow(clippy::too_many_arguments)]
@@ -482,7 +526,7 @@ impl ScanHead {
         let s = self.sim_dim();
         let nc = w.n_cap();
         let o0 = w.offsets[0];
-        self.local_forward(v, w, sv, sc, k);
+        self.local_forward(v, w, sv, sc, k, None);
         // 5. h_j = L2(mean H); s = tanh(w_e·h + b_e).
         resize(&mut sv.h, nc * s);
         let mut hs = vec![0.0f64; s];
@@ -511,7 +555,8 @@ impl ScanHead {
     /// alignment shared with the SGRAF heads, docs/method.md §13): leaves the
     /// normalised per-word similarity vectors H in `sv.t` ([N_w, S], norms in
     /// `sv.tnorm`) and the attention state for [`Self::local_backward`].
-    /// v: [R, d].
+    /// v: [R, d]; `logits`: step 1's product when already formed for a
+    /// group of images (f32 kernel only).
     pub(super) fn local_forward(
         &self,
         v: &[f32],
@@ -519,17 +564,22 @@ impl ScanHead {
         sv: &mut Saved,
         sc: &mut Scratch,
         k: Kernel<'_>,
+        logits: Option<GroupLogits<'_>>,
     ) {
         let d = self.embed();
         let s = self.sim_dim();
         let r = v.len() / d;
         let (nc, nw) = (w.n_cap(), w.n_words());
-        let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
         let bf16 = k.bf16();
         // 1. A = W·Vᵀ, LeakyReLU.
         resize(&mut sv.ahat, nw * r);
-        if let Some(b) = bf16 {
+        if let Some(g) = logits {
+            debug_assert!(bf16.is_none(), "group logits are f32");
+            for (dst, src) in sv.ahat.chunks_exact_mut(r).zip(g.data.chunks(g.stride)) {
+                dst.copy_from_slice(&src[g.col..g.col + r]);
+            }
+        } else if let Some(b) = bf16 {
             let mp = nw.next_multiple_of(amx::BLOCK);
             let rs = b.vt.n_pad();
             resize(&mut sc.att16, mp * rs);
@@ -547,11 +597,35 @@ impl ScanHead {
                 Par::Seq,
             );
         }
+        resize(&mut sv.colnorm, nc * r);
+        resize(&mut sv.alpha, nw * r);
+        simd::dispatch(
+            #[inline(always)]
+            || self.attention(w, sv),
+        );
+        self.context(v, words, &sv.alpha, sc, bf16);
+        // 4. H = L2(D·W_tᵀ + b_t).
+        match k {
+            Kernel::Bf16(b) => self.project_bf16(b.proj, nw, sc, &mut sv.t),
+            Kernel::F32 { wt } => {
+                resize(&mut sv.t, nw * s);
+                self.tran.forward_into_t(&sc.dsq, &mut sv.t, wt, Par::Seq);
+            }
+        }
+        sv.tnorm = l2norm::forward(&mut sv.t, s);
+    }
+
+    /// Steps 1b–3a of [`Self::local_forward`] on `sv.ahat` (= A): LeakyReLU,
+    /// the per-caption column norms (`sv.colnorm`), Â, and α (`sv.alpha`).
+    #[inline(always)]
+    fn attention(&self, w: Words<'_>, sv: &mut Saved) {
+        let r = sv.colnorm.len() / w.n_cap();
+        let nc = w.n_cap();
+        let o0 = w.offsets[0];
         sv.ahat
             .iter_mut()
             .for_each(|x| *x = if *x > 0.0 { *x } else { *x * LEAKY });
         // 2. Normalise over each caption's words, per region.
-        resize(&mut sv.colnorm, nc * r);
         let mut acc = vec![0.0f64; r];
         let mut inv = vec![0.0f64; r];
         for j in 0..nc {
@@ -577,8 +651,7 @@ impl ScanHead {
                     .for_each(|(x, &q)| *x = (*x as f64 * q) as f32);
             }
         }
-        // 3. α = softmax(λ·Â) over regions; C = L2(α·V); D = (C − W)².
-        resize(&mut sv.alpha, nw * r);
+        // 3. α = softmax(λ·Â) over regions (then C = L2(α·V), D = (C − W)²).
         for (a, row) in sv.alpha.chunks_exact_mut(r).zip(sv.ahat.chunks_exact(r)) {
             let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * self.smooth;
             let mut sum = 0.0f64;
@@ -589,16 +662,6 @@ impl ScanHead {
             let inv = (1.0 / sum) as f32;
             a.iter_mut().for_each(|y| *y *= inv);
         }
-        self.context(v, words, &sv.alpha, sc, bf16);
-        // 4. H = L2(D·W_tᵀ + b_t).
-        match k {
-            Kernel::Bf16(b) => self.project_bf16(b.proj, nw, sc, &mut sv.t),
-            Kernel::F32 { wt } => {
-                resize(&mut sv.t, nw * s);
-                self.tran.forward_into_t(&sc.dsq, &mut sv.t, wt, Par::Seq);
-            }
-        }
-        sv.tnorm = l2norm::forward(&mut sv.t, s);
     }
 
     /// Backward of one image against the captions of `w` from its forward

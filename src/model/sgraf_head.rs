@@ -33,11 +33,17 @@ use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
 use crate::model::attention_filtration::{AttentionFiltration, SafState};
 use crate::model::graph_reasoning::{GraphStep, RootState, StepState};
-use crate::model::scan_head::{Acc, HeadCache, Kernel, Saved, ScanHead, Scratch, Words, resize};
+use crate::model::scan_head::{
+    Acc, GroupLogits, HeadCache, Kernel, Saved, ScanHead, Scratch, Words, resize,
+};
 use crate::model::sparse_pairs::{CompactWords, Selection, gather_rows, scatter_add_rows};
 
 /// SGR's number of reasoning steps (the authors' `sgr_step`).
 pub const SGR_STEPS: usize = 3;
+
+/// Images whose attention logits one GEMM forms when scoring
+/// ([`ScanHead::group_logits`]).
+const LOGIT_GROUP: usize = 4;
 
 /// How the pair's alignment vectors become one.
 // One per model, never moved in hot loops.
@@ -275,7 +281,8 @@ impl SgrafHead {
     /// One image against the captions of `w` (one tile): scores into out: [n],
     /// the local alignment's state into `sv`.
     /// v: [R, d], g: [d], cg: the tile's caption global vectors [n, d];
-    /// prep: [`Self::prepare`].
+    /// prep: [`Self::prepare`]; logits: step 1's product when formed for a
+    /// group of images ([`ScanHead::group_logits`]).
     #[allow(clippy::too_many_arguments)]
     fn pair_forward(
         &self,
@@ -287,9 +294,10 @@ impl SgrafHead {
         sc: &mut Scratch,
         r: &mut PairRest,
         out: &mut [f32],
+        logits: Option<GroupLogits<'_>>,
     ) {
         let k = Kernel::F32 { wt: &prep.wt };
-        self.local.local_forward(v, w, sv, sc, k);
+        self.local.local_forward(v, w, sv, sc, k, logits);
         self.pair_rest(&prep.plans, w, gvec, sv, r, out);
     }
 
@@ -462,6 +470,7 @@ impl SgrafHead {
                 sc,
                 &mut rests[k % n_slots],
                 &mut out[t],
+                None,
             );
         }
     }
@@ -613,14 +622,13 @@ impl SgrafHead {
         (out, SgrafHeadCache { local, rests, glos })
     }
 
-    /// Scores images `images` (block rows of `img`/`img_glo` as in
-    /// [`Self::forward_train`]) against all captions of `w` sequentially into
-    /// out: [images.len(), n_cap] (the evaluation block scorer).
-    #[allow(clippy::too_many_arguments)]
+    /// Scores images `images` of `enc` against all captions of `w`
+    /// sequentially into out: [images.len(), n_cap] (the evaluation block
+    /// scorer). enc: encoded images `[n, 1 + R, d]`, each its global vector
+    /// then its R regions (the inference layout, read in place).
     pub fn score_block(
         &self,
-        img: &[f32],
-        img_glo: &[f32],
+        enc: &[f32],
         n_regions: usize,
         images: std::ops::Range<usize>,
         w: Words<'_>,
@@ -628,25 +636,50 @@ impl SgrafHead {
         out: &mut [f32],
     ) {
         let d = self.embed();
-        let per = n_regions * d;
+        let s = self.local.sim_dim();
+        let rows = n_regions + 1;
+        let per = rows * d;
         let nc = w.n_cap();
+        if nc == 0 {
+            return;
+        }
         let mut sc = Scratch::default();
-        let (mut sv, mut r) = ([Saved::default()], [PairRest::default()]);
-        let mut ig = ImageGlo::default();
+        let (mut sv, mut r) = (Saved::default(), PairRest::default());
+        let mut igs: Vec<ImageGlo> = (0..LOGIT_GROUP).map(|_| ImageGlo::default()).collect();
+        let mut logits = Vec::new();
         let prep = self.prepare();
-        for (i, o) in images.zip(out.chunks_exact_mut(nc)) {
-            self.image_forward(
-                &prep,
-                &img[i * per..(i + 1) * per],
-                &img_glo[i * d..(i + 1) * d],
-                w,
-                cap_glo,
-                &mut sv,
-                &mut r,
-                &mut ig,
-                &mut sc,
-                o,
-            );
+        let tiles = w.tiles(self.local.tile_words());
+        // Groups of images: their global alignments, then per caption tile
+        // one logits GEMM for the group (over all its rows: the global rows'
+        // R + 1st columns cost 1/R more and are skipped) and the rest of each
+        // image's pass.
+        let first = images.start;
+        for (gi, outs) in out.chunks_mut(LOGIT_GROUP * nc).enumerate() {
+            let i0 = first + gi * LOGIT_GROUP;
+            let n = outs.len() / nc;
+            let group = &enc[i0 * per..(i0 + n) * per];
+            for (ig, x) in igs.iter_mut().zip(group.chunks_exact(per)) {
+                self.glo_forward(&prep, &x[..d], cap_glo, ig);
+            }
+            for t in &tiles {
+                let tw = w.slice(t.clone(), d);
+                self.local
+                    .group_logits(group, &tw.data[..tw.n_words() * d], &mut logits);
+                for (k, o) in outs.chunks_exact_mut(nc).enumerate() {
+                    let at = GroupLogits::image(&logits, n * rows, k * rows + 1, n_regions);
+                    self.pair_forward(
+                        &prep,
+                        &group[k * per + d..(k + 1) * per],
+                        tw,
+                        &igs[k].gvec[t.start * s..t.end * s],
+                        &mut sv,
+                        &mut sc,
+                        &mut r,
+                        &mut o[t.clone()],
+                        Some(at),
+                    );
+                }
+            }
         }
     }
 
@@ -854,6 +887,47 @@ mod tests {
                 run(sgr, false, all),
                 "sgr {sgr}: dense"
             );
+        }
+    }
+
+    /// The evaluation scorer (images in groups of [`LOGIT_GROUP`] sharing one
+    /// logits GEMM, read in place from the `[n, 1 + R, d]` layout) gives the
+    /// training forward's scores for any image range: ranges that start
+    /// mid-group, end with a short group, or hold one image.
+    #[test]
+    fn grouped_scoring_equals_the_training_forward() {
+        let (d, s, r, n_img, nc) = (16, 8, 5, 11, 30);
+        for sgr in [true, false] {
+            let head = SgrafHead::new(d, s, 9.0, sgr, &mut seeded(3));
+            let mut offsets = vec![0usize];
+            for j in 0..nc {
+                offsets.push(offsets[j] + 1 + (j * 3) % 8);
+            }
+            let words = rand_vec(offsets[nc] * d, 1, 1.0);
+            let img = rand_vec(n_img * r * d, 2, 1.0);
+            let img_glo = rand_vec(n_img * d, 4, 1.0);
+            let cap_glo = rand_vec(nc * d, 5, 1.0);
+            let w = Words {
+                data: &words,
+                offsets: &offsets,
+            };
+            let (want, _) = head.forward_train(&img, &img_glo, r, w, &cap_glo);
+            let mut enc = Vec::new();
+            for i in 0..n_img {
+                enc.extend_from_slice(&img_glo[i * d..(i + 1) * d]);
+                enc.extend_from_slice(&img[i * r * d..(i + 1) * r * d]);
+            }
+            for range in [0..n_img, 2..9, 5..6, 3..11] {
+                let mut got = vec![f32::NAN; range.len() * nc];
+                head.score_block(&enc, r, range.clone(), w, &cap_glo, &mut got);
+                let exp = &want[range.start * nc..range.end * nc];
+                assert_outputs_close(
+                    &[got],
+                    &[exp.to_vec()],
+                    1e-6,
+                    &format!("sgr {sgr}, images {range:?}"),
+                );
+            }
         }
     }
 }
