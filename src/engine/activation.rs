@@ -33,9 +33,13 @@ pub fn leaky_relu_backward(y: &[f32], grad: &mut [f32], slope: f32) {
     });
 }
 
-/// tanh in place ([`super::fastmath::tanh`]: within 4 ulp, vectorised).
+/// tanh in place ([`super::fastmath::tanh`]: within 4 ulp, vectorised at
+/// the CPU's level).
 pub fn tanh_forward(x: &mut [f32]) {
-    super::fastmath::tanh_in_place(x);
+    super::simd::dispatch(
+        #[inline(always)]
+        || super::fastmath::tanh_in_place(x),
+    );
 }
 
 /// tanh backward in place: grad ← grad·(1 − y²).

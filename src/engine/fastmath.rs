@@ -68,12 +68,15 @@ pub fn tanh(x: f32) -> f32 {
     if a < 0.625 { small } else { large }
 }
 
-/// `x ← sigmoid(x)` element-wise.
+/// `x ← sigmoid(x)` element-wise (inlined, so it runs at the vector level
+/// of a surrounding [`super::simd::dispatch`]).
+#[inline(always)]
 pub fn sigmoid_in_place(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = sigmoid(*v));
 }
 
-/// `x ← tanh(x)` element-wise.
+/// `x ← tanh(x)` element-wise (inlined, as [`sigmoid_in_place`]).
+#[inline(always)]
 pub fn tanh_in_place(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = tanh(*v));
 }

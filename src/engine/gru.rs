@@ -30,6 +30,7 @@ use rayon::prelude::*;
 use crate::engine::fastmath::{sigmoid_in_place, tanh_in_place};
 use crate::engine::gemm::{MatMut, MatRef, Par, gemm};
 use crate::engine::param::{Module, Param};
+use crate::engine::simd;
 
 /// Below this many gate elements per step the fused loops stay on one thread.
 const PAR_MIN_ELEMS: usize = 1 << 14;
@@ -222,16 +223,23 @@ fn for_rows<F>(par: Par, a: &mut [f32], wa: usize, b: &mut [f32], wb: usize, f: 
 where
     F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 {
+    // Each row at the CPU's vector level (`f` is inlined into the dispatch).
+    let row = |(i, (ra, rb)): (usize, (&mut [f32], &mut [f32]))| {
+        simd::dispatch(
+            #[inline(always)]
+            || f(i, ra, rb),
+        )
+    };
     if par.is_parallel() && a.len() + b.len() >= PAR_MIN_ELEMS {
         a.par_chunks_mut(wa)
             .zip(b.par_chunks_mut(wb))
             .enumerate()
-            .for_each(|(i, (ra, rb))| f(i, ra, rb));
+            .for_each(row);
     } else {
         a.chunks_mut(wa)
             .zip(b.chunks_mut(wb))
             .enumerate()
-            .for_each(|(i, (ra, rb))| f(i, ra, rb));
+            .for_each(row);
     }
 }
 
@@ -297,6 +305,34 @@ impl BiGru {
         seq_len: usize,
         par: Par,
     ) -> (Vec<f32>, GruCache) {
+        let (y, packing, xp, dirs) = self.run(x, lengths, seq_len, par, true);
+        (
+            y,
+            GruCache {
+                packing,
+                x: xp,
+                dirs,
+            },
+        )
+    }
+
+    /// [`Self::forward`] for inference: the same output, bitwise, without
+    /// keeping the per-token gates (`[N, 4H]` per direction) that only the
+    /// backward pass reads. x: [B, L, I] → y: [B, L, H].
+    pub fn infer(&self, x: &[f32], lengths: &[usize], seq_len: usize, par: Par) -> Vec<f32> {
+        self.run(x, lengths, seq_len, par, false).0
+    }
+
+    /// Both directions and their average; `keep`: whether each direction's
+    /// cache holds every token's gates.
+    fn run(
+        &self,
+        x: &[f32],
+        lengths: &[usize],
+        seq_len: usize,
+        par: Par,
+        keep: bool,
+    ) -> (Vec<f32>, Packing, Vec<f32>, [DirCache; 2]) {
         let (i_dim, h_dim) = (self.input, self.hidden);
         assert_eq!(
             x.len(),
@@ -308,12 +344,12 @@ impl BiGru {
         let xp = packing.pack(x, i_dim);
         let (d0, d1) = match split_directions(par) {
             Some(inner) => rayon::join(
-                || self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, inner),
-                || self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, inner),
+                || self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, inner, keep),
+                || self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, inner, keep),
             ),
             None => (
-                self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, par),
-                self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, par),
+                self.forward_dir(&self.fwd, Dir::Forward, &packing, &xp, par, keep),
+                self.forward_dir(&self.bwd, Dir::Backward, &packing, &xp, par, keep),
             ),
         };
         let mut avg = d0.h.clone();
@@ -321,16 +357,11 @@ impl BiGru {
             .zip(&d1.h)
             .for_each(|(a, &b)| *a = (*a + b) / 2.0);
         let y = packing.unpack(&avg, h_dim);
-        (
-            y,
-            GruCache {
-                packing,
-                x: xp,
-                dirs: [d0, d1],
-            },
-        )
+        (y, packing, xp, [d0, d1])
     }
 
+    /// One direction; with `keep` the gates of every token stay in the
+    /// cache, otherwise one step's gates at a time (the cache's are empty).
     fn forward_dir(
         &self,
         p: &GruDirection,
@@ -338,6 +369,7 @@ impl BiGru {
         pk: &Packing,
         xp: &[f32],
         par: Par,
+        keep: bool,
     ) -> DirCache {
         let (i_dim, h) = (self.input, self.hidden);
         let n_tok = pk.tokens();
@@ -352,7 +384,8 @@ impl BiGru {
             0.0,
             par,
         );
-        let mut gates = vec![0.0; n_tok * 4 * h];
+        let gate_rows = if keep { n_tok } else { pk.lengths.len() };
+        let mut gates = vec![0.0; gate_rows * 4 * h];
         let mut hs = vec![0.0; n_tok * h];
         let mut gh = vec![0.0; pk.lengths.len() * g3];
         let order: Vec<usize> = match dir {
@@ -391,65 +424,77 @@ impl BiGru {
             }
             let gi_blk = &gi[off * g3..(off + n) * g3];
             let gh_ref = &gh;
-            let gates_blk = &mut gates[off * 4 * h..(off + n) * 4 * h];
-            for_rows(par, gates_blk, 4 * h, cur, h, |b, grow, hrow| {
-                let gi_r = &gi_blk[b * g3..(b + 1) * g3];
-                let (gi_rz, gi_n) = gi_r.split_at(2 * h);
-                let (b_ih_rz, b_ih_n) = b_ih.split_at(2 * h);
-                let (b_hh_rz, b_hh_n) = b_hh.split_at(2 * h);
-                let (g_rz, g_rest) = grow.split_at_mut(2 * h);
-                let (g_n, g_hn) = g_rest.split_at_mut(h);
-                // Without a predecessor the hidden-side products are 0.
-                let zeros = [0.0f32; 0];
-                let (gh_r, hp): (&[f32], &[f32]) = if b < n_prev {
-                    (&gh_ref[b * g3..(b + 1) * g3], &prev[b * h..(b + 1) * h])
-                } else {
-                    (&zeros, &zeros)
-                };
-                // r, z = σ((gh + b_hh) + (gi + b_ih)); n = tanh((gi_n + b_ih_n) + hn·r),
-                // hn = gh_n + b_hh_n; h = (h_prev − n)·z + n. Separate slice passes
-                // so each vectorises (fastmath's σ and tanh are branch-free).
-                if gh_r.is_empty() {
-                    for (((g, &x), &bi), &bh) in
-                        g_rz.iter_mut().zip(gi_rz).zip(b_ih_rz).zip(b_hh_rz)
+            let at = if keep { off } else { 0 };
+            let gates_blk = &mut gates[at * 4 * h..(at + n) * 4 * h];
+            for_rows(
+                par,
+                gates_blk,
+                4 * h,
+                cur,
+                h,
+                #[inline(always)]
+                |b, grow, hrow| {
+                    let gi_r = &gi_blk[b * g3..(b + 1) * g3];
+                    let (gi_rz, gi_n) = gi_r.split_at(2 * h);
+                    let (b_ih_rz, b_ih_n) = b_ih.split_at(2 * h);
+                    let (b_hh_rz, b_hh_n) = b_hh.split_at(2 * h);
+                    let (g_rz, g_rest) = grow.split_at_mut(2 * h);
+                    let (g_n, g_hn) = g_rest.split_at_mut(h);
+                    // Without a predecessor the hidden-side products are 0.
+                    let zeros = [0.0f32; 0];
+                    let (gh_r, hp): (&[f32], &[f32]) = if b < n_prev {
+                        (&gh_ref[b * g3..(b + 1) * g3], &prev[b * h..(b + 1) * h])
+                    } else {
+                        (&zeros, &zeros)
+                    };
+                    // r, z = σ((gh + b_hh) + (gi + b_ih)); n = tanh((gi_n + b_ih_n) + hn·r),
+                    // hn = gh_n + b_hh_n; h = (h_prev − n)·z + n. Separate slice passes
+                    // so each vectorises (fastmath's σ and tanh are branch-free).
+                    if gh_r.is_empty() {
+                        for (((g, &x), &bi), &bh) in
+                            g_rz.iter_mut().zip(gi_rz).zip(b_ih_rz).zip(b_hh_rz)
+                        {
+                            *g = (0.0 + bh) + (x + bi);
+                        }
+                        for (g, &bh) in g_hn.iter_mut().zip(b_hh_n) {
+                            *g = 0.0 + bh;
+                        }
+                    } else {
+                        for ((((g, &x), &bi), &bh), &y) in g_rz
+                            .iter_mut()
+                            .zip(gi_rz)
+                            .zip(b_ih_rz)
+                            .zip(b_hh_rz)
+                            .zip(&gh_r[..2 * h])
+                        {
+                            *g = (y + bh) + (x + bi);
+                        }
+                        for ((g, &bh), &y) in g_hn.iter_mut().zip(b_hh_n).zip(&gh_r[2 * h..]) {
+                            *g = y + bh;
+                        }
+                    }
+                    sigmoid_in_place(g_rz);
+                    let (g_r, g_z) = g_rz.split_at(h);
+                    for ((((g, &x), &bi), &hn), &r) in
+                        g_n.iter_mut().zip(gi_n).zip(b_ih_n).zip(&*g_hn).zip(g_r)
                     {
-                        *g = (0.0 + bh) + (x + bi);
+                        *g = (x + bi) + hn * r;
                     }
-                    for (g, &bh) in g_hn.iter_mut().zip(b_hh_n) {
-                        *g = 0.0 + bh;
+                    tanh_in_place(g_n);
+                    if hp.is_empty() {
+                        for ((o, &nn), &z) in hrow.iter_mut().zip(&*g_n).zip(g_z) {
+                            *o = (0.0 - nn) * z + nn;
+                        }
+                    } else {
+                        for (((o, &nn), &z), &p) in hrow.iter_mut().zip(&*g_n).zip(g_z).zip(hp) {
+                            *o = (p - nn) * z + nn;
+                        }
                     }
-                } else {
-                    for ((((g, &x), &bi), &bh), &y) in g_rz
-                        .iter_mut()
-                        .zip(gi_rz)
-                        .zip(b_ih_rz)
-                        .zip(b_hh_rz)
-                        .zip(&gh_r[..2 * h])
-                    {
-                        *g = (y + bh) + (x + bi);
-                    }
-                    for ((g, &bh), &y) in g_hn.iter_mut().zip(b_hh_n).zip(&gh_r[2 * h..]) {
-                        *g = y + bh;
-                    }
-                }
-                sigmoid_in_place(g_rz);
-                let (g_r, g_z) = g_rz.split_at(h);
-                for ((((g, &x), &bi), &hn), &r) in
-                    g_n.iter_mut().zip(gi_n).zip(b_ih_n).zip(&*g_hn).zip(g_r)
-                {
-                    *g = (x + bi) + hn * r;
-                }
-                tanh_in_place(g_n);
-                if hp.is_empty() {
-                    for ((o, &nn), &z) in hrow.iter_mut().zip(&*g_n).zip(g_z) {
-                        *o = (0.0 - nn) * z + nn;
-                    }
-                } else {
-                    for (((o, &nn), &z), &p) in hrow.iter_mut().zip(&*g_n).zip(g_z).zip(hp) {
-                        *o = (p - nn) * z + nn;
-                    }
-                }
-            });
+                },
+            );
+        }
+        if !keep {
+            gates = Vec::new();
         }
         DirCache { gates, h: hs }
     }
@@ -752,6 +797,23 @@ mod tests {
                     .all(|&v| v == 0.0)
             );
             assert!(y[b * L * H..(b * L + len) * H].iter().any(|&v| v != 0.0));
+        }
+    }
+
+    /// Inference (no gates kept) gives the training forward's output bit
+    /// for bit, sequential and with two threads.
+    #[test]
+    fn inference_equals_the_forward_pass() {
+        let (g, x, _) = setup();
+        for par in [Par::Seq, Par::Rayon(2)] {
+            let (y, cache) = g.forward(&x, &LENS, L, par);
+            assert!(
+                cache
+                    .dirs
+                    .iter()
+                    .all(|d| d.gates.len() == cache.x.len() / I * 4 * H)
+            );
+            assert_eq!(g.infer(&x, &LENS, L, par), y, "{par:?}");
         }
     }
 

@@ -52,12 +52,24 @@ pub fn forward_row(row: &mut [f32]) -> f32 {
 #[inline(always)]
 pub fn forward_row_lanes(row: &mut [f32]) -> f32 {
     let n = dot_lanes(row, row).sqrt() as f32;
-    // x / d, computed as x · (1/d) in f64 then rounded: bitwise the same
-    // as the f32 division (a quotient of f32s is never within 2^-48 of
-    // an f32 rounding midpoint), without a divide per element.
-    let inv = 1.0 / (n + EPS) as f64;
-    row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
+    let inv = inverse(n);
+    row.iter_mut().for_each(|v| *v = scale(*v, inv));
     n
+}
+
+/// `1 / (n + eps)` in f64, for [`scale`]. n: a row's norm.
+#[inline(always)]
+pub fn inverse(n: f32) -> f64 {
+    1.0 / (n + EPS) as f64
+}
+
+/// One normalised value `x / (n + eps)` from inv = [`inverse`]`(n)`:
+/// computed as x · (1/d) in f64 then rounded, bitwise the same as the f32
+/// division (a quotient of f32s is never within 2^-48 of an f32 rounding
+/// midpoint), without a divide per element.
+#[inline(always)]
+pub fn scale(x: f32, inv: f64) -> f32 {
+    (x as f64 * inv) as f32
 }
 
 /// Turns the upstream gradient into the input gradient, in place.

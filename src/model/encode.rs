@@ -3,7 +3,6 @@
 
 use crate::data::npy::NpyF32;
 use crate::engine::gemm::Par;
-use crate::engine::rng::seeded;
 use crate::model::text_encoder::TextEncoder;
 
 /// Images encoded per forward pass (the authors' evaluation batch size is 100;
@@ -52,7 +51,6 @@ pub fn encode_caption_list<'a>(
         offsets.push(offsets[k] + if enc.pool_mean { 1 } else { caption(k).len() });
     }
     let mut rows = vec![0.0f32; offsets[n] * d];
-    let mut rng = seeded(0); // eval mode never draws from it
     // Chunks of captions of (nearly) equal length, longest first: every
     // timestep of the packed GRU then has about a full chunk of rows, instead
     // of a tail of steps with a handful of long captions.
@@ -66,7 +64,7 @@ pub fn encode_caption_list<'a>(
             let cap = caption(k);
             row[..cap.len()].copy_from_slice(cap);
         }
-        let (y, _) = enc.forward(&ids, &lengths, l, false, &mut rng, par);
+        let y = enc.encode(&ids, &lengths, l, par);
         for (p, &k) in order.iter().enumerate() {
             let src = if enc.pool_mean {
                 p * d..(p + 1) * d

@@ -33,11 +33,12 @@ use rayon::prelude::*;
 use crate::engine::activation::softmax_backward;
 use crate::engine::amx::{self, PackedB};
 use crate::engine::bf16::to_bf16;
+use crate::engine::fastmath;
 use crate::engine::gemm::{MatMut, MatRef, Par, gemm};
 use crate::engine::l2norm::{self, EPS};
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
-use crate::engine::reduce::dot_f64;
+use crate::engine::reduce::{dot_f64, dot_lanes};
 use crate::engine::simd;
 use crate::model::sparse_pairs::{self, CompactWords, Selection, gather_rows};
 
@@ -256,10 +257,12 @@ pub(super) fn resize(v: &mut Vec<f32>, n: usize) {
 }
 
 /// The fused row pass of step 3b–4a, one row at a time while it is in L1:
-/// L2-normalise row k of C in place (its first d values; row stride `cs`),
-/// keep its norm in `cnorm[k]`, and write `D = (C − W)²` through `store`
-/// (f32 as is, or rounded to bf16) into row k of `dsq` (stride `ds`).
-/// words: [N_w, d]; c, dsq: at least N_w rows.
+/// L2-normalise row k of C (its first d values; row stride `cs`), keep its
+/// norm in `cnorm[k]`, and write `D = (C − W)²` through `store` (f32 as is,
+/// or rounded to bf16) into row k of `dsq` (stride `ds`). The normalised C
+/// is written back only with `keep_c` (the backward pass reads it; the
+/// forward pass needs only D). words: [N_w, d]; c, dsq: at least N_w rows.
+#[allow(clippy::too_many_arguments)]
 fn normalise_and_square<T>(
     c: &mut [f32],
     cs: usize,
@@ -268,6 +271,7 @@ fn normalise_and_square<T>(
     dsq: &mut [T],
     ds: usize,
     store: impl Fn(f32) -> T,
+    keep_c: bool,
 ) {
     if cnorm.is_empty() {
         return;
@@ -283,10 +287,20 @@ fn normalise_and_square<T>(
                 .zip(cnorm.iter_mut())
             {
                 let c = &mut c[..d];
-                *n = l2norm::forward_row_lanes(c);
-                for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-                    let df = c - x;
-                    *q = store(df * df);
+                if keep_c {
+                    *n = l2norm::forward_row_lanes(c);
+                    for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+                        let df = c - x;
+                        *q = store(df * df);
+                    }
+                } else {
+                    // The same values as the branch above, C never stored.
+                    *n = dot_lanes(c, c).sqrt() as f32;
+                    let inv = l2norm::inverse(*n);
+                    for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
+                        let df = l2norm::scale(c, inv) - x;
+                        *q = store(df * df);
+                    }
                 }
             }
         },
@@ -408,7 +422,8 @@ impl ScanHead {
     }
 
     /// Steps 3b–4a of one image: `C = L2(α·V)` and `D = (C − W)²` into `sc`
-    /// (`sc.dsq`; with `bf16`, α·V on AMX and D into `sc.dsq16`).
+    /// (`sc.dsq`; with `bf16`, α·V on AMX and D into `sc.dsq16`); the
+    /// normalised C stays in `sc.c` only with `keep_c`.
     /// v: [R, d]; alpha: [N_w, R].
     fn context(
         &self,
@@ -417,6 +432,7 @@ impl ScanHead {
         alpha: &[f32],
         sc: &mut Scratch,
         bf16: Option<&Bf16Tile<'_>>,
+        keep_c: bool,
     ) {
         let d = self.embed();
         let r = v.len() / d;
@@ -442,6 +458,7 @@ impl ScanHead {
                 &mut sc.dsq16,
                 kp,
                 to_bf16,
+                keep_c,
             );
             return;
         }
@@ -455,7 +472,16 @@ impl ScanHead {
             Par::Seq,
         );
         resize(&mut sc.dsq, nw * d);
-        normalise_and_square(&mut sc.c, d, words, &mut sc.cnorm, &mut sc.dsq, d, |x| x);
+        normalise_and_square(
+            &mut sc.c,
+            d,
+            words,
+            &mut sc.cnorm,
+            &mut sc.dsq,
+            d,
+            |x| x,
+            keep_c,
+        );
     }
 
     /// Step 4a in bf16: `T = D·W_tᵀ + b_t` from `sc.dsq16` on AMX. → t: [N_w, S].
@@ -603,7 +629,7 @@ impl ScanHead {
             #[inline(always)]
             || self.attention(w, sv),
         );
-        self.context(v, words, &sv.alpha, sc, bf16);
+        self.context(v, words, &sv.alpha, sc, bf16, false);
         // 4. H = L2(D·W_tᵀ + b_t).
         match k {
             Kernel::Bf16(b) => self.project_bf16(b.proj, nw, sc, &mut sv.t),
@@ -654,11 +680,11 @@ impl ScanHead {
         // 3. α = softmax(λ·Â) over regions (then C = L2(α·V), D = (C − W)²).
         for (a, row) in sv.alpha.chunks_exact_mut(r).zip(sv.ahat.chunks_exact(r)) {
             let m = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * self.smooth;
-            let mut sum = 0.0f64;
+            // The exponentials vectorise; the f64 sum stays in order.
             for (y, &x) in a.iter_mut().zip(row) {
-                *y = (x * self.smooth - m).exp();
-                sum += *y as f64;
+                *y = fastmath::exp(x * self.smooth - m);
             }
+            let sum = a.iter().fold(0.0f64, |s, &y| s + y as f64);
             let inv = (1.0 / sum) as f32;
             a.iter_mut().for_each(|y| *y *= inv);
         }
@@ -733,7 +759,7 @@ impl ScanHead {
         let (nc, nw) = (w.n_cap(), w.n_words());
         let o0 = w.offsets[0];
         let words = &w.data[..nw * d];
-        self.context(v, words, &sv.alpha, sc, None);
+        self.context(v, words, &sv.alpha, sc, None, true);
         // 4. L2 of H, W_t, the square.
         l2norm::backward(&sv.t, &sv.tnorm, &mut sc.dt, s);
         gemm(

@@ -123,12 +123,46 @@ impl TextEncoder {
         let row_len = max_len * self.embed.dim();
         let mask = self.dropout.forward_rows(&mut x, train, rng, row_len, rows);
         let (words, gru) = self.rnn.forward(&x, lengths, max_len, par);
-        let mut gpo = None;
-        let mut y = if let Some(g) = &self.gpool {
+        let (mut y, gpo) = self.pool(words, lengths, max_len);
+        let norms = l2norm::forward(&mut y, d);
+        let cache = TextCache {
+            ids: ids.to_vec(),
+            lengths: lengths.to_vec(),
+            max_len,
+            mask,
+            gru,
+            y: y.clone(),
+            norms,
+            gpo,
+        };
+        (y, cache)
+    }
+
+    /// Eval-mode [`Self::forward`] for inference: the same output, bitwise,
+    /// without the training cache (the GRU keeps no gates,
+    /// [`BiGru::infer`]). ids: [n, L] padded, lengths: [n] non-increasing →
+    /// [n, L, d] or [n, d].
+    pub fn encode(&self, ids: &[u32], lengths: &[usize], max_len: usize, par: Par) -> Vec<f32> {
+        let x = self.embed.forward(ids);
+        let words = self.rnn.infer(&x, lengths, max_len, par);
+        let (mut y, _) = self.pool(words, lengths, max_len);
+        l2norm::forward(&mut y, self.embed_dim());
+        y
+    }
+
+    /// The pooling after the GRU: GPO (with its cache and the stacked
+    /// words), the mean, or the words as they are. words: [n, L, d].
+    fn pool(
+        &self,
+        words: Vec<f32>,
+        lengths: &[usize],
+        max_len: usize,
+    ) -> (Vec<f32>, Option<(GpoCache, Vec<f32>)>) {
+        let d = self.embed_dim();
+        if let Some(g) = &self.gpool {
             let (stacked, offsets) = stack_words(&words, lengths, max_len, d);
             let (y, c) = g.forward(&stacked, &offsets, d);
-            gpo = Some((c, stacked));
-            y
+            (y, Some((c, stacked)))
         } else if self.pool_mean {
             let mut out = vec![0.0f32; lengths.len() * d];
             for (j, &len) in lengths.iter().enumerate() {
@@ -142,22 +176,10 @@ impl TextEncoder {
                     .zip(&acc)
                     .for_each(|(o, &a)| *o = (a / len as f64) as f32);
             }
-            out
+            (out, None)
         } else {
-            words
-        };
-        let norms = l2norm::forward(&mut y, d);
-        let cache = TextCache {
-            ids: ids.to_vec(),
-            lengths: lengths.to_vec(),
-            max_len,
-            mask,
-            gru,
-            y: y.clone(),
-            norms,
-            gpo,
-        };
-        (y, cache)
+            (words, None)
+        }
     }
 
     /// dy: same shape as the forward output (values past a caption's length
@@ -213,5 +235,40 @@ impl Module for TextEncoder {
         v.extend(self.rnn.params_mut());
         v.extend(self.gpool.iter_mut().flat_map(|g| g.params_mut()));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rng::seeded;
+
+    /// [`TextEncoder::encode`] gives the eval-mode forward's output bit for
+    /// bit, with the words kept, mean pooling and GPO.
+    #[test]
+    fn encode_equals_the_eval_forward() {
+        let (vocab, word_dim, embed, max_len) = (30, 6, 8, 5);
+        let lengths = [5usize, 4, 4, 2];
+        let ids: Vec<u32> = (0..lengths.len() * max_len)
+            .map(|k| {
+                if k % max_len < lengths[k / max_len] {
+                    (k * 7 % vocab) as u32
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let drop = || Dropout::new(0.4).unwrap();
+        let encoders = [
+            TextEncoder::new(vocab, word_dim, embed, drop(), false, &mut seeded(1)),
+            TextEncoder::new(vocab, word_dim, embed, drop(), true, &mut seeded(2)),
+            TextEncoder::with_gpo(vocab, word_dim, embed, drop(), &mut seeded(3)),
+        ];
+        for (k, enc) in encoders.iter().enumerate() {
+            let (want, _) = enc.forward(&ids, &lengths, max_len, false, &mut seeded(4), Par::Seq);
+            let got = enc.encode(&ids, &lengths, max_len, Par::Seq);
+            assert_eq!(got, want, "encoder {k}");
+            assert!(got.iter().any(|&v| v != 0.0));
+        }
     }
 }
