@@ -287,20 +287,16 @@ fn normalise_and_square<T>(
                 .zip(cnorm.iter_mut())
             {
                 let c = &mut c[..d];
-                if keep_c {
-                    *n = l2norm::forward_row_lanes(c);
-                    for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-                        let df = c - x;
-                        *q = store(df * df);
+                *n = dot_lanes(c, c).sqrt() as f32;
+                let inv = l2norm::inverse(*n);
+                for ((q, c), &x) in sq.iter_mut().zip(c.iter_mut()).zip(w) {
+                    // l2norm::forward_row's value; stored only when kept.
+                    let cn = l2norm::scale(*c, inv);
+                    if keep_c {
+                        *c = cn;
                     }
-                } else {
-                    // The same values as the branch above, C never stored.
-                    *n = dot_lanes(c, c).sqrt() as f32;
-                    let inv = l2norm::inverse(*n);
-                    for ((q, &c), &x) in sq.iter_mut().zip(c.iter()).zip(w) {
-                        let df = l2norm::scale(c, inv) - x;
-                        *q = store(df * df);
-                    }
+                    let df = cn - x;
+                    *q = store(df * df);
                 }
             }
         },
