@@ -829,24 +829,46 @@ mod tests {
     /// Scores, input gradients and every parameter gradient of a 40-caption
     /// batch against 3 images, with the loss gradient of pair (i, j) kept
     /// where `keep(i, j)` (zero elsewhere), the sparse backward on or off.
+    /// Random head inputs: `n_img` images of `r` regions and `nc` captions,
+    /// caption j of `len(j)` words, width d.
+    struct Inputs {
+        offsets: Vec<usize>,
+        words: Vec<f32>,
+        img: Vec<f32>,
+        img_glo: Vec<f32>,
+        cap_glo: Vec<f32>,
+    }
+
+    impl Inputs {
+        fn new(d: usize, r: usize, n_img: usize, nc: usize, len: impl Fn(usize) -> usize) -> Self {
+            let mut offsets = vec![0usize];
+            for j in 0..nc {
+                offsets.push(offsets[j] + len(j));
+            }
+            Inputs {
+                words: rand_vec(offsets[nc] * d, 1, 1.0),
+                offsets,
+                img: rand_vec(n_img * r * d, 2, 1.0),
+                img_glo: rand_vec(n_img * d, 4, 1.0),
+                cap_glo: rand_vec(nc * d, 5, 1.0),
+            }
+        }
+
+        fn words(&self) -> Words<'_> {
+            Words {
+                data: &self.words,
+                offsets: &self.offsets,
+            }
+        }
+    }
+
     fn run(sgr: bool, sparse: bool, keep: impl Fn(usize, usize) -> bool) -> Vec<Vec<f32>> {
         let (d, s, r, n_img, nc) = (16, 8, 5, 3, 40);
         let mut head = SgrafHead::new(d, s, 9.0, sgr, &mut seeded(11));
         head.local.set_sparse(sparse);
-        let mut offsets = vec![0usize];
-        for j in 0..nc {
-            offsets.push(offsets[j] + 2 + (j * 5) % 7);
-        }
-        let nw = offsets[nc];
-        let words = rand_vec(nw * d, 1, 1.0);
-        let img = rand_vec(n_img * r * d, 2, 1.0);
-        let img_glo = rand_vec(n_img * d, 4, 1.0);
-        let cap_glo = rand_vec(nc * d, 5, 1.0);
-        let w = Words {
-            data: &words,
-            offsets: &offsets,
-        };
-        let (sims, cache) = head.forward_train(&img, &img_glo, r, w, &cap_glo);
+        let x = Inputs::new(d, r, n_img, nc, |j| 2 + (j * 5) % 7);
+        let (img, img_glo, cap_glo, w) = (&x.img, &x.img_glo, &x.cap_glo, x.words());
+        let (sims, cache) = head.forward_train(img, img_glo, r, w, cap_glo);
         let mut ds = rand_vec(sims.len(), 3, 1.0);
         for (k, g) in ds.iter_mut().enumerate() {
             if !keep(k / nc, k % nc) {
@@ -854,7 +876,7 @@ mod tests {
             }
         }
         let (dimg, dglo, dwords, dcap) =
-            head.backward(&img, &img_glo, r, w, &cap_glo, &cache, &sims, &ds);
+            head.backward(img, img_glo, r, w, cap_glo, &cache, &sims, &ds);
         let mut out = vec![sims, dimg, dglo, dwords, dcap];
         out.extend(head.params().iter().map(|p| p.grad.clone()));
         out
@@ -899,19 +921,9 @@ mod tests {
         let (d, s, r, n_img, nc) = (16, 8, 5, 11, 30);
         for sgr in [true, false] {
             let head = SgrafHead::new(d, s, 9.0, sgr, &mut seeded(3));
-            let mut offsets = vec![0usize];
-            for j in 0..nc {
-                offsets.push(offsets[j] + 1 + (j * 3) % 8);
-            }
-            let words = rand_vec(offsets[nc] * d, 1, 1.0);
-            let img = rand_vec(n_img * r * d, 2, 1.0);
-            let img_glo = rand_vec(n_img * d, 4, 1.0);
-            let cap_glo = rand_vec(nc * d, 5, 1.0);
-            let w = Words {
-                data: &words,
-                offsets: &offsets,
-            };
-            let (want, _) = head.forward_train(&img, &img_glo, r, w, &cap_glo);
+            let x = Inputs::new(d, r, n_img, nc, |j| 1 + (j * 3) % 8);
+            let (img, img_glo, cap_glo, w) = (&x.img, &x.img_glo, &x.cap_glo, x.words());
+            let (want, _) = head.forward_train(img, img_glo, r, w, cap_glo);
             let mut enc = Vec::new();
             for i in 0..n_img {
                 enc.extend_from_slice(&img_glo[i * d..(i + 1) * d]);
@@ -919,7 +931,7 @@ mod tests {
             }
             for range in [0..n_img, 2..9, 5..6, 3..11] {
                 let mut got = vec![f32::NAN; range.len() * nc];
-                head.score_block(&enc, r, range.clone(), w, &cap_glo, &mut got);
+                head.score_block(&enc, r, range.clone(), w, cap_glo, &mut got);
                 let exp = &want[range.start * nc..range.end * nc];
                 assert_outputs_close(
                     &[got],
