@@ -14,8 +14,9 @@
 //! is marked `#[inline(always)]` (`dispatch(#[inline(always)] || …)`) and the
 //! loops it runs are written in it or in `#[inline(always)]` helpers.
 
-/// The vector level [`dispatch`] runs at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The vector level [`dispatch`] runs at (ordered: each level includes the
+/// features of those below it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// SSE2 (every x86-64, and every other architecture).
     Baseline,
@@ -25,22 +26,39 @@ pub enum Level {
     Avx512,
 }
 
-/// The level of this CPU (the feature checks are cached by the standard library).
+std::thread_local! {
+    /// [`capped`]'s limit on this thread.
+    static CAP: std::cell::Cell<Level> = const { std::cell::Cell::new(Level::Avx512) };
+}
+
+/// Runs `f` with [`dispatch`] on this thread limited to at most `max`: what
+/// a CPU without the higher levels would run (tests compare the levels'
+/// results bit for bit).
+pub fn capped<R>(max: Level, f: impl FnOnce() -> R) -> R {
+    let before = CAP.with(|c| c.replace(max));
+    let out = f();
+    CAP.with(|c| c.set(before));
+    out
+}
+
+/// The level [`dispatch`] runs at: this CPU's, or lower under [`capped`].
 #[inline]
 pub fn level() -> Level {
+    cpu_level().min(CAP.with(|c| c.get()))
+}
+
+/// The level of this CPU (the feature checks are cached by the standard library).
+#[inline]
+pub fn cpu_level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512dq")
-            && has!("avx512vl")
-            && has!("avx2")
-            && has!("fma")
-        {
+        // Every feature the level's function enables is checked.
+        let v3 = has!("avx2") && has!("fma") && has!("avx") && has!("sse4.2");
+        if v3 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
             return Level::Avx512;
         }
-        if has!("avx2") && has!("fma") {
+        if v3 {
             return Level::Avx2;
         }
     }
@@ -50,9 +68,19 @@ pub fn level() -> Level {
 /// Runs `f` compiled for [`level`]. f: any closure (its result is returned).
 #[inline(always)]
 pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: `level` checked every feature of the level it returns.
+    unsafe { at(level(), f) }
+}
+
+/// Runs `f` compiled for `level`.
+///
+/// # Safety
+/// The CPU must support every feature of `level` (see [`level`]).
+#[inline(always)]
+unsafe fn at<R>(level: Level, f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    match level() {
-        // SAFETY: `level` checked every feature the function enables.
+    match level {
+        // SAFETY: the caller guarantees the features.
         Level::Avx512 => return unsafe { v4(f) },
         // SAFETY: as above.
         Level::Avx2 => return unsafe { v3(f) },
@@ -77,8 +105,8 @@ unsafe fn v3<R>(f: impl FnOnce() -> R) -> R {
 mod tests {
     use super::*;
 
-    /// An f64 lane sum and an f32 element-wise pass, run through `dispatch`
-    /// and directly (the baseline build): the same bits.
+    /// An f64 lane sum and an f32 element-wise pass run at every level this
+    /// CPU has (baseline, and AVX2 / AVX-512 where present): the same bits.
     #[test]
     fn every_level_gives_the_same_bits() {
         #[inline(always)]
@@ -98,17 +126,33 @@ mod tests {
                     .collect(),
             )
         }
-        let x: Vec<f32> = (0..4096)
+        let x: Vec<f32> = (0..4099)
             .map(|i| ((i * 7919) % 1013) as f32 * 0.37 - 150.0)
             .collect();
         let (s0, y0) = work(&x);
-        let (s1, y1) = dispatch(
+        let top = cpu_level();
+        let levels = [Level::Baseline, Level::Avx2, Level::Avx512];
+        for &l in levels.iter().filter(|&&l| l <= top) {
+            // SAFETY: `l` is at most this CPU's level, whose features include the lower ones'.
+            let (s1, y1) = unsafe {
+                at(
+                    l,
+                    #[inline(always)]
+                    || work(&x),
+                )
+            };
+            assert_eq!(s0.to_bits(), s1.to_bits(), "{l:?}");
+            assert!(
+                y0.iter().zip(&y1).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{l:?}"
+            );
+        }
+        let (s2, _) = dispatch(
             #[inline(always)]
             || work(&x),
         );
-        assert_eq!(s0.to_bits(), s1.to_bits());
-        assert!(y0.iter().zip(&y1).all(|(a, b)| a.to_bits() == b.to_bits()));
-        // The level is one of the three, stable across calls.
-        assert_eq!(level(), level());
+        assert_eq!(s0.to_bits(), s2.to_bits());
+        assert_eq!(capped(Level::Baseline, level), Level::Baseline);
+        assert_eq!(level(), top);
     }
 }

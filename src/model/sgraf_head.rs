@@ -824,6 +824,7 @@ impl Module for SgrafHead {
 mod tests {
     use super::*;
     use crate::engine::rng::seeded;
+    use crate::engine::simd::{self, Level};
     use crate::engine::testutil::{assert_outputs_close, rand_vec};
 
     /// Scores, input gradients and every parameter gradient of a 40-caption
@@ -930,8 +931,18 @@ mod tests {
                 enc.extend_from_slice(&img[i * r * d..(i + 1) * r * d]);
             }
             for range in [0..n_img, 2..9, 5..6, 3..11] {
-                let mut got = vec![f32::NAN; range.len() * nc];
-                head.score_block(&enc, r, range.clone(), w, cap_glo, &mut got);
+                let score = |level| {
+                    let mut got = vec![f32::NAN; range.len() * nc];
+                    simd::capped(level, || {
+                        head.score_block(&enc, r, range.clone(), w, cap_glo, &mut got)
+                    });
+                    got
+                };
+                let got = score(Level::Avx512);
+                // Every vector level gives the same bits (engine::simd).
+                for level in [Level::Baseline, Level::Avx2] {
+                    assert_eq!(score(level), got, "sgr {sgr}, {level:?}");
+                }
                 let exp = &want[range.start * nc..range.end * nc];
                 assert_outputs_close(
                     &[got],

@@ -242,6 +242,7 @@ impl Module for TextEncoder {
 mod tests {
     use super::*;
     use crate::engine::rng::seeded;
+    use crate::engine::simd::{self, Level};
 
     /// [`TextEncoder::encode`] gives the eval-mode forward's output bit for
     /// bit, with the words kept, mean pooling and GPO.
@@ -268,6 +269,11 @@ mod tests {
             let (want, _) = enc.forward(&ids, &lengths, max_len, false, &mut seeded(4), Par::Seq);
             let got = enc.encode(&ids, &lengths, max_len, Par::Seq);
             assert_eq!(got, want, "encoder {k}");
+            // The GRU gates at every vector level (engine::simd): the same bits.
+            for level in [Level::Baseline, Level::Avx2] {
+                let low = simd::capped(level, || enc.encode(&ids, &lengths, max_len, Par::Seq));
+                assert_eq!(low, got, "encoder {k}, {level:?}");
+            }
             assert!(got.iter().any(|&v| v != 0.0));
         }
     }
