@@ -31,7 +31,7 @@ pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
         #[inline(always)]
         || {
             for row in x.chunks_exact_mut(dim) {
-                norms.push(forward_row_lanes(row));
+                norms.push(forward_row(row));
             }
         },
     );
@@ -39,18 +39,10 @@ pub fn forward(x: &mut [f32], dim: usize) -> Vec<f32> {
 }
 
 /// [`forward`] of one row, in place; returns its norm ‖x‖₂ (without eps).
-/// At the CPU's vector level ([`simd`]).
-#[inline]
-pub fn forward_row(row: &mut [f32]) -> f32 {
-    simd::dispatch(
-        #[inline(always)]
-        || forward_row_lanes(row),
-    )
-}
-
-/// [`forward_row`] for code already inside [`simd::dispatch`].
+/// Inlined, so it runs at the vector level of the surrounding
+/// [`simd::dispatch`].
 #[inline(always)]
-pub fn forward_row_lanes(row: &mut [f32]) -> f32 {
+pub fn forward_row(row: &mut [f32]) -> f32 {
     let n = dot_lanes(row, row).sqrt() as f32;
     let inv = inverse(n);
     row.iter_mut().for_each(|v| *v = scale(*v, inv));

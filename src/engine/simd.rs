@@ -47,9 +47,14 @@ pub fn level() -> Level {
     cpu_level().min(CAP.with(|c| c.get()))
 }
 
-/// The level of this CPU (the feature checks are cached by the standard library).
+/// The level of this CPU, detected once.
 #[inline]
 pub fn cpu_level() -> Level {
+    static CPU: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *CPU.get_or_init(detect)
+}
+
+fn detect() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

@@ -827,9 +827,6 @@ mod tests {
     use crate::engine::simd::{self, Level};
     use crate::engine::testutil::{assert_outputs_close, rand_vec};
 
-    /// Scores, input gradients and every parameter gradient of a 40-caption
-    /// batch against 3 images, with the loss gradient of pair (i, j) kept
-    /// where `keep(i, j)` (zero elsewhere), the sparse backward on or off.
     /// Random head inputs: `n_img` images of `r` regions and `nc` captions,
     /// caption j of `len(j)` words, width d.
     struct Inputs {
@@ -863,6 +860,9 @@ mod tests {
         }
     }
 
+    /// Scores, input gradients and every parameter gradient of a 40-caption
+    /// batch against 3 images, with the loss gradient of pair (i, j) kept
+    /// where `keep(i, j)` (zero elsewhere), the sparse backward on or off.
     fn run(sgr: bool, sparse: bool, keep: impl Fn(usize, usize) -> bool) -> Vec<Vec<f32>> {
         let (d, s, r, n_img, nc) = (16, 8, 5, 3, 40);
         let mut head = SgrafHead::new(d, s, 9.0, sgr, &mut seeded(11));
