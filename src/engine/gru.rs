@@ -305,15 +305,7 @@ impl BiGru {
         seq_len: usize,
         par: Par,
     ) -> (Vec<f32>, GruCache) {
-        let (y, packing, xp, dirs) = self.run(x, lengths, seq_len, par, true);
-        (
-            y,
-            GruCache {
-                packing,
-                x: xp,
-                dirs,
-            },
-        )
+        self.run(x, lengths, seq_len, par, true)
     }
 
     /// [`Self::forward`] for inference: the same output, bitwise, without
@@ -332,7 +324,7 @@ impl BiGru {
         seq_len: usize,
         par: Par,
         keep: bool,
-    ) -> (Vec<f32>, Packing, Vec<f32>, [DirCache; 2]) {
+    ) -> (Vec<f32>, GruCache) {
         let (i_dim, h_dim) = (self.input, self.hidden);
         assert_eq!(
             x.len(),
@@ -357,7 +349,14 @@ impl BiGru {
             .zip(&d1.h)
             .for_each(|(a, &b)| *a = (*a + b) / 2.0);
         let y = packing.unpack(&avg, h_dim);
-        (y, packing, xp, [d0, d1])
+        (
+            y,
+            GruCache {
+                packing,
+                x: xp,
+                dirs: [d0, d1],
+            },
+        )
     }
 
     /// One direction; with `keep` the gates of every token stay in the

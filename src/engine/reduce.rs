@@ -40,12 +40,6 @@ pub fn dot_lanes(a: &[f32], b: &[f32]) -> f64 {
     combine(acc)
 }
 
-/// `Σ a[i]²` in f64. a: [n].
-#[inline]
-pub fn sum_sq_f64(a: &[f32]) -> f64 {
-    dot_f64(a, a)
-}
-
 /// Pairwise combination of the lanes (fixed order).
 #[inline]
 fn combine(acc: [f64; LANES]) -> f64 {
@@ -70,7 +64,7 @@ mod tests {
             let serial: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
             assert!((dot_f64(&a, &b) - serial).abs() <= 1e-14, "n = {n}");
             let sq: f64 = a.iter().map(|&x| x as f64 * x as f64).sum();
-            assert!((sum_sq_f64(&a) - sq).abs() <= 1e-14, "n = {n}");
+            assert!((dot_f64(&a, &a) - sq).abs() <= 1e-14, "n = {n}");
             // The dispatched and the baseline build agree bitwise.
             assert_eq!(dot_f64(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits());
         }

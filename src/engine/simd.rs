@@ -35,10 +35,15 @@ std::thread_local! {
 /// a CPU without the higher levels would run (tests compare the levels'
 /// results bit for bit).
 pub fn capped<R>(max: Level, f: impl FnOnce() -> R) -> R {
-    let before = CAP.with(|c| c.replace(max));
-    let out = f();
-    CAP.with(|c| c.set(before));
-    out
+    /// Puts the previous cap back, also when `f` panics.
+    struct Restore(Level);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CAP.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CAP.with(|c| c.replace(max)));
+    f()
 }
 
 /// The level [`dispatch`] runs at: this CPU's, or lower under [`capped`].

@@ -437,8 +437,7 @@ impl SgrafHead {
 
     /// Scores one image against all captions of `w` (tiled) into out: [n_cap],
     /// keeping each tile's state in `saved` and `rests` (one of each per
-    /// tile; a single reused slot when not training). v: [R, d], g: [d],
-    /// cap_glo: [n_cap, d].
+    /// tile, for the backward pass). v: [R, d], g: [d], cap_glo: [n_cap, d].
     #[allow(clippy::too_many_arguments)]
     fn image_forward(
         &self,
@@ -457,18 +456,17 @@ impl SgrafHead {
         let s = self.local.sim_dim();
         self.glo_forward(prep, g, cap_glo, ig);
         let tiles = w.tiles(self.local.tile_words());
-        let n_slots = saved.len();
-        debug_assert_eq!(rests.len(), n_slots);
-        for (k, t) in tiles.into_iter().enumerate() {
+        debug_assert!(saved.len() == tiles.len() && rests.len() == tiles.len());
+        for ((t, sv), r) in tiles.into_iter().zip(saved).zip(rests) {
             let tw = w.slice(t.clone(), d);
             self.pair_forward(
                 prep,
                 v,
                 tw,
                 &ig.gvec[t.start * s..t.end * s],
-                &mut saved[k % n_slots],
+                sv,
                 sc,
-                &mut rests[k % n_slots],
+                r,
                 &mut out[t],
                 None,
             );
