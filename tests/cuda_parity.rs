@@ -75,7 +75,7 @@ fn cpu_scores(model: &Model, images: &[f32], regions: usize, caps: &[Vec<u32>]) 
     let (img_enc, txt_enc) = match model {
         Model::ScanAve(_, m) => (&m.img_enc, &m.txt_enc),
         Model::Vse(_, m) => (&m.img_enc, &m.txt_enc),
-        Model::Sgraf(..) => panic!("the CUDA scorer has no sgr/saf: nothing to compare"),
+        _ => panic!("the CUDA scorer has only scan-ave and vse: nothing to compare"),
     };
     let img = img_enc.encode(images, regions, Par::Rayon(0));
     let cap = encode_caption_list(txt_enc, caps.len(), |k| &caps[k], Par::Rayon(0));
@@ -98,7 +98,7 @@ fn cpu_scores(model: &Model, images: &[f32], regions: usize, caps: &[Vec<u32>]) 
                 })
                 .collect()
         }
-        Model::Sgraf(..) => unreachable!("refused above"),
+        _ => unreachable!("refused above"),
     }
 }
 

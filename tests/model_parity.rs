@@ -536,8 +536,8 @@ fn same_seed_and_threads_is_bitwise_identical() {
 #[test]
 fn block_scorer_matches_the_batch_forward() {
     use dbl::eval::sharded::{BlockSize, score_full};
+    use dbl::model::scan_ave::scorer::ScanScorer;
     use dbl::model::scan_head::Words;
-    use dbl::model::scan_scorer::ScanScorer;
     let fx = Fixture::open("scan_small.safetensors");
     let batch = fx.batch();
     let mut model = Model::new(&small_cfg(Backbone::ScanAve), 0).unwrap();

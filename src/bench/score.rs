@@ -19,10 +19,10 @@ use super::inputs::{caption_tokens, push_image_features};
 use crate::data::npy::{NpyF32, NpyWriter};
 use crate::eval::sharded::BlockSize;
 use crate::infer::InferError;
-use crate::infer::matcher::encode_image_rows;
-use crate::infer::split::score_encoded;
 use crate::model::Model;
+use crate::model::matcher::{ScoreError, encode_image_rows};
 use crate::model::precision::{HeadPrecision, PrecisionError};
+use crate::model::split::score_encoded;
 
 /// Seconds of each phase of one repetition.
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,10 +100,10 @@ impl ScoreBench {
         block.validate()?;
         let sims = match score_encoded(m, &img, self.regions, &cap, precision, block) {
             Ok(s) => s,
-            Err(InferError::Precision(PrecisionError::NoHead)) => {
+            Err(ScoreError::Precision(PrecisionError::NoHead)) => {
                 return Err(BenchError::Bf16NeedsScan);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(InferError::from(e).into()),
         };
         finish(sims, [t0, t1, t2, Instant::now()])
     }

@@ -1,4 +1,4 @@
-//! A training repetition: exactly what `train::runner::cohort_step` does per
+//! A training repetition: exactly what `train::step::cohort_step` does per
 //! step (docs/method.md §4.2), built from the same library calls — every branch forwards
 //! the batch in train mode, then branch k (in order) takes
 //! `LossConfig::branch_loss` (hardest triplet γ 0.2; branch k > 0 adds RM from
@@ -18,8 +18,9 @@ use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
 use crate::loss::config::{BoostConfig, BoostForm, LossConfig, PeerLoss};
 use crate::model::Model;
-use crate::train::runner::{dropout_rng, forward_branches, init_rng};
+use crate::train::runner::{dropout_rng, init_rng};
 use crate::train::sharded;
+use crate::train::step::forward_branches;
 use rand::Rng as _;
 
 /// Gradient-norm clip of the authors' step (docs/method.md §7).

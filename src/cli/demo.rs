@@ -1,5 +1,5 @@
 //! `dbl demo --out DIR`: the whole pipeline on the default synthetic data set
-//! (design.md "Synthetic data"), judged over seeds: generate the data into
+//! ([`crate::data::synth`]), judged over seeds: generate the data into
 //! `DIR/data`, write the run configuration `DIR/oss.toml` (an OSS cohort,
 //! K = 2: branch 0 = anchor, branch 1 = DBL target with Relative Max boosting;
 //! scan-ave at embed 256, batch 32, sum over negatives in L_raw), train it once

@@ -14,11 +14,12 @@ use crate::data::precomp::{Precomp, Split};
 use crate::engine::device::{self, Device};
 use crate::eval::SimMatrix;
 use crate::eval::protocol::whole_metrics;
+use crate::infer::LoadedMatcher;
 use crate::infer::run::RunDir;
-use crate::infer::split::score_split_ranks;
-use crate::infer::{LoadedMatcher, registry};
 use crate::model::Backbone;
 use crate::model::precision::HeadPrecision;
+use crate::model::registry;
+use crate::model::split::score_split_ranks;
 use crate::train::backbone_select;
 use crate::train::config::TrainConfig;
 

@@ -1,5 +1,4 @@
-//! Deterministic synthetic dataset in the SCAN "precomp" layout (docs/method.md §6; design.md
-//! "Synthetic data"): `{train,dev,test}_ims.npy` `[n_img, regions, dim]`,
+//! Deterministic synthetic dataset in the SCAN "precomp" layout (docs/method.md §6): `{train,dev,test}_ims.npy` `[n_img, regions, dim]`,
 //! `{train,dev,test}_caps.txt` (5 captions per image, one per line) and `vocab.json`
 //! (the authors' format, built like their `vocab.py`: train+dev captions, count ≥ 4).
 //!

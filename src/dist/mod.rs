@@ -16,7 +16,7 @@ pub mod world;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use shard::{gather_captions, shard_rows};
+pub use shard::shard_rows;
 pub use world::{DistError, world};
 
 /// The collectives dbl needs. Rank order is the data order: gathers

@@ -1,5 +1,5 @@
 //! Single-precision GEMM on row-major slices, a thin wrapper over
-//! `faer::linalg::matmul::matmul` (design.md decision 2):
+//! `faer::linalg::matmul::matmul` (pure Rust, multi-threaded on rayon):
 //! `C ← α·op(A)·op(B) + β·C`, where `op` is the identity or a transpose.
 //!
 //! Transposes are views (swapped strides), never copies: a PyTorch-layout

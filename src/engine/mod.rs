@@ -1,4 +1,4 @@
-//! The explicit training engine (design.md decisions 1–2): parameters with
+//! The explicit training engine (no general DL framework): parameters with
 //! gradient buffers, a GEMM wrapper over `faer`, layers with hand-written
 //! `forward`/`backward` (no autograd), and the optimiser-side pieces (Adam,
 //! gradient clipping, EMA).
@@ -44,7 +44,7 @@ pub(crate) mod testutil;
 
 #[cfg(test)]
 mod tests {
-    //! Determinism (design.md conventions): the same seed and thread count give
+    //! Determinism (a project convention): the same seed and thread count give
     //! bitwise-identical forward and backward passes and optimiser steps.
 
     use super::adam::{Adam, AdamConfig};

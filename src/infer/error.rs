@@ -78,3 +78,13 @@ pub enum InferError {
     #[error(transparent)]
     Eval(#[from] crate::eval::error::EvalError),
 }
+
+impl From<crate::model::matcher::ScoreError> for InferError {
+    fn from(e: crate::model::matcher::ScoreError) -> Self {
+        use crate::model::matcher::ScoreError;
+        match e {
+            ScoreError::Precision(p) => InferError::Precision(p),
+            ScoreError::Eval(e) => InferError::Eval(e),
+        }
+    }
+}

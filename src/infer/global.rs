@@ -21,14 +21,10 @@ pub fn global_rows(data: &[f32], offsets: &[usize], d: usize) -> Vec<f32> {
     out
 }
 
-/// Offsets of `n` items of `rows` rows each: `[0, rows, 2·rows, …, n·rows]`.
-pub fn uniform_offsets(n: usize, rows: usize) -> Vec<usize> {
-    (0..=n).map(|i| i * rows).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::encode::uniform_offsets;
 
     #[test]
     fn mean_then_unit_norm() {

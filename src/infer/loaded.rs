@@ -10,12 +10,12 @@ use safetensors::SafeTensors;
 use serde_json::Value;
 
 use super::InferError;
-use super::matcher::{Matcher, Net};
-use super::registry;
 use super::run::RunDir;
 use crate::data::vocab::{UNK, Vocab};
 use crate::model::config::ModelConfig;
 use crate::model::encode::EncodedCaptions;
+use crate::model::matcher::{Matcher, Net};
+use crate::model::registry;
 use crate::model::weights;
 
 /// Longest text query accepted, in bytes (captions are a sentence).

@@ -1,187 +1,215 @@
-//! [`Model`]: either backbone behind one type, built from a [`ModelConfig`]
-//! and a seed, so the trainer, checkpoints and the CLI need not know which.
+//! The expansion of the backbone table ([`crate::model::registry`]): from
+//! one row per backbone (`Variant = "spelling" => Type`, with its doc), the
+//! [`backbones!`] macro writes
+//! - `Backbone`, the enum of backbone names (config, CLI and serde spelling),
+//!   with `Backbone::ALL` and `Backbone::name`;
+//! - `Model` (a backbone with its configuration) and `ModelCache` (its
+//!   forward cache), and their forwarding of [`Module`](crate::engine::param::Module)
+//!   and [`Trainable`](crate::model::Trainable);
+//! - `Model::new`, `Model::config`, `Model::matcher`;
+//! - the inference registry `BACKBONES` (`Entry`: name → network builder).
+//!
+//! A row's type must provide `Type::new(&ModelConfig, seed) -> Result<Self,
+//! ConfigError>`, [`Trainable`](crate::model::Trainable),
+//! [`Module`](crate::engine::param::Module) and
+//! [`Matcher`](crate::model::matcher::Matcher). Two rows may share a type
+//! (sgr and saf are one network with two heads).
 
-use crate::data::batch::Batch;
-use crate::data::precomp::Precomp;
-use crate::engine::param::{Module, Param};
-use crate::engine::rng::EngineRng;
-use crate::model::Trainable;
-use crate::model::config::{Backbone, ConfigError, ModelConfig};
-use crate::model::encode::EncodedCaptions;
-use crate::model::precision::{HeadPrecision, PrecisionError};
-use crate::model::scan_ave::{ScanAve, ScanAveCache};
-use crate::model::sgraf::{Sgraf, SgrafCache};
-use crate::model::vse::{Vse, VseCache};
+/// Expands the backbone table (see the module docs).
+macro_rules! backbones {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal => $ty:ty ),+ $(,)?) => {
+        /// Which matching network: one variant per row of the backbone table.
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+        )]
+        pub enum Backbone {
+            $(
+                $(#[doc = $doc])*
+                #[serde(rename = $name)]
+                #[value(name = $name)]
+                $variant,
+            )+
+        }
 
-/// A backbone with its configuration.
-// A few models live per process and are never moved in hot loops; boxing
-// would only add an indirection.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Model {
-    /// scan-ave.
-    ScanAve(ModelConfig, ScanAve),
-    /// vse.
-    Vse(ModelConfig, Vse),
-    /// sgr or saf.
-    Sgraf(ModelConfig, Sgraf),
+        impl Backbone {
+            /// Every registered backbone, in table order.
+            pub const ALL: &'static [Backbone] = &[$(Backbone::$variant),+];
+
+            /// The CLI / config spelling (`scan-ave`, `vse`, …).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Backbone::$variant => $name,)+
+                }
+            }
+        }
+
+        /// A backbone with its configuration.
+        // A few models live per process and are never moved in hot loops;
+        // boxing would only add an indirection.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Model {
+            $(
+                $(#[doc = $doc])*
+                $variant(ModelConfig, $ty),
+            )+
+        }
+
+        /// The forward cache of a [`Model`] (the variant of the model that made it).
+        #[derive(Debug)]
+        pub enum ModelCache {
+            $(
+                $(#[doc = $doc])*
+                $variant(Box<<$ty as Trainable>::Cache>),
+            )+
+        }
+
+        impl Model {
+            /// Validates `cfg` and initialises the network from `seed` (docs/method.md §5 init).
+            pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
+                Ok(match cfg.backbone {
+                    $(Backbone::$variant => Model::$variant(cfg.clone(), <$ty>::new(cfg, seed)?),)+
+                })
+            }
+
+            /// The configuration it was built from.
+            pub fn config(&self) -> &ModelConfig {
+                match self {
+                    $(Model::$variant(c, _) => c,)+
+                }
+            }
+
+            /// The network as an inference [`Matcher`].
+            pub fn matcher(&self) -> &dyn Matcher {
+                match self {
+                    $(Model::$variant(_, m) => m,)+
+                }
+            }
+        }
+
+        impl Module for Model {
+            fn params(&self) -> Vec<&Param> {
+                match self {
+                    $(Model::$variant(_, m) => m.params(),)+
+                }
+            }
+            fn params_mut(&mut self) -> Vec<&mut Param> {
+                match self {
+                    $(Model::$variant(_, m) => m.params_mut(),)+
+                }
+            }
+        }
+
+        impl Trainable for Model {
+            type Cache = ModelCache;
+
+            fn forward(
+                &self,
+                batch: &Batch,
+                train: bool,
+                rng: &mut EngineRng,
+            ) -> (Vec<f32>, ModelCache) {
+                match self {
+                    $(Model::$variant(_, m) => {
+                        let (s, c) = m.forward(batch, train, rng);
+                        (s, ModelCache::$variant(Box::new(c)))
+                    })+
+                }
+            }
+
+            fn backward(&mut self, cache: ModelCache, d_sims: &[f32]) {
+                match (self, cache) {
+                    $((Model::$variant(_, m), ModelCache::$variant(c)) => m.backward(*c, d_sims),)+
+                    _ => panic!("model backward: the cache comes from another backbone"),
+                }
+            }
+
+            fn encode_shard(
+                &self,
+                batch: &Batch,
+                rows: std::ops::Range<usize>,
+                train: bool,
+                rng: &mut EngineRng,
+            ) -> Option<(EncodedCaptions, ModelCache)> {
+                Some(match self {
+                    $(Model::$variant(_, m) => {
+                        let (w, c) = m.encode_shard(batch, rows, train, rng)?;
+                        (w, ModelCache::$variant(Box::new(c)))
+                    })+
+                })
+            }
+
+            fn score_shard(&self, cache: &mut ModelCache, captions: EncodedCaptions) -> Vec<f32> {
+                match (self, cache) {
+                    $((Model::$variant(_, m), ModelCache::$variant(c)) => m.score_shard(c, captions),)+
+                    _ => panic!("model score_shard: the cache comes from another backbone"),
+                }
+            }
+
+            fn backward_shard(&mut self, cache: &mut ModelCache, d_block: &[f32]) -> Vec<f32> {
+                match (self, cache) {
+                    $((Model::$variant(_, m), ModelCache::$variant(c)) => m.backward_shard(c, d_block),)+
+                    _ => panic!("model backward_shard: the cache comes from another backbone"),
+                }
+            }
+
+            fn backward_captions(&mut self, cache: ModelCache, d_captions: Vec<f32>) {
+                match (self, cache) {
+                    $((Model::$variant(_, m), ModelCache::$variant(c)) => {
+                        m.backward_captions(*c, d_captions)
+                    })+
+                    _ => panic!("model backward_captions: the cache comes from another backbone"),
+                }
+            }
+
+            fn score_split_ranks(&self, ds: &Precomp, comm: &dyn Comm) -> Vec<f32> {
+                match self {
+                    $(Model::$variant(_, m) => m.score_split_ranks(ds, comm),)+
+                }
+            }
+
+            fn score_split(&self, ds: &Precomp) -> Vec<f32> {
+                match self {
+                    $(Model::$variant(_, m) => m.score_split(ds),)+
+                }
+            }
+
+            fn score_split_with(
+                &self,
+                ds: &Precomp,
+                precision: HeadPrecision,
+            ) -> Result<Vec<f32>, PrecisionError> {
+                match self {
+                    $(Model::$variant(_, m) => m.score_split_with(ds, precision),)+
+                }
+            }
+        }
+
+        /// One registered backbone of inference.
+        pub struct Entry {
+            /// The backbone.
+            pub backbone: Backbone,
+            /// Builds the network from a config (weights initialised from seed 0;
+            /// callers load a checkpoint over them).
+            pub build: fn(&ModelConfig) -> Result<Box<dyn Net>, ConfigError>,
+        }
+
+        /// Every backbone inference knows, in table order.
+        pub const BACKBONES: &[Entry] = &[
+            $(Entry {
+                backbone: Backbone::$variant,
+                build: |c| Ok(Box::new(<$ty>::new(c, 0)?)),
+            },)+
+        ];
+    };
 }
 
-/// The forward cache of either backbone.
-#[derive(Debug)]
-pub enum ModelCache {
-    /// From [`Model::ScanAve`].
-    ScanAve(ScanAveCache),
-    /// From [`Model::Vse`].
-    Vse(VseCache),
-    /// From [`Model::Sgraf`].
-    Sgraf(Box<SgrafCache>),
-}
-
-impl Model {
-    /// Validates `cfg` and initialises the network from `seed` (docs/method.md §5 init).
-    pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
-        Ok(match cfg.backbone {
-            Backbone::ScanAve => Model::ScanAve(cfg.clone(), ScanAve::new(cfg, seed)?),
-            Backbone::Vse => Model::Vse(cfg.clone(), Vse::new(cfg, seed)?),
-            Backbone::Sgr | Backbone::Saf => Model::Sgraf(cfg.clone(), Sgraf::new(cfg, seed)?),
-        })
-    }
-
-    /// The configuration it was built from.
-    pub fn config(&self) -> &ModelConfig {
-        match self {
-            Model::ScanAve(c, _) | Model::Vse(c, _) | Model::Sgraf(c, _) => c,
-        }
-    }
-}
-
-impl Module for Model {
-    fn params(&self) -> Vec<&Param> {
-        match self {
-            Model::ScanAve(_, m) => m.params(),
-            Model::Vse(_, m) => m.params(),
-            Model::Sgraf(_, m) => m.params(),
-        }
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        match self {
-            Model::ScanAve(_, m) => m.params_mut(),
-            Model::Vse(_, m) => m.params_mut(),
-            Model::Sgraf(_, m) => m.params_mut(),
-        }
-    }
-}
-
-impl Trainable for Model {
-    type Cache = ModelCache;
-
-    fn forward(&self, batch: &Batch, train: bool, rng: &mut EngineRng) -> (Vec<f32>, ModelCache) {
-        match self {
-            Model::ScanAve(_, m) => {
-                let (s, c) = m.forward(batch, train, rng);
-                (s, ModelCache::ScanAve(c))
-            }
-            Model::Vse(_, m) => {
-                let (s, c) = m.forward(batch, train, rng);
-                (s, ModelCache::Vse(c))
-            }
-            Model::Sgraf(_, m) => {
-                let (s, c) = m.forward(batch, train, rng);
-                (s, ModelCache::Sgraf(Box::new(c)))
-            }
-        }
-    }
-
-    fn backward(&mut self, cache: ModelCache, d_sims: &[f32]) {
-        match (self, cache) {
-            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward(c, d_sims),
-            (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward(c, d_sims),
-            (Model::Sgraf(_, m), ModelCache::Sgraf(c)) => m.backward(*c, d_sims),
-            _ => panic!("model backward: the cache comes from the other backbone"),
-        }
-    }
-
-    fn encode_shard(
-        &self,
-        batch: &Batch,
-        rows: std::ops::Range<usize>,
-        train: bool,
-        rng: &mut EngineRng,
-    ) -> Option<(EncodedCaptions, ModelCache)> {
-        Some(match self {
-            Model::ScanAve(_, m) => {
-                let (w, c) = m.encode_shard(batch, rows, train, rng)?;
-                (w, ModelCache::ScanAve(c))
-            }
-            Model::Vse(_, m) => {
-                let (w, c) = m.encode_shard(batch, rows, train, rng)?;
-                (w, ModelCache::Vse(c))
-            }
-            // sgr/saf keep the defaults: every rank runs the whole batch.
-            Model::Sgraf(_, m) => {
-                let (w, c) = m.encode_shard(batch, rows, train, rng)?;
-                (w, ModelCache::Sgraf(Box::new(c)))
-            }
-        })
-    }
-
-    fn score_shard(&self, cache: &mut ModelCache, captions: EncodedCaptions) -> Vec<f32> {
-        match (self, cache) {
-            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.score_shard(c, captions),
-            (Model::Vse(_, m), ModelCache::Vse(c)) => m.score_shard(c, captions),
-            _ => panic!("model score_shard: the cache comes from the other backbone"),
-        }
-    }
-
-    fn backward_shard(&mut self, cache: &mut ModelCache, d_block: &[f32]) -> Vec<f32> {
-        match (self, cache) {
-            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward_shard(c, d_block),
-            (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward_shard(c, d_block),
-            _ => panic!("model backward_shard: the cache comes from the other backbone"),
-        }
-    }
-
-    fn backward_captions(&mut self, cache: ModelCache, d_captions: Vec<f32>) {
-        match (self, cache) {
-            (Model::ScanAve(_, m), ModelCache::ScanAve(c)) => m.backward_captions(c, d_captions),
-            (Model::Vse(_, m), ModelCache::Vse(c)) => m.backward_captions(c, d_captions),
-            _ => panic!("model backward_captions: the cache comes from the other backbone"),
-        }
-    }
-
-    fn score_split_ranks(&self, ds: &Precomp, comm: &dyn crate::dist::Comm) -> Vec<f32> {
-        match self {
-            Model::ScanAve(_, m) => m.score_split_ranks(ds, comm),
-            Model::Vse(_, m) => m.score_split_ranks(ds, comm),
-            Model::Sgraf(_, m) => m.score_split_ranks(ds, comm),
-        }
-    }
-
-    fn score_split(&self, ds: &Precomp) -> Vec<f32> {
-        match self {
-            Model::ScanAve(_, m) => m.score_split(ds),
-            Model::Vse(_, m) => m.score_split(ds),
-            Model::Sgraf(_, m) => m.score_split(ds),
-        }
-    }
-
-    fn score_split_with(
-        &self,
-        ds: &Precomp,
-        precision: HeadPrecision,
-    ) -> Result<Vec<f32>, PrecisionError> {
-        match self {
-            Model::ScanAve(_, m) => m.score_split_with(ds, precision),
-            Model::Vse(_, m) => m.score_split_with(ds, precision),
-            Model::Sgraf(_, m) => m.score_split_with(ds, precision),
-        }
-    }
-}
+pub(crate) use backbones;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::engine::param::Module;
+    use crate::model::{Backbone, Model, ModelConfig};
 
     #[test]
     fn parameter_count_matches_spec() {

@@ -1,36 +1,11 @@
 //! Typed, validated configuration of a backbone (docs/method.md §5): which network
-//! (`scan-ave`, the released DBL backbone, or `vse`, a cosine embedding model)
-//! and its sizes. Defaults are the authors' (d = 1024, word dim 300, sim dim
+//! (a [`Backbone`] of the table in [`crate::model::registry`]) and its sizes. Defaults are the authors' (d = 1024, word dim 300, sim dim
 //! 256, region features 2048, smoothing λ = 9, word dropout 0.4).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Which matching network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backbone {
-    /// The released DBL backbone: SCAN attention + squared-difference head (docs/method.md §5.3).
-    ScanAve,
-    /// Embedding model: pooled image and caption embeddings, cosine score.
-    Vse,
-    /// SGRAF's similarity graph reasoning head (docs/method.md §13.2).
-    Sgr,
-    /// SGRAF's similarity attention filtration head (docs/method.md §13.3).
-    Saf,
-}
-
-impl Backbone {
-    /// The CLI / config spelling (`scan-ave`, `vse`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Backbone::ScanAve => "scan-ave",
-            Backbone::Vse => "vse",
-            Backbone::Sgr => "sgr",
-            Backbone::Saf => "saf",
-        }
-    }
-}
+pub use crate::model::registry::Backbone;
 
 /// How `vse` pools region embeddings into one image embedding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]

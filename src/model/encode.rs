@@ -1,7 +1,9 @@
 //! Evaluation-mode encoding of captions in length-sorted chunks (docs/method.md §8
-//! step 2) and the chunk sizes; `crate::infer` encodes images and splits.
+//! step 2), the chunk sizes, and the stacked caption rows ([`EncodedCaptions`])
+//! with their all-gather across ranks; [`crate::model::split`] encodes images and splits.
 
 use crate::data::npy::NpyF32;
+use crate::dist::Comm;
 use crate::engine::gemm::Par;
 use crate::model::text_encoder::TextEncoder;
 
@@ -75,4 +77,45 @@ pub fn encode_caption_list<'a>(
         }
     }
     EncodedCaptions { rows, offsets }
+}
+
+/// Offsets of `n` items of `rows` rows each: `[0, rows, 2·rows, …, n·rows]`.
+pub fn uniform_offsets(n: usize, rows: usize) -> Vec<usize> {
+    (0..=n).map(|i| i * rows).collect()
+}
+
+/// Every rank's captions concatenated in rank order (captions of rank 0
+/// first) → (all captions, f32 elements of each rank's rows: the counts a
+/// [`Comm::reduce_scatter_sum`] of gradients w.r.t. the gathered rows needs).
+pub fn gather_captions(comm: &dyn Comm, local: &EncodedCaptions) -> (EncodedCaptions, Vec<usize>) {
+    let counts: Vec<u64> = local
+        .offsets
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as u64)
+        .collect();
+    let (rows, per_rank) = comm.all_gather_f32(&local.rows);
+    let (all_counts, _) = comm.all_gather_u64(&counts);
+    let mut offsets = Vec::with_capacity(all_counts.len() + 1);
+    offsets.push(0usize);
+    for c in all_counts {
+        offsets.push(offsets[offsets.len() - 1] + c as usize);
+    }
+    (EncodedCaptions { rows, offsets }, per_rank)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::Solo;
+
+    #[test]
+    fn solo_gather_is_the_identity() {
+        let c = EncodedCaptions {
+            rows: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            offsets: vec![0, 2, 3],
+        };
+        let (g, counts) = gather_captions(&Solo, &c);
+        assert_eq!(g, c);
+        assert_eq!(counts, [6]);
+    }
 }

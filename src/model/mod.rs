@@ -1,32 +1,38 @@
-//! Matching networks (docs/method.md §5): encoders, similarity heads and the backbones
-//! built from them, plus the [`Trainable`] contract the trainer drives.
+//! Matching networks (docs/method.md §5): shared layers (encoders, the SCAN
+//! head's kernels, GPO), one folder per backbone (`scan_ave/`, `vse/`,
+//! `sgraf/`: network, forward/backward, scorer, parameter names), the table
+//! that registers them ([`registry`]), and the two contracts a backbone
+//! implements: [`Trainable`] (what the trainer drives) and
+//! [`matcher::Matcher`] (what inference and split scoring drive).
 
-pub mod attention_filtration;
+// Shared layers and contracts.
 pub mod backbone;
 pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod encode;
-pub mod global_attn;
 pub mod gpo;
-pub mod graph_reasoning;
 pub mod image_encoder;
+pub mod matcher;
 pub mod precision;
-pub mod scan_ave;
+pub mod registry;
 pub mod scan_head;
-pub mod scan_scorer;
-pub mod sgraf;
-pub mod sgraf_head;
 pub mod sparse_pairs;
+pub mod split;
 pub mod text_encoder;
-pub mod vse;
 pub mod weights;
 
-pub use backbone::{Model, ModelCache};
+// Backbones: one folder each, registered in `registry`.
+pub mod scan_ave;
+pub mod sgraf;
+pub mod vse;
+
 pub use config::{Backbone, ModelConfig, VsePool};
+pub use registry::{Model, ModelCache};
 
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
+use crate::dist::Comm;
 use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
@@ -76,7 +82,7 @@ pub trait Trainable: Module + Clone + Send + Sync {
     /// [`Self::score_split`] across the ranks of `comm` (docs/method.md §14):
     /// every rank returns the whole matrix, the same bits as one process.
     /// Default: every rank scores everything.
-    fn score_split_ranks(&self, ds: &Precomp, _comm: &dyn crate::dist::Comm) -> Vec<f32> {
+    fn score_split_ranks(&self, ds: &Precomp, _comm: &dyn Comm) -> Vec<f32> {
         self.score_split(ds)
     }
 

@@ -9,7 +9,7 @@
 //! captions whose hardest negative image is i, about three per row — so the
 //! heads' backward
 //! passes ([`crate::model::scan_head::ScanHead::backward`],
-//! [`crate::model::sgraf_head::SgrafHead::backward`]) gather those captions
+//! [`crate::model::sgraf::head::SgrafHead::backward`]) gather those captions
 //! into a compact batch ([`CompactWords`]), recompute their forward state
 //! (a few captions per image) and back-propagate it, instead of walking all
 //! B captions. The result equals the full pass up to the f32 rounding of the

@@ -1,4 +1,4 @@
-//! Model weights as safetensors (design.md): one f32 tensor per parameter,
+//! Model weights as safetensors (weights move between dbl and PyTorch): one f32 tensor per parameter,
 //! named by its PyTorch `state_dict` name. Loading checks that the file holds
 //! exactly the model's tensors, each with the model's shape; saving writes a
 //! temporary file next to the target and renames it (atomic).

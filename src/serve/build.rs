@@ -21,8 +21,9 @@ use crate::data::npy::{NpyF32, NpyWriter};
 use crate::data::precomp::read_captions;
 use crate::dist::Comm;
 use crate::infer::LoadedMatcher;
-use crate::infer::global::{global_rows, uniform_offsets};
+use crate::infer::global::global_rows;
 use crate::model::encode::ENCODE_CHUNK;
+use crate::model::encode::uniform_offsets;
 
 /// Captions encoded per group while building.
 pub const CAPTION_GROUP: usize = 8192;

@@ -19,8 +19,9 @@ use super::shortlist::Shortlist;
 use crate::data::npy::NpyF32;
 use crate::data::precomp::read_captions;
 use crate::eval::sharded::{BlockSize, score_full};
-use crate::infer::global::{global_rows, uniform_offsets};
-use crate::infer::{CaptionView, ImageView, LoadedMatcher};
+use crate::infer::global::global_rows;
+use crate::infer::{CaptionView, ImageView, InferError, LoadedMatcher};
+use crate::model::encode::uniform_offsets;
 use crate::model::precision::HeadPrecision;
 
 /// One result.
@@ -398,7 +399,11 @@ impl Index {
         cap: CaptionView<'_>,
         images_side: bool,
     ) -> Result<Vec<f32>, ServeError> {
-        let scorer = self.model.matcher().scorer(img, cap, HeadPrecision::F32)?;
+        let scorer = self
+            .model
+            .matcher()
+            .scorer(img, cap, HeadPrecision::F32)
+            .map_err(InferError::from)?;
         let (images, captions) = if images_side { (32, 1) } else { (1, 32) };
         let block = BlockSize { images, captions };
         Ok(score_full(scorer.as_ref(), block).map_err(crate::infer::InferError::from)?)
@@ -442,7 +447,11 @@ impl Index {
             rows: c.rows.data(),
             offsets: &c.offsets,
         };
-        let scorer = self.model.matcher().scorer(img, cap, HeadPrecision::F32)?;
+        let scorer = self
+            .model
+            .matcher()
+            .scorer(img, cap, HeadPrecision::F32)
+            .map_err(InferError::from)?;
         Ok(score_full(scorer.as_ref(), BlockSize::default())
             .map_err(crate::infer::InferError::from)?)
     }

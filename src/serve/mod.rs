@@ -1,4 +1,4 @@
-//! Retrieval over a trained run (design.md decision 7): an index folder
+//! Retrieval over a trained run (served over HTTP with `axum`): an index folder
 //! ([`build`]), two-stage search ([`index::Index`]: an ANN shortlist of global
 //! embeddings with `usearch`, then exact re-ranking with the run's own head)
 //! and the HTTP service ([`http`]).

@@ -1,6 +1,6 @@
 //! `dbl sweep`: the same training configuration once per seed, each branch's
 //! best-on-dev checkpoint scored on test, and what the seeds say together
-//! (design.md "Evidence about the method is seeded"):
+//! (evidence about the method is seeded: several seeds, paired differences):
 //!
 //! - [`seeds`]: the `--seeds` list syntax.
 //! - [`run`]: trains and tests the seeds one after another into `OUT/seed{s}/`,

@@ -1,7 +1,7 @@
 //! Statistics over seeds: mean, sample standard deviation, Student-t
 //! quantiles (from the regularised incomplete beta function) and the paired
 //! target − anchor summary with its 95 % confidence interval (docs/method.md
-//! §8 metrics; design.md "Evidence about the method is seeded").
+//! §8 metrics; evidence about the method is seeded).
 
 use serde::Serialize;
 

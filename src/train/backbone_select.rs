@@ -1,16 +1,14 @@
-//! The one place that maps `model.backbone` to a model type. Everything else
-//! in `crate::train` is generic over `Trainable`; wiring a new backbone means
-//! adding one arm to [`with_backbone!`]'s match (construct the model from
-//! `cfg.model`, the vocabulary size and the feature dimension).
-//!
-//! `vse` and `scan-ave` build [`Model`] (crate::model); `tiny`
-//! ([`TinyModel`]) is the test-only model.
+//! Maps `model.backbone` to a model type for the trainer. Everything else in
+//! `crate::train` is generic over `Trainable`: every registered backbone
+//! (the table in `crate::model::registry`) builds [`Model`]; `tiny`
+//! ([`TinyModel`]) is the trainer's test-only model. A new backbone needs no
+//! edit here.
 
 use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
 use crate::engine::device::{Device, DeviceError};
 use crate::eval::metrics::Metrics;
-use crate::model::backbone::Model;
+use crate::model::Model;
 use crate::model::precision::HeadPrecision;
 use crate::train::TrainError;
 use crate::train::config::{BackboneName, ConfigError, TrainConfig};
@@ -57,7 +55,7 @@ pub fn check_available(cfg: &TrainConfig) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// The constructor of a vse or scan-ave [`Model`] for data of dims `d`
+/// The constructor of a registered backbone's [`Model`] for data of dims `d`
 /// (its seed drawn from the run's init stream).
 fn model_builder(
     m: &crate::train::config::ModelConfig,
@@ -80,7 +78,7 @@ fn model_builder(
 }
 
 /// Runs `$body` with `$build` bound to a `&dyn Fn(&mut EngineRng) -> Result<M, TrainError>`
-/// constructing the configured backbone. THE dispatch: add backbones here.
+/// constructing the configured backbone (a registered [`Model`], or `tiny`).
 macro_rules! with_backbone {
     ($cfg:expr, $build:ident => $body:expr) => {{
         let cfg: &TrainConfig = $cfg;
@@ -99,7 +97,7 @@ macro_rules! with_backbone {
                 ) -> Result<TinyModel, TrainError> = &f;
                 $body
             }
-            BackboneName::Vse | BackboneName::ScanAve | BackboneName::Sgr | BackboneName::Saf => {
+            BackboneName::Net(_) => {
                 let f = model_builder(&m, d);
                 let $build: &dyn Fn(
                     &mut crate::engine::rng::EngineRng,
@@ -165,7 +163,7 @@ fn score_cuda(
         return Err(DeviceError::Unsupported("the test-only backbone `tiny`").into());
     }
     let d = dims(cfg)?;
-    let m = runner::load_branch(cfg, k, tag, &model_builder(&cfg.model, d))?;
+    let m = crate::train::run_store::load_branch(cfg, k, tag, &model_builder(&cfg.model, d))?;
     let vocab = Vocab::load(cfg.vocab_path())?;
     let ds = Precomp::open(&cfg.data, split, &vocab)?;
     let scorer = crate::model::cuda::CudaScorer::new(&m).map_err(DeviceError::from)?;

@@ -1,4 +1,5 @@
-//! The contents of one branch's checkpoint (design.md decision 5), written
+//! The contents of one branch's checkpoint (safetensors named as the PyTorch
+//! `state_dict`), written
 //! into a generation folder by [`crate::store`] (which makes a whole
 //! cohort's save atomic and checksums every file):
 //! - `model.safetensors`: every [`Param`] by its `state_dict` name (f32),

@@ -65,18 +65,15 @@ impl Regime {
     }
 }
 
-/// Which backbone to build (see `crate::train::backbone_select`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+/// Which backbone to build (see `crate::train::backbone_select`): a
+/// registered [`Backbone`] (the table in `crate::model::registry`), or the
+/// trainer's test-only `tiny`. Spelled as the backbone's name in configs and
+/// on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum BackboneName {
-    /// VSE-style global embedding backbone (docs/method.md §5).
-    Vse,
-    /// SCAN with average pooling of the attended similarities (docs/method.md §5).
-    ScanAve,
-    /// SGRAF's graph reasoning head (docs/method.md §13).
-    Sgr,
-    /// SGRAF's attention filtration head (docs/method.md §13).
-    Saf,
+    /// A registered backbone.
+    Net(Backbone),
     /// A tiny mean-pooling model for tests and smoke runs (not a paper backbone).
     Tiny,
 }
@@ -85,12 +82,53 @@ impl BackboneName {
     /// The config spelling.
     pub fn name(self) -> &'static str {
         match self {
-            BackboneName::Vse => "vse",
-            BackboneName::ScanAve => "scan-ave",
-            BackboneName::Sgr => "sgr",
-            BackboneName::Saf => "saf",
+            BackboneName::Net(b) => b.name(),
             BackboneName::Tiny => "tiny",
         }
+    }
+
+    /// Every choice: the registered backbones in table order, then `tiny`.
+    pub fn all() -> &'static [BackboneName] {
+        static ALL: std::sync::OnceLock<Vec<BackboneName>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            Backbone::ALL
+                .iter()
+                .map(|&b| BackboneName::Net(b))
+                .chain([BackboneName::Tiny])
+                .collect()
+        })
+    }
+}
+
+impl TryFrom<String> for BackboneName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::all()
+            .iter()
+            .copied()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::all().iter().map(|b| b.name()).collect();
+                format!(
+                    "unknown backbone `{s}`, expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl From<BackboneName> for String {
+    fn from(b: BackboneName) -> String {
+        b.name().to_owned()
+    }
+}
+
+impl clap::ValueEnum for BackboneName {
+    fn value_variants<'a>() -> &'a [Self] {
+        Self::all()
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }
 
@@ -118,12 +156,8 @@ impl ModelConfig {
     /// The backbone configuration for data with `vocab_size` words and
     /// `img_dim`-wide region features (`None` for the test-only `tiny`).
     pub fn backbone_config(&self, vocab_size: usize, img_dim: usize) -> Option<BackboneConfig> {
-        let backbone = match self.backbone {
-            BackboneName::Vse => Backbone::Vse,
-            BackboneName::ScanAve => Backbone::ScanAve,
-            BackboneName::Sgr => Backbone::Sgr,
-            BackboneName::Saf => Backbone::Saf,
-            BackboneName::Tiny => return None,
+        let BackboneName::Net(backbone) = self.backbone else {
+            return None;
         };
         Some(BackboneConfig {
             backbone,
@@ -143,7 +177,7 @@ impl ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            backbone: BackboneName::ScanAve,
+            backbone: BackboneName::Net(Backbone::ScanAve),
             embed: 1024,
             word_dim: 300,
             sim_dim: 256,
@@ -229,7 +263,7 @@ pub struct TrainConfig {
     pub oas: OasConfig,
     /// Sum over negatives (instead of the hardest) in the base triplet loss for
     /// the first N epochs of each stage, then the configured reduction (0 = off;
-    /// VSE∞'s cure for the hardest-negative plateau, design.md). The boosting
+    /// VSE∞'s cure for the hardest-negative plateau). The boosting
     /// loss keeps its configured reduction throughout.
     pub warmup_sum_epochs: usize,
     /// Seed of initialisation, shuffling and dropout (0).

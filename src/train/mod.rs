@@ -3,8 +3,13 @@
 //! resume, the metrics log and the curves report.
 //!
 //! - [`config`]: `TrainConfig` (TOML + dotted overrides, validated up front).
-//! - [`runner`]: the loop shared by every regime, generic over `Trainable`.
-//! - [`backbone_select`]: the one place that maps a backbone name to a model type.
+//! - [`runner`]: the epoch loop shared by every regime, generic over `Trainable`;
+//!   [`step`]: one step of each regime (forward, loss, backward, clip, Adam);
+//!   [`run_store`]: a branch's checkpoint I/O and the run folder's checks.
+//! - [`backbone_select`]: maps the configured backbone name to a model type
+//!   (every registered backbone, or the test-only `tiny`).
+//! - [`sharded`]: one model's step split across ranks; [`resources`]: memory
+//!   and thread checks; [`branch_label`]: branch names in reports.
 //! - [`store`]: the run's checkpoints as atomic, checksummed generations;
 //!   [`checkpoint`]: one branch's files; [`run_lock`]: one writer per run.
 //! - [`schedule`], [`metrics_log`], [`report`].
@@ -18,9 +23,11 @@ pub mod metrics_log;
 pub mod report;
 pub mod resources;
 pub mod run_lock;
+pub mod run_store;
 pub mod runner;
 pub mod schedule;
 pub mod sharded;
+pub mod step;
 pub mod test_model;
 
 use std::path::PathBuf;

@@ -19,6 +19,9 @@
 //! bitwise-reproducible for a fixed thread count, and a resumed run continues
 //! the same trajectory (the dropout RNG position is checkpointed).
 //!
+//! The step math lives in [`crate::train::step`], the checkpoint I/O in
+//! [`crate::train::run_store`]; this file is the epoch loop.
+//!
 //! Data-parallel (docs/method.md §14): every step goes through
 //! [`crate::train::sharded`] over the run's [`Comm`]; every rank keeps every
 //! branch and takes the same steps; dev evaluation shards the images across
@@ -27,7 +30,6 @@
 //! the same code.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -40,55 +42,25 @@ use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
 use crate::dist::Comm;
 use crate::engine::adam::{Adam, AdamConfig};
-use crate::engine::clip::{clip_grad_norm, grad_norm};
-use crate::engine::ema::{CosineMomentum, ema_update};
+use crate::engine::ema::CosineMomentum;
 use crate::engine::gemm::Par;
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
 use crate::eval::matrix::SimMatrix;
 use crate::eval::metrics::Metrics;
 use crate::eval::protocol::whole_metrics;
-use crate::loss::ScoreMatrix;
 use crate::model::Trainable;
 use crate::model::precision::HeadPrecision;
-use crate::store::CheckpointError;
-use crate::store::{BranchSave, Store, Tag};
+use crate::store::{Store, Tag};
 use crate::train::TrainError;
-use crate::train::checkpoint::{self, BranchState, RngState};
 use crate::train::config::{Regime, TrainConfig};
-use crate::train::metrics_log::MetricsLog;
 use crate::train::run_lock::RunLock;
+use crate::train::run_store::{
+    BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, fresh_state,
+    load_best_metrics, load_branch,
+};
 use crate::train::schedule::{loss_for_epoch, lr_at};
-use crate::train::sharded::{self, StepCache};
-
-/// How the branches of a phase are stepped.
-#[derive(Debug, Clone, Copy)]
-pub enum StepKind {
-    /// Every branch trains; peers are the earlier branches (or the others, for mutual learning).
-    Cohort,
-    /// Branch 0 is a frozen eval-mode anchor, branch 1 the target; `ema` = MSS initial momentum.
-    Anchored { ema: Option<f64> },
-}
-
-/// One branch being trained (or held as an anchor).
-pub struct BranchRun<M> {
-    /// The model.
-    pub model: M,
-    /// Its optimiser (none for anchors).
-    pub opt: Option<Adam>,
-    /// Its dropout RNG.
-    pub rng: EngineRng,
-    /// Progress and best score.
-    pub state: BranchState,
-    /// Branch index k.
-    pub k: usize,
-    /// `RUN/branch{k}`.
-    pub dir: PathBuf,
-    /// `RUN/branch{k}/metrics.jsonl` (rank 0 only).
-    log: Option<MetricsLog>,
-    /// Whether this phase writes its checkpoints.
-    save: bool,
-}
+use crate::train::step::{StepKind, anchored_step, cohort_step};
 
 /// What a finished (or stopped) run reports.
 #[derive(Debug, Clone)]
@@ -113,21 +85,6 @@ pub fn init_rng(seed: u64, k: usize) -> EngineRng {
     r
 }
 
-fn branch_dir(out: &Path, k: usize) -> PathBuf {
-    out.join(format!("branch{k}"))
-}
-
-fn fresh_state(stage: u32, rng: &EngineRng) -> BranchState {
-    BranchState {
-        stage,
-        epoch: 0,
-        step: 0,
-        best_rsum: None,
-        best_epoch: None,
-        rng: RngState::capture(rng),
-    }
-}
-
 fn adam(cfg: &TrainConfig, m: &impl Module) -> Result<Adam, TrainError> {
     Ok(Adam::new(
         AdamConfig {
@@ -137,83 +94,6 @@ fn adam(cfg: &TrainConfig, m: &impl Module) -> Result<Adam, TrainError> {
         &m.params(),
     )?)
 }
-
-impl<M: Trainable> BranchRun<M> {
-    fn new(
-        model: M,
-        opt: Option<Adam>,
-        rng: EngineRng,
-        state: BranchState,
-        (k, dir, writer): Slot,
-        save: bool,
-    ) -> Result<Self, TrainError> {
-        let log = if writer {
-            Some(
-                MetricsLog::open(&dir.join("metrics.jsonl")).map_err(|e| TrainError::Io {
-                    path: dir.join("metrics.jsonl"),
-                    source: e,
-                })?,
-            )
-        } else {
-            None
-        };
-        Ok(BranchRun {
-            model,
-            opt,
-            rng,
-            state,
-            k,
-            dir,
-            log,
-            save,
-        })
-    }
-
-    /// Loads branch k's `tag` checkpoint from `store`: weights (into
-    /// `model`), optimiser (if `opt`), state, RNG.
-    fn load(
-        mut model: M,
-        mut opt: Option<Adam>,
-        store: &Store,
-        (k, dir, writer): Slot,
-        tag: Tag,
-        save: bool,
-    ) -> Result<Self, TrainError> {
-        let state = checkpoint::load_branch(store, k, tag, &mut model, opt.as_mut())?;
-        let rng = state.rng.restore().map_err(|message| {
-            TrainError::Checkpoint(CheckpointError::Format {
-                path: store.dir(k, tag).unwrap_or_default().join("state.json"),
-                message,
-            })
-        })?;
-        Self::new(model, opt, rng, state, (k, dir, writer), save)
-    }
-
-    fn log(&mut self, rec: serde_json::Value) -> Result<(), TrainError> {
-        let Some(log) = self.log.as_mut() else {
-            return Ok(());
-        };
-        log.write(&rec).map_err(|e| TrainError::Io {
-            path: log.path().to_path_buf(),
-            source: e,
-        })
-    }
-
-    /// This branch's files for a commit (captures the RNG position first).
-    fn prepare_save(&mut self, best: bool) -> Result<BranchSave, TrainError> {
-        self.state.rng = RngState::capture(&self.rng);
-        let files = checkpoint::encode_branch(&self.model, self.opt.as_ref(), &self.state)?;
-        Ok(BranchSave {
-            k: self.k,
-            files,
-            best,
-        })
-    }
-}
-
-/// Where branch k lives: (k, `RUN/branch{k}`, whether this process writes
-/// its metrics log — rank 0 only).
-type Slot = (usize, PathBuf, bool);
 
 /// One phase of a run.
 struct Phase {
@@ -470,176 +350,6 @@ fn stalled<M>(branches: &[BranchRun<M>], patience: usize) -> bool {
         })
 }
 
-/// Score matrices [n, n] per branch and each branch's cache for the backward.
-pub type BranchForward<M> = (
-    Vec<ScoreMatrix>,
-    Vec<Option<StepCache<<M as Trainable>::Cache>>>,
-);
-
-/// Every branch forwards `batch` in train mode (each with its own dropout
-/// stream), split across the ranks of `comm` ([`sharded::forward`]):
-/// → (score matrices [n, n] per branch, caches for the backward).
-pub fn forward_branches<'a, M: Trainable + 'a>(
-    branches: impl Iterator<Item = (&'a M, &'a mut EngineRng)>,
-    batch: &crate::data::batch::Batch,
-    comm: &dyn Comm,
-) -> Result<BranchForward<M>, crate::loss::LossError> {
-    let n = batch.size();
-    let mut mats = Vec::new();
-    let mut caches = Vec::new();
-    for (k, (model, rng)) in branches.enumerate() {
-        let (s, c) = sharded::forward(model, batch, true, rng, comm);
-        mats.push(ScoreMatrix::from_f32(&format!("branch {k} scores"), &s, n)?);
-        caches.push(Some(c));
-    }
-    Ok((mats, caches))
-}
-
-/// One OSS/baseline step: every branch forwards `batch` in train mode, then
-/// branch k (in order) back-propagates `LossConfig::branch_loss` (peers detached:
-/// their scores enter as constants), clips (`clip`, 0 = off) and steps (Adam
-/// threads `par`). Returns (branch, record) pairs.
-pub fn cohort_step<M: Trainable>(
-    branches: &mut [BranchRun<M>],
-    batch: &crate::data::batch::Batch,
-    loss: &crate::loss::LossConfig,
-    (clip, par): (f64, Par),
-    comm: &dyn Comm,
-) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
-    let (mats, mut caches) = forward_branches(
-        branches.iter_mut().map(|b| (&b.model, &mut b.rng)),
-        batch,
-        comm,
-    )?;
-    let mut records = Vec::with_capacity(branches.len());
-    for (k, b) in branches.iter_mut().enumerate() {
-        let out = loss.branch_loss(&mats, k)?;
-        let base = loss.base_loss(&mats[k])?.value;
-        let cache = caches[k].take().expect("each cache is used once");
-        b.model.zero_grad();
-        sharded::backward(&mut b.model, cache, &out.grad_f32(), comm);
-        let gn = clip_and_step(b, clip, par)?;
-        records.push((
-            k,
-            json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn}),
-        ));
-    }
-    Ok(records)
-}
-
-/// One OAS-stage-2 / MSS step: anchor = branches[0] in eval mode (no
-/// gradient), target = branches[1] in train mode; L = base(S^t) + α·peer(S^t, sg(S^a));
-/// clip, Adam step; then, if `ema_momentum` is given, one EMA update of the
-/// anchor toward the updated target. Returns the target's record.
-pub fn anchored_step<M: Trainable>(
-    branches: &mut [BranchRun<M>],
-    batch: &crate::data::batch::Batch,
-    loss: &crate::loss::LossConfig,
-    (clip, par): (f64, Par),
-    ema_momentum: Option<f64>,
-    comm: &dyn Comm,
-) -> Result<Vec<(usize, serde_json::Value)>, TrainError> {
-    let n = batch.size();
-    let (a, t) = branches.split_at_mut(1);
-    let (anchor, target) = (&mut a[0], &mut t[0]);
-    let (sa, _) = sharded::forward(&anchor.model, batch, false, &mut anchor.rng, comm);
-    let (st, cache) = sharded::forward(&target.model, batch, true, &mut target.rng, comm);
-    let ma = ScoreMatrix::from_f32("anchor scores", &sa, n)?;
-    let mt = ScoreMatrix::from_f32("target scores", &st, n)?;
-    let out = loss.target_loss(&mt, &ma)?;
-    let base = loss.base_loss(&mt)?.value;
-    target.model.zero_grad();
-    sharded::backward(&mut target.model, cache, &out.grad_f32(), comm);
-    let gn = clip_and_step(target, clip, par)?;
-    let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn,
-        "anchor_base": loss.base_loss(&ma)?.value});
-    if let Some(m) = ema_momentum {
-        let tp = target.model.params();
-        ema_update(&mut anchor.model.params_mut(), &tp, m);
-        rec["ema_momentum"] = json!(m);
-        anchor.state.step += 1;
-    }
-    Ok(vec![(1, rec)])
-}
-
-fn clip_and_step<M: Trainable>(
-    b: &mut BranchRun<M>,
-    clip: f64,
-    par: Par,
-) -> Result<f32, TrainError> {
-    let gn = if clip > 0.0 {
-        clip_grad_norm(&mut b.model.params_mut(), clip as f32)
-    } else {
-        grad_norm(&b.model.params())
-    };
-    if let Some(o) = b.opt.as_mut() {
-        o.step(&mut b.model.params_mut(), par)?;
-    }
-    Ok(gn)
-}
-
-/// Names dbl itself writes in a run folder; anything else is the user's.
-fn is_run_entry(name: &str) -> bool {
-    matches!(
-        name,
-        "config.json" | "checkpoints" | "report" | crate::train::run_lock::LOCK_FILE
-    ) || name
-        .strip_prefix("branch")
-        .is_some_and(|k| !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()))
-        || (name.starts_with(".config.json.tmp-"))
-}
-
-/// Refuses to start a run in a folder holding files dbl did not write
-/// (so a user's own file is never overwritten).
-fn check_foreign_files(out: &Path) -> Result<(), TrainError> {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Ok(());
-    };
-    // dbl takes the lock before writing anything else: without it, every entry is the user's.
-    let is_run = out.join(crate::train::run_lock::LOCK_FILE).is_file();
-    for e in entries {
-        let e = e.map_err(|e| TrainError::Io {
-            path: out.to_path_buf(),
-            source: e,
-        })?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !is_run || !is_run_entry(&name) {
-            return Err(TrainError::ForeignFiles {
-                out: out.to_path_buf(),
-                name,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Checks that every branch resumed for one phase stopped at the same
-/// (stage, epoch): a cohort is only ever committed whole, so anything else
-/// means a damaged run folder, refused rather than trained on silently.
-fn check_cohort<M>(branches: &[BranchRun<M>], store: &Store) -> Result<(), TrainError> {
-    let saved: Vec<&BranchRun<M>> = branches.iter().filter(|b| b.save).collect();
-    if let Some(first) = saved.first() {
-        for b in &saved[1..] {
-            if (b.state.stage, b.state.epoch) != (first.state.stage, first.state.epoch) {
-                return Err(TrainError::Checkpoint(CheckpointError::Format {
-                    path: store.dir(b.k, Tag::Last).unwrap_or_default(),
-                    message: format!(
-                        "torn cohort: branch {} is at stage {} epoch {} but branch {} at stage {} \
-                         epoch {}; the run folder was altered outside dbl",
-                        b.k,
-                        b.state.stage,
-                        b.state.epoch,
-                        first.k,
-                        first.state.stage,
-                        first.state.epoch
-                    ),
-                }));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Trains a run described by a validated `cfg`. `build(rng)` constructs a freshly
 /// initialised model drawing from `rng` (the backbone choice lives in
 /// `backbone_select`). With `resume`, continues from `cfg.out`'s `last`
@@ -841,36 +551,6 @@ pub fn train<M: Trainable>(
     })
 }
 
-fn best_metrics<M: Trainable>(b: &BranchRun<M>, store: &Store, dev: &Precomp) -> Option<Metrics> {
-    let mut m = b.model.clone();
-    crate::store::load_weights(store, b.k, Tag::Best, &mut m).ok()?;
-    evaluate(&m, dev).ok()
-}
-
-fn load_best_metrics<M: Trainable>(
-    cfg: &TrainConfig,
-    k: usize,
-    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
-    ds: &Precomp,
-) -> Result<Metrics, TrainError> {
-    let m = load_branch(cfg, k, "best", build)?;
-    evaluate(&m, ds)
-}
-
-/// Builds a model and loads branch k's `tag` (`best` | `last`) weights into
-/// it (checksums verified; see [`crate::store`]).
-pub fn load_branch<M: Trainable>(
-    cfg: &TrainConfig,
-    k: usize,
-    tag: &str,
-    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
-) -> Result<M, TrainError> {
-    let mut m = build(&mut init_rng(cfg.seed, 0))?;
-    let store = Store::open(&cfg.out)?;
-    crate::store::load_weights(&store, k, Tag::parse(tag)?, &mut m)?;
-    Ok(m)
-}
-
 /// Opens `split` of a run's dataset for scoring, checked before any work:
 /// its features have the training split's shape (the model was built for it)
 /// and every value is finite.
@@ -912,144 +592,4 @@ pub fn score_branch<M: Trainable>(
     let m = load_branch(cfg, k, tag, build)?;
     let sims = m.score_split_with(&ds, precision)?;
     Ok((sims, ds.n_images()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::data::batch::Batch;
-    use crate::dist::Solo;
-    use crate::engine::rng::seeded;
-    use crate::engine::testutil::rand_vec;
-    use crate::loss::{BoostConfig, BoostForm, LossConfig, PeerLoss};
-    use crate::train::test_model::TinyModel;
-
-    fn toy_batch() -> Batch {
-        let (b, r, d, l) = (5, 3, 6, 4);
-        Batch {
-            images: rand_vec(b * r * d, 3, 1.0),
-            n_regions: r,
-            dim: d,
-            tokens: vec![1, 4, 5, 2, 1, 7, 3, 2, 1, 8, 2, 0, 1, 9, 2, 0, 1, 6, 2, 0],
-            max_len: l,
-            lengths: vec![4, 4, 3, 3, 3],
-            caption_ids: (0..b).collect(),
-            image_ids: (0..b).collect(),
-            img_ids: (0..b).collect(),
-        }
-    }
-
-    fn model(seed: u64) -> TinyModel {
-        TinyModel::new(6, 10, 5, 4, 0.3, &mut seeded(seed)).unwrap()
-    }
-
-    fn branch(m: TinyModel, opt: bool, k: usize, dir: &Path) -> BranchRun<TinyModel> {
-        let o = opt.then(|| Adam::new(AdamConfig::default(), &m.params()).unwrap());
-        let rng = dropout_rng(7, k);
-        let st = fresh_state(1, &rng);
-        BranchRun::new(m, o, rng, st, (k, dir.join(format!("b{k}")), true), true).unwrap()
-    }
-
-    fn rm_loss(alpha: f64) -> LossConfig {
-        LossConfig {
-            alpha,
-            peer: PeerLoss::Boost(BoostConfig {
-                form: BoostForm::Relative,
-                ..BoostConfig::default()
-            }),
-            ..LossConfig::default()
-        }
-    }
-
-    fn grads(m: &TinyModel) -> Vec<Vec<f32>> {
-        m.params().iter().map(|p| p.grad.clone()).collect()
-    }
-
-    /// OSS cascade on a toy: branch 0 gets exactly dL_raw(S_0), branch 1 gets
-    /// d[L_raw(S_1) + α·L_RM(S_1, sg(S_0))]; the anchor's gradient does not
-    /// depend on α (it receives nothing from the target's boosting term).
-    #[test]
-    fn cohort_step_composes_the_cascade() {
-        let tmp = tempfile::tempdir().unwrap();
-        let batch = toy_batch();
-        let loss = rm_loss(1.0);
-        let mut br = vec![
-            branch(model(1), false, 0, tmp.path()),
-            branch(model(2), false, 1, tmp.path()),
-        ];
-        let recs = cohort_step(&mut br, &batch, &loss, (0.0, Par::Seq), &Solo).unwrap();
-        assert_eq!(recs.len(), 2);
-        assert_eq!(recs[0].1["peer"].as_f64().unwrap(), 0.0);
-
-        // Manual: the same forwards (same dropout streams), then the two losses.
-        let (m0, m1) = (model(1), model(2));
-        let (mut r0, mut r1) = (dropout_rng(7, 0), dropout_rng(7, 1));
-        let (s0, c0) = m0.forward(&batch, true, &mut r0);
-        let (s1, c1) = m1.forward(&batch, true, &mut r1);
-        let a = ScoreMatrix::from_f32("s0", &s0, 5).unwrap();
-        let t = ScoreMatrix::from_f32("s1", &s1, 5).unwrap();
-        let mut e0 = m0.clone();
-        e0.backward(c0, &loss.base_loss(&a).unwrap().grad_f32());
-        let mut e1 = m1.clone();
-        e1.backward(c1, &loss.target_loss(&t, &a).unwrap().grad_f32());
-        assert_eq!(grads(&br[0].model), grads(&e0));
-        assert_eq!(grads(&br[1].model), grads(&e1));
-        // The boosting term is not vacuous here: it changes the target's gradient.
-        let mut b1 = m1.clone();
-        let (_, c1b) = m1.forward(&batch, true, &mut dropout_rng(7, 1));
-        b1.backward(c1b, &loss.base_loss(&t).unwrap().grad_f32());
-        assert_ne!(grads(&b1), grads(&e1));
-
-        // α = 0 vs α = 5: the anchor's gradient is identical (detached).
-        let mut hi = vec![
-            branch(model(1), false, 0, tmp.path()),
-            branch(model(2), false, 1, tmp.path()),
-        ];
-        cohort_step(&mut hi, &batch, &rm_loss(5.0), (0.0, Par::Seq), &Solo).unwrap();
-        assert_eq!(grads(&hi[0].model), grads(&br[0].model));
-        assert_ne!(grads(&hi[1].model), grads(&br[1].model));
-    }
-
-    /// MSS: after the target's Adam step, exactly one EMA update
-    /// θ_a ← m·θ_a + (1 − m)·θ_t with the updated target; the anchor runs in eval mode
-    /// (its RNG is untouched) and has no gradient.
-    #[test]
-    fn anchored_step_applies_ema_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let batch = toy_batch();
-        let loss = rm_loss(1.0);
-        let student = model(3);
-        let teacher = student.clone();
-        let mut br = vec![
-            branch(teacher.clone(), false, 0, tmp.path()),
-            branch(student.clone(), true, 1, tmp.path()),
-        ];
-        let rng_before = br[0].rng.get_word_pos();
-        let m = 0.9;
-        anchored_step(&mut br, &batch, &loss, (2.0, Par::Seq), Some(m), &Solo).unwrap();
-        assert_eq!(br[0].rng.get_word_pos(), rng_before);
-        assert!(
-            br[0]
-                .model
-                .params()
-                .iter()
-                .all(|p| p.grad.iter().all(|&g| g == 0.0))
-        );
-        let mut expect = teacher.clone();
-        ema_update(&mut expect.params_mut(), &br[1].model.params(), m);
-        for (a, b) in br[0].model.params().iter().zip(expect.params()) {
-            assert_eq!(a.value, b.value, "{}", a.name);
-        }
-        assert_ne!(br[1].model.params()[0].value, student.params()[0].value);
-        assert_eq!(br[0].state.step, 1);
-        // Without a momentum (OAS stage 2) the anchor stays frozen.
-        let mut oas = vec![
-            branch(teacher.clone(), false, 0, tmp.path()),
-            branch(student, true, 1, tmp.path()),
-        ];
-        anchored_step(&mut oas, &batch, &loss, (2.0, Par::Seq), None, &Solo).unwrap();
-        for (a, b) in oas[0].model.params().iter().zip(teacher.params()) {
-            assert_eq!(a.value, b.value);
-        }
-    }
 }

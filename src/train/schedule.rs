@@ -1,7 +1,7 @@
 //! Schedules (docs/method.md §4, §7): the step-decay learning rate
 //! lr = lr0·decay^⌊epoch / lr_update⌋ (the authors' `adjust_learning_rate`,
 //! with `lr_update = 0` meaning "never decay" instead of their division by
-//! zero), and the sum-over-negatives warm-up (design.md: VSE∞'s cure for the
+//! zero), and the sum-over-negatives warm-up (VSE∞'s cure for the
 //! hardest-negative plateau): for the first N epochs the base triplet's
 //! hardest-negative reduction becomes a sum. The boosting loss keeps its
 //! configured reduction: the plateau is a property of L_raw, and summing an

@@ -19,10 +19,11 @@
 use std::ops::Range;
 
 use crate::data::batch::Batch;
-use crate::dist::{Comm, gather_captions, shard_rows};
+use crate::dist::{Comm, shard_rows};
 use crate::engine::param::Module;
 use crate::engine::rng::EngineRng;
 use crate::model::Trainable;
+use crate::model::encode::gather_captions;
 
 /// What [`backward`] needs from [`forward`].
 pub enum StepCache<C> {

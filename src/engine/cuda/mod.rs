@@ -1,4 +1,4 @@
-//! The CUDA backend (feature `cuda`, design.md decision 9, issue #16):
+//! The CUDA backend (feature `cuda`, issue #16):
 //! `cudarc` with the driver, NVRTC and cuBLAS loaded at run time, so a build
 //! with the feature still runs (and its CPU tests pass) where no CUDA is
 //! installed. The CPU engine stays the reference; the GPU paths are

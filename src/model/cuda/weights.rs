@@ -97,7 +97,11 @@ impl DeviceWeights {
         let (img, txt, head) = match model {
             Model::ScanAve(_, m) => (&m.img_enc, &m.txt_enc, Some(&m.sim_enc)),
             Model::Vse(_, m) => (&m.img_enc, &m.txt_enc, None),
-            Model::Sgraf(c, _) => return Err(CudaError::UnsupportedBackbone(c.backbone.name())),
+            other => {
+                return Err(CudaError::UnsupportedBackbone(
+                    other.config().backbone.name(),
+                ));
+            }
         };
         if model.config().vse_pool == VsePool::Gpo && matches!(model, Model::Vse(..)) {
             return Err(CudaError::UnsupportedBackbone("vse with GPO pooling"));

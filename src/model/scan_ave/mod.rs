@@ -4,6 +4,9 @@
 //! its `state_dict` order: `img_enc.fc.*`, `txt_enc.embed.weight`,
 //! `txt_enc.cap_rnn.*`, `sim_enc.sim_tran_w.*`, `sim_enc.sim_eval_w.*`.
 
+pub mod matcher;
+pub mod scorer;
+
 use std::ops::Range;
 
 use crate::data::batch::Batch;
@@ -11,12 +14,12 @@ use crate::data::precomp::Precomp;
 use crate::engine::dropout::{Dropout, RowWindow};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::infer::split::score_split_checked;
 use crate::model::config::{ConfigError, ModelConfig};
 use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_head::{HeadCache, ScanHead, Words};
+use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -136,9 +139,9 @@ impl Trainable for ScanAve {
         self.backward_words(cache, d_captions)
     }
 
-    /// Images sharded across the ranks ([`crate::infer::split::score_split_ranks`]).
+    /// Images sharded across the ranks ([`crate::model::split::score_split_ranks`]).
     fn score_split_ranks(&self, ds: &Precomp, comm: &dyn crate::dist::Comm) -> Vec<f32> {
-        crate::infer::split::score_split_ranks(self, ds, HeadPrecision::F32, comm)
+        crate::model::split::score_split_ranks(self, ds, HeadPrecision::F32, comm)
             .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split()))
     }
 
@@ -147,7 +150,7 @@ impl Trainable for ScanAve {
             .unwrap_or_else(|e| panic!("scan-ave: scoring split {:?}: {e}", ds.split()))
     }
 
-    /// Through the inference layer ([`crate::infer::split`]); errors only
+    /// Through the inference layer ([`crate::model::split`]); errors only
     /// when bf16 is asked for on a machine without AMX.
     fn score_split_with(
         &self,

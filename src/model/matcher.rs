@@ -15,10 +15,21 @@ use crate::eval::sharded::BlockScorer;
 use crate::model::ENCODER_PAR;
 use crate::model::encode::{ENCODE_CHUNK, EncodedCaptions, encode_caption_list, read_rows};
 use crate::model::image_encoder::ImageEncoder;
-use crate::model::precision::HeadPrecision;
+use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::text_encoder::TextEncoder;
 
-use super::InferError;
+use thiserror::Error;
+
+/// Why a block scorer could not be built or a split not scored.
+#[derive(Debug, Error)]
+pub enum ScoreError {
+    /// The precision asked for is not available.
+    #[error(transparent)]
+    Precision(#[from] PrecisionError),
+    /// Scoring failed (empty or oversized block).
+    #[error(transparent)]
+    Eval(#[from] crate::eval::error::EvalError),
+}
 
 /// Encoded images, borrowed. data: `[n_img, rows, d]`.
 #[derive(Debug, Clone, Copy)]
@@ -99,13 +110,13 @@ pub trait Matcher: Send + Sync + std::fmt::Debug {
     }
     /// A block scorer over `img` × `cap` with the head in `precision`
     /// (bf16: AMX and a similarity head; others answer
-    /// [`PrecisionError::NoHead`](crate::model::precision::PrecisionError::NoHead)).
+    /// [`PrecisionError::NoHead`]).
     fn scorer<'a>(
         &'a self,
         img: ImageView<'a>,
         cap: CaptionView<'a>,
         precision: HeadPrecision,
-    ) -> Result<Box<dyn BlockScorer + 'a>, InferError>;
+    ) -> Result<Box<dyn BlockScorer + 'a>, ScoreError>;
 }
 
 /// A matcher whose parameters can be loaded (what the registry builds).

@@ -5,11 +5,10 @@
 
 use std::ops::Range;
 
-use super::InferError;
-use super::matcher::{CaptionView, ImageView, Matcher, PAR};
 use crate::eval::sharded::BlockScorer;
 use crate::model::encode::{EncodedCaptions, encode_caption_list};
 use crate::model::image_encoder::ImageEncoder;
+use crate::model::matcher::{CaptionView, ImageView, Matcher, PAR, ScoreError};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_head::Words;
 use crate::model::sgraf::Sgraf;
@@ -82,7 +81,7 @@ impl Matcher for Sgraf {
         img: ImageView<'a>,
         cap: CaptionView<'a>,
         precision: HeadPrecision,
-    ) -> Result<Box<dyn BlockScorer + 'a>, InferError> {
+    ) -> Result<Box<dyn BlockScorer + 'a>, ScoreError> {
         if precision == HeadPrecision::Bf16 {
             return Err(PrecisionError::NoHead.into());
         }

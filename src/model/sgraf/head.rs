@@ -31,11 +31,11 @@ use crate::engine::l2norm;
 use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
-use crate::model::attention_filtration::{AttentionFiltration, SafState};
-use crate::model::graph_reasoning::{GraphStep, RootState, StepState};
 use crate::model::scan_head::{
     Acc, GroupLogits, HeadCache, Kernel, Saved, ScanHead, Scratch, Words, resize,
 };
+use crate::model::sgraf::attention_filtration::{AttentionFiltration, SafState};
+use crate::model::sgraf::graph_reasoning::{GraphStep, RootState, StepState};
 use crate::model::sparse_pairs::{CompactWords, Selection, gather_rows, scatter_add_rows};
 
 /// SGR's number of reasoning steps (the authors' `sgr_step`).

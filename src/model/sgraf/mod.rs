@@ -7,20 +7,26 @@
 //! `sim_enc.sim_tranglo_w.*`, `sim_enc.sim_eval_w.*`, then
 //! `sim_enc.SGR_module.{0,1,2}.*` or `sim_enc.SAF_module.*`.
 
+pub mod attention_filtration;
+pub mod global_attn;
+pub mod graph_reasoning;
+pub mod head;
+pub mod matcher;
+
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
 use crate::engine::dropout::Dropout;
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::infer::global::uniform_offsets;
-use crate::infer::split::score_split_checked;
 use crate::model::config::{Backbone, ConfigError, ModelConfig};
-use crate::model::global_attn::{GlobalAttention, GlobalCache};
+use crate::model::encode::uniform_offsets;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
 use crate::model::scan_ave::{stack_words, unstack_words};
 use crate::model::scan_head::Words;
-use crate::model::sgraf_head::{SgrafHead, SgrafHeadCache};
+use crate::model::sgraf::global_attn::{GlobalAttention, GlobalCache};
+use crate::model::sgraf::head::{SgrafHead, SgrafHeadCache};
+use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -224,7 +230,7 @@ impl Trainable for Sgraf {
         self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
     }
 
-    /// Through the inference layer ([`crate::infer::split`]); f32 only.
+    /// Through the inference layer ([`crate::model::split`]); f32 only.
     fn score_split(&self, ds: &Precomp) -> Vec<f32> {
         score_split_checked(self, ds, HeadPrecision::F32)
             .unwrap_or_else(|e| panic!("sgraf: scoring split {:?}: {e}", ds.split()))

@@ -5,13 +5,12 @@
 //! whole encoding chunks of images and the rows are gathered: bit-identical
 //! to one process (docs/method.md §14).
 
-use super::InferError;
-use super::matcher::{CaptionView, ImageView, Matcher, encode_image_rows};
 use crate::data::precomp::Precomp;
 use crate::dist::{Comm, Solo, shard_rows};
 use crate::eval::sharded::{BlockSize, score_full};
 use crate::model::encode::ENCODE_CHUNK;
 use crate::model::encode::EncodedCaptions;
+use crate::model::matcher::{CaptionView, ImageView, Matcher, ScoreError, encode_image_rows};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 
 /// Encodes images `0..ds.n_images()` (im_div rule): → `[n_img, rows, d]`.
@@ -37,7 +36,7 @@ pub fn score_split(
     m: &dyn Matcher,
     ds: &Precomp,
     precision: HeadPrecision,
-) -> Result<Vec<f32>, InferError> {
+) -> Result<Vec<f32>, ScoreError> {
     score_split_ranks(m, ds, precision, &Solo)
 }
 
@@ -49,7 +48,7 @@ pub fn score_split_ranks(
     ds: &Precomp,
     precision: HeadPrecision,
     comm: &dyn Comm,
-) -> Result<Vec<f32>, InferError> {
+) -> Result<Vec<f32>, ScoreError> {
     let rows = image_shard(ds.n_images(), comm.size(), comm.rank());
     let img = encode_image_rows(m, ds.images(), rows.clone(), ds.n_regions(), &|_| {});
     let cap = encode_split_captions(m, ds);
@@ -78,7 +77,7 @@ pub fn score_encoded(
     cap: &EncodedCaptions,
     precision: HeadPrecision,
     block: BlockSize,
-) -> Result<Vec<f32>, InferError> {
+) -> Result<Vec<f32>, ScoreError> {
     let view = ImageView {
         data: img,
         rows: m.image_rows(regions),
@@ -96,7 +95,7 @@ pub fn score_split_checked(
 ) -> Result<Vec<f32>, PrecisionError> {
     match score_split(m, ds, precision) {
         Ok(s) => Ok(s),
-        Err(InferError::Precision(p)) => Err(p),
+        Err(ScoreError::Precision(p)) => Err(p),
         Err(e) => panic!("scoring split {:?}: {e}", ds.split()),
     }
 }

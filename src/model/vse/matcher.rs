@@ -2,11 +2,10 @@
 //! (`[n, 1, d]` and one row per caption); score = cosine = dot product
 //! ([`DotScorer`]). f32 only (no similarity head).
 
-use super::InferError;
-use super::matcher::{CaptionView, ImageView, Matcher};
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::BlockScorer;
 use crate::model::image_encoder::ImageEncoder;
+use crate::model::matcher::{CaptionView, ImageView, Matcher, ScoreError};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::text_encoder::TextEncoder;
 use crate::model::vse::Vse;
@@ -26,7 +25,7 @@ impl Matcher for Vse {
         img: ImageView<'a>,
         cap: CaptionView<'a>,
         precision: HeadPrecision,
-    ) -> Result<Box<dyn BlockScorer + 'a>, InferError> {
+    ) -> Result<Box<dyn BlockScorer + 'a>, ScoreError> {
         if precision == HeadPrecision::Bf16 {
             return Err(PrecisionError::NoHead.into());
         }

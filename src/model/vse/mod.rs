@@ -5,6 +5,8 @@
 //! `tools/reference/dbl_ref/models.py` (parameters `img_enc.fc.*`,
 //! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
 
+pub mod matcher;
+
 use std::ops::Range;
 
 use crate::data::batch::Batch;
@@ -13,11 +15,11 @@ use crate::engine::dropout::{Dropout, RowWindow};
 use crate::engine::gemm::{MatMut, MatRef, gemm};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::infer::split::score_split_checked;
 use crate::model::config::{ConfigError, ModelConfig, VsePool};
 use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
+use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
 use crate::model::{ENCODER_PAR, Trainable};
 
@@ -109,10 +111,10 @@ impl Trainable for Vse {
             .backward(cache.txt_cache, d_captions, ENCODER_PAR);
     }
 
-    /// Through the inference layer ([`crate::infer::split`]).
-    /// Images sharded across the ranks ([`crate::infer::split::score_split_ranks`]).
+    /// Through the inference layer ([`crate::model::split`]).
+    /// Images sharded across the ranks ([`crate::model::split::score_split_ranks`]).
     fn score_split_ranks(&self, ds: &Precomp, comm: &dyn crate::dist::Comm) -> Vec<f32> {
-        crate::infer::split::score_split_ranks(self, ds, HeadPrecision::F32, comm)
+        crate::model::split::score_split_ranks(self, ds, HeadPrecision::F32, comm)
             .unwrap_or_else(|e| panic!("vse: scoring split {:?}: {e}", ds.split()))
     }
 

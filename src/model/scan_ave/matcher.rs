@@ -4,15 +4,14 @@
 
 use std::ops::Range;
 
-use super::InferError;
-use super::matcher::{CaptionView, ImageView, Matcher};
 use crate::engine::amx;
 use crate::eval::sharded::BlockScorer;
 use crate::model::image_encoder::ImageEncoder;
+use crate::model::matcher::{CaptionView, ImageView, Matcher, ScoreError};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_ave::ScanAve;
+use crate::model::scan_ave::scorer::{Bf16Head, ScanScorer};
 use crate::model::scan_head::Words;
-use crate::model::scan_scorer::{Bf16Head, ScanScorer};
 use crate::model::text_encoder::TextEncoder;
 
 impl Matcher for ScanAve {
@@ -30,7 +29,7 @@ impl Matcher for ScanAve {
         img: ImageView<'a>,
         cap: CaptionView<'a>,
         precision: HeadPrecision,
-    ) -> Result<Box<dyn BlockScorer + 'a>, InferError> {
+    ) -> Result<Box<dyn BlockScorer + 'a>, ScoreError> {
         let words = Words {
             data: cap.rows,
             offsets: cap.offsets,
