@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
 use crate::model::config::{Backbone, ModelConfig as BackboneConfig, VsePool};
+use crate::train::schedule::LrSchedule;
 
 /// Everything wrong with a configuration, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +220,11 @@ pub struct TrainConfig {
     pub lr_update: usize,
     /// Step-decay factor (0.1).
     pub lr_decay: f64,
+    /// When the rate decays: `"once"` at epoch `lr_update` or `"every"`
+    /// multiple of it (both OAS stages included). Unset: the authors' choice
+    /// for the regime, `once` for OSS, `every` otherwise ([`LrSchedule::authors`],
+    /// docs/method.md §7).
+    pub lr_schedule: Option<LrSchedule>,
     /// Training batch size (128).
     pub batch_size: usize,
     /// Maximum total gradient L2 norm per branch (2.0); 0 = no clipping.
@@ -264,6 +270,7 @@ impl Default for TrainConfig {
             lr: 2e-4,
             lr_update: 30,
             lr_decay: 0.1,
+            lr_schedule: None,
             batch_size: 128,
             grad_clip: 2.0,
             mss: MssConfig::default(),
@@ -313,6 +320,13 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
 }
 
 impl TrainConfig {
+    /// The learning-rate schedule in force: `lr_schedule`, else the authors'
+    /// for the regime.
+    pub fn schedule(&self) -> LrSchedule {
+        self.lr_schedule
+            .unwrap_or_else(|| LrSchedule::authors(self.regime))
+    }
+
     /// Parses TOML text (`what` names it in errors), applies `overrides` in
     /// order, deserialises (unknown keys are errors naming the key). Does not validate.
     pub fn from_toml_str(

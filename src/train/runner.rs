@@ -11,7 +11,7 @@
 //!   L = L_raw(S^t) + α·L_peer(S^t, sg(S^a)); for MSS the anchor then takes an
 //!   EMA step toward the target with the cosine momentum at global step t.
 //!
-//! Each epoch: lr = lr0·decay^⌊epoch/lr_update⌋, a (seed, epoch)-shuffled plan,
+//! Each epoch: the step-decay lr of `cfg.schedule()`, a (seed, epoch)-shuffled plan,
 //! optional step cap, dev evaluation (`score_split` + whole-matrix metrics),
 //! then `last` (and, on a new best dev rSum, `best`) checkpoints per branch.
 //! Everything random comes from `seed`: branch k is initialised from ChaCha8
@@ -58,7 +58,7 @@ use crate::train::checkpoint::{self, BranchState, RngState};
 use crate::train::config::{Regime, TrainConfig};
 use crate::train::metrics_log::MetricsLog;
 use crate::train::run_lock::RunLock;
-use crate::train::schedule::{loss_for_epoch, lr_at};
+use crate::train::schedule::loss_for_epoch;
 use crate::train::sharded::{self, StepCache};
 
 /// How the branches of a phase are stepped.
@@ -330,7 +330,9 @@ fn run_phase<M: Trainable>(
             }
             *b -= 1;
         }
-        let lr = lr_at(cfg.lr, cfg.lr_decay, phase.lr_update, epoch);
+        let lr = cfg
+            .schedule()
+            .lr_at(cfg.lr, cfg.lr_decay, phase.lr_update, epoch);
         for &k in &trained {
             if let Some(o) = branches[k].opt.as_mut() {
                 o.set_lr(lr)?;
@@ -515,13 +517,15 @@ pub fn cohort_step<M: Trainable>(
     for (k, b) in branches.iter_mut().enumerate() {
         let out = loss.branch_loss(&mats, k)?;
         let base = loss.base_loss(&mats[k])?.value;
+        let peer_raw = loss.peer_mean(&mats, k)?;
         let cache = caches[k].take().expect("each cache is used once");
         b.model.zero_grad();
         sharded::backward(&mut b.model, cache, &out.grad_f32(), comm);
         let gn = clip_and_step(b, clip, par)?;
         records.push((
             k,
-            json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn}),
+            json!({"loss": out.value, "base": base, "peer": out.value - base,
+                "peer_unweighted": peer_raw, "grad_norm": gn}),
         ));
     }
     Ok(records)
@@ -551,7 +555,9 @@ pub fn anchored_step<M: Trainable>(
     target.model.zero_grad();
     sharded::backward(&mut target.model, cache, &out.grad_f32(), comm);
     let gn = clip_and_step(target, clip, par)?;
-    let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn,
+    let peer_raw = loss.peer_loss(&mt, &ma)?.value;
+    let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base,
+        "peer_unweighted": peer_raw, "grad_norm": gn,
         "anchor_base": loss.base_loss(&ma)?.value});
     if let Some(m) = ema_momentum {
         let tp = target.model.params();
