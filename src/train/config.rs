@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
 use crate::model::config::{Backbone, ModelConfig as BackboneConfig, VsePool};
+use crate::store::paths::resolve;
 use crate::train::schedule::LrSchedule;
 
 /// Everything wrong with a configuration, naming the key.
@@ -358,7 +359,8 @@ impl TrainConfig {
         Self::from_toml_str(&text, &path.display().to_string(), overrides)
     }
 
-    /// Reads a run's `config.json` (for `--resume`), applies overrides.
+    /// Reads a run's `config.json` (for `--resume`), resolves its paths
+    /// against the run folder ([`crate::store::paths::resolve`]), applies overrides.
     pub fn load_json(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -368,7 +370,13 @@ impl TrainConfig {
             what: path.display().to_string(),
             message,
         };
-        let cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        let mut cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        // Paths are recorded relative to the run folder (train::run_config);
+        // overrides (`--data` given again) stay relative to the working directory.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        cfg.data = resolve(dir, &cfg.data);
+        cfg.vocab = cfg.vocab.map(|v| resolve(dir, &v));
+        cfg.out = resolve(dir, &cfg.out);
         let toml_text = toml::to_string(&cfg).map_err(|e| parse(e.to_string()))?;
         Self::from_toml_str(&toml_text, &path.display().to_string(), overrides)
     }

@@ -7,6 +7,8 @@
 //! - [`backbone_select`]: the one place that maps a backbone name to a model type.
 //! - [`store`]: the run's checkpoints as atomic, checksummed generations;
 //!   [`checkpoint`]: one branch's files; [`run_lock`]: one writer per run.
+//! - [`run_config`]: the run folder's `config.json` and vocabulary copy,
+//!   paths recorded relative to the folder so that it can move.
 //! - [`schedule`], [`metrics_log`], [`report`].
 //! - [`test_model`]: the `tiny` model used by tests and smoke runs.
 
@@ -17,6 +19,7 @@ pub mod config;
 pub mod metrics_log;
 pub mod report;
 pub mod resources;
+pub mod run_config;
 pub mod run_lock;
 pub mod runner;
 pub mod schedule;

@@ -588,11 +588,16 @@ fn clip_and_step<M: Trainable>(
 fn is_run_entry(name: &str) -> bool {
     matches!(
         name,
-        "config.json" | "checkpoints" | "report" | crate::train::run_lock::LOCK_FILE
+        "config.json"
+            | "checkpoints"
+            | "report"
+            | crate::train::run_lock::LOCK_FILE
+            | crate::train::run_config::VOCAB_FILE
     ) || name
         .strip_prefix("branch")
         .is_some_and(|k| !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()))
-        || (name.starts_with(".config.json.tmp-"))
+        || name.starts_with(".config.json.tmp-")
+        || name.starts_with(".vocab.json.tmp-")
 }
 
 /// Refuses to start a run in a folder holding files dbl did not write
@@ -706,11 +711,7 @@ pub fn train<M: Trainable>(
             return Err(TrainError::RunExists(cfg.out.clone()));
         }
         store.trim_metrics(&cfg.out)?;
-        let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
-            path: cfg.out.join("config.json"),
-            source: std::io::Error::other(e),
-        })?;
-        crate::store::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
+        crate::train::run_config::write(cfg)?;
     }
     // The other ranks read the store once rank 0 has checked and trimmed it.
     comm.barrier();
