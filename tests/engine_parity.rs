@@ -402,3 +402,47 @@ fn clip_grad_norm_matches_pytorch() {
         }
     }
 }
+
+/// `nn.BatchNorm1d` in training mode (batch statistics; running statistics
+/// updated with momentum 0.1 and the unbiased variance) and then in eval mode
+/// with the updated statistics, over [n, C, L] and [n, C] inputs.
+/// Fixture: `batchnorm_train.safetensors` by `tools/reference/make_batchnorm_fixtures.py`.
+#[test]
+fn batchnorm_training_mode_matches_pytorch() {
+    use dbl::engine::batchnorm::BatchNorm;
+    use dbl::engine::batchnorm_train::RunningStats;
+    let fx = Fixture::open("batchnorm_train.safetensors");
+    let file = "batchnorm_train";
+    for case in ["ncl", "nc"] {
+        let t = |n: &str| fx.f32(&format!("{case}.{n}"));
+        let shape = fx.shape(&format!("{case}.x"));
+        let (c, inner) = (shape[1], shape.get(2).copied().unwrap_or(1));
+        let mut bn = BatchNorm::new("bn", c);
+        bn.weight.value = t("weight");
+        bn.bias.value = t("bias");
+        let mut running = RunningStats {
+            mean: t("running_mean"),
+            var: t("running_var"),
+            batches: 0,
+        };
+        let x = t("x");
+        let mut y = x.clone();
+        let stats = bn.forward_train(&mut y, inner);
+        compare(file, &format!("{case}.y"), &y, &t("y"), TOL);
+        running.update(&stats);
+        let what = format!("{case}.running_mean");
+        compare(file, &what, &running.mean, &t("running_mean_after"), TOL);
+        let what = format!("{case}.running_var");
+        compare(file, &what, &running.var, &t("running_var_after"), TOL);
+        let mut dx = t("dy");
+        bn.backward_train(&x, &stats, &mut dx, inner);
+        compare(file, &format!("{case}.grad_x"), &dx, &t("grad_x"), TOL);
+        let what = format!("{case}.grad_weight");
+        compare(file, &what, &bn.weight.grad, &t("grad_weight"), TOL);
+        let what = format!("{case}.grad_bias");
+        compare(file, &what, &bn.bias.grad, &t("grad_bias"), TOL);
+        let mut ye = x.clone();
+        running.forward_eval(&bn, &mut ye, inner);
+        compare(file, &format!("{case}.y_eval"), &ye, &t("y_eval"), TOL);
+    }
+}

@@ -49,6 +49,11 @@ pub struct Args {
     /// Split of the run's dataset to score.
     #[arg(long, value_enum, default_value_t = ScoreSplit::Test)]
     pub split: ScoreSplit,
+    /// Dataset folder holding the split (default: the run's own, as
+    /// `config.json` records it relative to the run folder); give it again
+    /// when the run was moved without its data.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Precision of the scan-ave similarity head's projection: `bf16` needs
     /// Intel AMX (Sapphire Rapids or later).
     #[arg(long, value_enum, default_value_t = HeadPrecision::F32)]
@@ -78,7 +83,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn score(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
-    let run = RunDir::open(&args.ck.run)?;
+    let mut run = RunDir::open(&args.ck.run)?;
+    if let Some(d) = &args.data {
+        run.data = d.clone();
+    }
     let k = run.branch(args.ck.branch)?;
     device::require(args.device)?;
     if args.device == Device::Cuda && args.head_precision == HeadPrecision::Bf16 {
@@ -119,6 +127,7 @@ fn score(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
         // the training configuration.
         let mut cfg = TrainConfig::load_json(&args.ck.run.join("config.json"), &[])?;
         cfg.out = args.ck.run.clone();
+        cfg.data = run.data.clone();
         if cfg.vocab.is_none() {
             cfg.vocab = Some(cfg.vocab_path());
         }

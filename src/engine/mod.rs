@@ -20,6 +20,7 @@ pub mod activation;
 pub mod adam;
 pub mod amx;
 pub mod batchnorm;
+pub mod batchnorm_train;
 pub mod bf16;
 pub mod clip;
 #[cfg(feature = "cuda")]

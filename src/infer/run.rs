@@ -1,6 +1,7 @@
 //! A run folder written by `dbl train`, read for inference without the
 //! training config type: `RUN/config.json` is read as JSON for its `model`
-//! section (backbone and sizes), `data`, `vocab` and `threads`;
+//! section (backbone and sizes), `data`, `vocab` and `threads` (paths
+//! relative to the run folder, [`crate::store::paths::resolve`]);
 //! checkpoints are read through the run's checkpoint store
 //! (`RUN/checkpoints/MANIFEST.json`), which checks every file's SHA-256.
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::InferError;
+use crate::store::paths::resolve;
 use crate::store::{Store, Tag};
 
 /// What inference needs from a run folder.
@@ -18,9 +20,10 @@ pub struct RunDir {
     pub dir: PathBuf,
     /// `config.json`'s `model` object (backbone name and sizes).
     pub model: serde_json::Map<String, Value>,
-    /// The dataset folder the run was trained on.
+    /// The dataset folder the run was trained on (resolved against the run folder).
     pub data: PathBuf,
-    /// The vocabulary file (`vocab`, or `data/vocab.json`).
+    /// The vocabulary file (`vocab`: the run's own copy `RUN/vocab.json` for
+    /// runs that have one; else `data/vocab.json`).
     pub vocab: PathBuf,
     /// The run's worker threads (0 = every core).
     pub threads: usize,
@@ -57,10 +60,10 @@ impl RunDir {
         let data = v
             .get("data")
             .and_then(Value::as_str)
-            .map(PathBuf::from)
+            .map(|d| resolve(dir, Path::new(d)))
             .ok_or_else(|| format(&path, "expected a string `data` (dataset folder)"))?;
         let vocab = match v.get("vocab") {
-            Some(Value::String(s)) => PathBuf::from(s),
+            Some(Value::String(s)) => resolve(dir, Path::new(s)),
             None | Some(Value::Null) => data.join("vocab.json"),
             Some(_) => return Err(format(&path, "`vocab` must be a path or null")),
         };

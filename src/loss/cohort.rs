@@ -21,6 +21,16 @@ pub enum PeerSet {
     Others,
 }
 
+impl PeerSet {
+    /// The peers of branch `k` in a cohort of `count` branches, ascending.
+    pub fn of(self, k: usize, count: usize) -> Vec<usize> {
+        match self {
+            PeerSet::Earlier => (0..k.min(count)).collect(),
+            PeerSet::Others => (0..count).filter(|&m| m != k).collect(),
+        }
+    }
+}
+
 /// Loss of branch `k` of `branches` (each `[n, n]`, same n) and dL_k/dS_k.
 /// `base(S_k)` and `peer(S_k, S_n)` are the two loss terms; `alpha` >= 0.
 pub fn cohort_loss<B, P>(
@@ -45,10 +55,7 @@ where
     }
     let mut out = base(sk)?;
     out.grad_anchor = None;
-    let idx: Vec<usize> = match peers {
-        PeerSet::Earlier => (0..k).collect(),
-        PeerSet::Others => (0..branches.len()).filter(|&m| m != k).collect(),
-    };
+    let idx = peers.of(k, branches.len());
     if idx.is_empty() {
         return Ok(out);
     }

@@ -263,6 +263,25 @@ impl LossConfig {
         }
     }
 
+    /// The unweighted peer term of branch `k` in a cohort: the mean over its
+    /// peers of peer(S_k, S_n), 0 without peers — the authors' logged
+    /// `Loss_boo` (what [`LossConfig::branch_loss`] adds is α times this).
+    pub fn peer_mean(&self, branches: &[ScoreMatrix], k: usize) -> Result<f64, LossError> {
+        let sk = branches.get(k).ok_or(LossError::BranchIndex {
+            k,
+            branches: branches.len(),
+        })?;
+        let idx = self.peer_set().of(k, branches.len());
+        if idx.is_empty() || matches!(self.peer, PeerLoss::None) {
+            return Ok(0.0);
+        }
+        let mut total = 0.0;
+        for &m in &idx {
+            total += self.peer_loss(sk, &branches[m])?.value;
+        }
+        Ok(total / idx.len() as f64)
+    }
+
     /// Loss of branch `k` in a cohort (docs/method.md §3.5): base(S_k) + α · mean over
     /// its peers of peer(S_k, sg(S_n)); dL_k/dS_k. branches: each `[n, n]`.
     pub fn branch_loss(&self, branches: &[ScoreMatrix], k: usize) -> Result<LossOutput, LossError> {
@@ -398,5 +417,23 @@ mod tests {
         let b = [spec_sa(), spec_st()];
         assert_eq!(c.branch_loss(&b, 1).unwrap(), c.base_loss(&b[1]).unwrap());
         assert!((c.target_loss(&b[1], &b[0]).unwrap().value - 0.49).abs() < 1e-6);
+    }
+
+    /// docs/method.md §11 with α = 0.5: the logged unweighted term is AM = 1.89
+    /// (the authors' `Loss_boo`); the objective adds α times it.
+    #[test]
+    fn peer_mean_is_the_unweighted_peer_term() {
+        let c = LossConfig {
+            alpha: 0.5,
+            ..LossConfig::default()
+        };
+        let b = [spec_sa(), spec_st()];
+        let p = c.peer_mean(&b, 1).unwrap();
+        assert!((p - 1.89).abs() < 1e-6, "{p}");
+        let total = c.branch_loss(&b, 1).unwrap().value;
+        let base = c.base_loss(&b[1]).unwrap().value;
+        assert!((total - base - 0.5 * p).abs() < 1e-12);
+        assert_eq!(c.peer_mean(&b, 0).unwrap(), 0.0);
+        assert!(c.peer_mean(&b, 2).is_err());
     }
 }

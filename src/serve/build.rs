@@ -61,9 +61,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
     }
 }
 
-fn model_ref(run: &Path, branch: usize, tag: &str, m: &LoadedMatcher) -> ModelRef {
+/// `run` as the index folder `out` records it (relative to `out` when given
+/// relative, [`crate::store::paths::record`]; `Manifest::load` resolves it).
+fn model_ref(out: &Path, run: &Path, branch: usize, tag: &str, m: &LoadedMatcher) -> ModelRef {
     ModelRef {
-        run: std::path::absolute(run).unwrap_or_else(|_| run.to_path_buf()),
+        run: crate::store::paths::record(out, run),
         branch,
         tag: tag.to_string(),
         backbone: m.config().backbone.name().to_string(),
@@ -266,13 +268,13 @@ pub fn build(
 
     let manifest = Manifest {
         format: FORMAT,
-        model: model_ref(&spec.run, k, &spec.tag, &main),
+        model: model_ref(&spec.out, &spec.run, k, &spec.tag, &main),
         shortlist_model: sl_model.as_ref().map(|s| {
             let p = spec.shortlist_run.as_ref().expect("set with the model");
             let b = crate::infer::run::RunDir::open(p)
                 .map(|r| r.branches - 1)
                 .unwrap_or(0);
-            model_ref(p, b, "best", s)
+            model_ref(&spec.out, p, b, "best", s)
         }),
         embed_dim: d,
         img_dim: dim,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ServeError;
+use crate::store::paths::resolve;
 
 /// Format version written by this build.
 pub const FORMAT: u32 = 1;
@@ -23,7 +24,8 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRef {
-    /// Run folder.
+    /// Run folder: relative to the index folder when it was given relative
+    /// (so that an index moved together with its run still finds it), else absolute.
     pub run: PathBuf,
     /// Branch.
     pub branch: usize,
@@ -69,17 +71,24 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads and checks `dir/manifest.json`.
+    /// Reads and checks `dir/manifest.json`; the run paths it returns are
+    /// resolved against `dir` ([`crate::store::paths::resolve`]), so the
+    /// result is for use, not for [`Manifest::save`].
     pub fn load(dir: &Path) -> Result<Self, ServeError> {
         let path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&path).map_err(|source| ServeError::Io {
             path: path.clone(),
             source,
         })?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| ServeError::Corrupt {
+        let mut m: Manifest = serde_json::from_str(&text).map_err(|e| ServeError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        // Run folders are recorded relative to the index folder (serve::build).
+        m.model.run = resolve(dir, &m.model.run);
+        if let Some(s) = m.shortlist_model.as_mut() {
+            s.run = resolve(dir, &s.run);
+        }
         if m.format != FORMAT {
             return Err(ServeError::Corrupt {
                 path,

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod files;
+pub mod paths;
 
 pub use files::{CheckpointError, write_atomic};
 pub(crate) use files::{format_err, io, sync_dir};

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
 use crate::model::config::{Backbone, ModelConfig as BackboneConfig, VsePool};
+use crate::store::paths::resolve;
+use crate::train::schedule::LrSchedule;
 
 /// Everything wrong with a configuration, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +255,11 @@ pub struct TrainConfig {
     pub lr_update: usize,
     /// Step-decay factor (0.1).
     pub lr_decay: f64,
+    /// When the rate decays: `"once"` at epoch `lr_update` or `"every"`
+    /// multiple of it (both OAS stages included). Unset: the authors' choice
+    /// for the regime, `once` for OSS, `every` otherwise ([`LrSchedule::authors`],
+    /// docs/method.md §7).
+    pub lr_schedule: Option<LrSchedule>,
     /// Training batch size (128).
     pub batch_size: usize,
     /// Maximum total gradient L2 norm per branch (2.0); 0 = no clipping.
@@ -298,6 +305,7 @@ impl Default for TrainConfig {
             lr: 2e-4,
             lr_update: 30,
             lr_decay: 0.1,
+            lr_schedule: None,
             batch_size: 128,
             grad_clip: 2.0,
             mss: MssConfig::default(),
@@ -347,6 +355,13 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
 }
 
 impl TrainConfig {
+    /// The learning-rate schedule in force: `lr_schedule`, else the authors'
+    /// for the regime.
+    pub fn schedule(&self) -> LrSchedule {
+        self.lr_schedule
+            .unwrap_or_else(|| LrSchedule::authors(self.regime))
+    }
+
     /// Parses TOML text (`what` names it in errors), applies `overrides` in
     /// order, deserialises (unknown keys are errors naming the key). Does not validate.
     pub fn from_toml_str(
@@ -378,7 +393,8 @@ impl TrainConfig {
         Self::from_toml_str(&text, &path.display().to_string(), overrides)
     }
 
-    /// Reads a run's `config.json` (for `--resume`), applies overrides.
+    /// Reads a run's `config.json` (for `--resume`), resolves its paths
+    /// against the run folder ([`crate::store::paths::resolve`]), applies overrides.
     pub fn load_json(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -388,7 +404,13 @@ impl TrainConfig {
             what: path.display().to_string(),
             message,
         };
-        let cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        let mut cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        // Paths are recorded relative to the run folder (train::run_config);
+        // overrides (`--data` given again) stay relative to the working directory.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        cfg.data = resolve(dir, &cfg.data);
+        cfg.vocab = cfg.vocab.map(|v| resolve(dir, &v));
+        cfg.out = resolve(dir, &cfg.out);
         let toml_text = toml::to_string(&cfg).map_err(|e| parse(e.to_string()))?;
         Self::from_toml_str(&toml_text, &path.display().to_string(), overrides)
     }

@@ -12,6 +12,8 @@
 //!   and thread checks; [`branch_label`]: branch names in reports.
 //! - [`store`]: the run's checkpoints as atomic, checksummed generations;
 //!   [`checkpoint`]: one branch's files; [`run_lock`]: one writer per run.
+//! - [`run_config`]: the run folder's `config.json` and vocabulary copy,
+//!   paths recorded relative to the folder so that it can move.
 //! - [`schedule`], [`metrics_log`], [`report`].
 //! - [`test_model`]: the `tiny` model used by tests and smoke runs.
 
@@ -22,6 +24,7 @@ pub mod config;
 pub mod metrics_log;
 pub mod report;
 pub mod resources;
+pub mod run_config;
 pub mod run_lock;
 pub mod run_store;
 pub mod runner;

@@ -135,11 +135,16 @@ pub(crate) type Slot = (usize, PathBuf, bool);
 fn is_run_entry(name: &str) -> bool {
     matches!(
         name,
-        "config.json" | "checkpoints" | "report" | crate::train::run_lock::LOCK_FILE
+        "config.json"
+            | "checkpoints"
+            | "report"
+            | crate::train::run_lock::LOCK_FILE
+            | crate::train::run_config::VOCAB_FILE
     ) || name
         .strip_prefix("branch")
         .is_some_and(|k| !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()))
-        || (name.starts_with(".config.json.tmp-"))
+        || name.starts_with(".config.json.tmp-")
+        || name.starts_with(".vocab.json.tmp-")
 }
 
 /// Refuses to start a run in a folder holding files dbl did not write

@@ -59,7 +59,7 @@ use crate::train::run_store::{
     BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, fresh_state,
     load_best_metrics, load_branch,
 };
-use crate::train::schedule::{loss_for_epoch, lr_at};
+use crate::train::schedule::loss_for_epoch;
 use crate::train::step::{StepKind, anchored_step, cohort_step};
 
 /// What a finished (or stopped) run reports.
@@ -210,7 +210,9 @@ fn run_phase<M: Trainable>(
             }
             *b -= 1;
         }
-        let lr = lr_at(cfg.lr, cfg.lr_decay, phase.lr_update, epoch);
+        let lr = cfg
+            .schedule()
+            .lr_at(cfg.lr, cfg.lr_decay, phase.lr_update, epoch);
         for &k in &trained {
             if let Some(o) = branches[k].opt.as_mut() {
                 o.set_lr(lr)?;
@@ -410,11 +412,7 @@ pub fn train<M: Trainable>(
             return Err(TrainError::RunExists(cfg.out.clone()));
         }
         store.trim_metrics(&cfg.out)?;
-        let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
-            path: cfg.out.join("config.json"),
-            source: std::io::Error::other(e),
-        })?;
-        crate::store::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
+        crate::train::run_config::write(cfg)?;
     }
     // The other ranks read the store once rank 0 has checked and trimmed it.
     comm.barrier();

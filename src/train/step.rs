@@ -71,13 +71,15 @@ pub fn cohort_step<M: Trainable>(
     for (k, b) in branches.iter_mut().enumerate() {
         let out = loss.branch_loss(&mats, k)?;
         let base = loss.base_loss(&mats[k])?.value;
+        let peer_raw = loss.peer_mean(&mats, k)?;
         let cache = caches[k].take().expect("each cache is used once");
         b.model.zero_grad();
         sharded::backward(&mut b.model, cache, &out.grad_f32(), comm);
         let gn = clip_and_step(b, clip, par)?;
         records.push((
             k,
-            json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn}),
+            json!({"loss": out.value, "base": base, "peer": out.value - base,
+                "peer_unweighted": peer_raw, "grad_norm": gn}),
         ));
     }
     Ok(records)
@@ -107,7 +109,9 @@ pub fn anchored_step<M: Trainable>(
     target.model.zero_grad();
     sharded::backward(&mut target.model, cache, &out.grad_f32(), comm);
     let gn = clip_and_step(target, clip, par)?;
-    let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base, "grad_norm": gn,
+    let peer_raw = loss.peer_loss(&mt, &ma)?.value;
+    let mut rec = json!({"loss": out.value, "base": base, "peer": out.value - base,
+        "peer_unweighted": peer_raw, "grad_norm": gn,
         "anchor_base": loss.base_loss(&ma)?.value});
     if let Some(m) = ema_momentum {
         let tp = target.model.params();

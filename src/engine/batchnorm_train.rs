@@ -1,0 +1,265 @@
+//! PyTorch `nn.BatchNorm1d(C)` in training mode, as SGRAF and VSE∞ train
+//! their batch norms (docs/method.md §13.4): each channel is normalised with
+//! the mean and biased variance of the batch, and the running statistics take
+//! one momentum step toward the batch's mean and unbiased variance:
+//!
+//! `y = (x − μ_B)/√(σ²_B + ε)·γ + β`, `r_μ ← 0.9·r_μ + 0.1·μ_B`,
+//! `r_σ² ← 0.9·r_σ² + 0.1·σ²_B·N/(N − 1)` (N values per channel).
+//!
+//! Eval mode then uses the running statistics:
+//! `y = (x − r_μ)/√(r_σ² + ε)·γ + β` ([`RunningStats::forward_eval`]).
+//! The parameters stay the [`BatchNorm`]'s γ and β; the running statistics are
+//! the state_dict buffers `{prefix}.running_mean`, `{prefix}.running_var` and
+//! `{prefix}.num_batches_tracked`. Statistics accumulate in f64, as PyTorch's
+//! CPU kernel. Layout as [`BatchNorm`]: x: [n, C, inner].
+//!
+//! Parity: `tests/batchnorm_parity.rs` against
+//! `tools/reference/make_batchnorm_fixtures.py`.
+
+use crate::engine::batchnorm::{BN_EPS, BatchNorm};
+
+/// PyTorch's default `momentum` of `BatchNorm1d`.
+pub const BN_MOMENTUM: f64 = 0.1;
+
+/// The running statistics of one batch norm (PyTorch's buffers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningStats {
+    /// `{prefix}.running_mean`: [C], starts at 0.
+    pub mean: Vec<f32>,
+    /// `{prefix}.running_var`: [C], starts at 1.
+    pub var: Vec<f32>,
+    /// `{prefix}.num_batches_tracked`: training forwards so far.
+    pub batches: u64,
+}
+
+/// One training-mode forward's batch statistics (what its backward needs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchStats {
+    /// Per-channel mean μ_B: [C].
+    pub mean: Vec<f64>,
+    /// Per-channel 1/√(σ²_B + ε) with the biased variance: [C].
+    pub inv_std: Vec<f64>,
+    /// Per-channel unbiased variance σ²_B·N/(N − 1): [C].
+    pub var_unbiased: Vec<f64>,
+    /// Values per channel N = n·inner.
+    pub count: usize,
+}
+
+/// The batch statistics of x: [n, C, inner]. Needs N ≥ 2 values per channel
+/// (PyTorch refuses one value per channel in training mode too).
+pub fn batch_stats(x: &[f32], channels: usize, inner: usize) -> BatchStats {
+    assert!(
+        channels > 0 && inner > 0 && x.len().is_multiple_of(channels * inner),
+        "batch norm: {} values are not [n, {channels}, {inner}]",
+        x.len()
+    );
+    let count = x.len() / channels;
+    assert!(
+        count > 1,
+        "batch norm in training mode needs more than one value per channel (got {count})"
+    );
+    let mut sum = vec![0.0f64; channels];
+    for blk in x.chunks_exact(channels * inner) {
+        for (s, run) in sum.iter_mut().zip(blk.chunks_exact(inner)) {
+            *s += run.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
+    let mut sq = vec![0.0f64; channels];
+    for blk in x.chunks_exact(channels * inner) {
+        for ((s, run), &m) in sq.iter_mut().zip(blk.chunks_exact(inner)).zip(&mean) {
+            *s += run.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>();
+        }
+    }
+    BatchStats {
+        inv_std: sq
+            .iter()
+            .map(|s| 1.0 / (s / count as f64 + BN_EPS as f64).sqrt())
+            .collect(),
+        var_unbiased: sq.iter().map(|s| s / (count - 1) as f64).collect(),
+        mean,
+        count,
+    }
+}
+
+/// Applies `y = x·a_c + b_c` per channel in place. x: [n, C, inner].
+fn affine(x: &mut [f32], a: &[f32], b: &[f32], inner: usize) {
+    for blk in x.chunks_exact_mut(a.len() * inner) {
+        for ((run, &ac), &bc) in blk.chunks_exact_mut(inner).zip(a).zip(b) {
+            run.iter_mut().for_each(|v| *v = *v * ac + bc);
+        }
+    }
+}
+
+impl RunningStats {
+    /// Mean 0, variance 1, no batch seen (PyTorch's initial buffers).
+    pub fn new(channels: usize) -> Self {
+        RunningStats {
+            mean: vec![0.0; channels],
+            var: vec![1.0; channels],
+            batches: 0,
+        }
+    }
+
+    /// One momentum step toward `s` (mean, unbiased variance).
+    pub fn update(&mut self, s: &BatchStats) {
+        assert_eq!(self.mean.len(), s.mean.len(), "batch norm: channel count");
+        let m = BN_MOMENTUM;
+        for (r, &b) in self.mean.iter_mut().zip(&s.mean) {
+            *r = ((1.0 - m) * *r as f64 + m * b) as f32;
+        }
+        for (r, &b) in self.var.iter_mut().zip(&s.var_unbiased) {
+            *r = ((1.0 - m) * *r as f64 + m * b) as f32;
+        }
+        self.batches += 1;
+    }
+
+    /// Eval mode in place with these statistics. x: [n, C, inner].
+    pub fn forward_eval(&self, bn: &BatchNorm, x: &mut [f32], inner: usize) {
+        let (a, b): (Vec<f32>, Vec<f32>) = self
+            .mean
+            .iter()
+            .zip(&self.var)
+            .zip(bn.weight.value.iter().zip(&bn.bias.value))
+            .map(|((&m, &v), (&g, &beta))| {
+                let k = g as f64 / (v as f64 + BN_EPS as f64).sqrt();
+                (k as f32, (beta as f64 - m as f64 * k) as f32)
+            })
+            .unzip();
+        affine(x, &a, &b, inner);
+    }
+}
+
+impl BatchNorm {
+    /// Training mode in place: normalises x: [n, C, inner] with its own batch
+    /// statistics and returns them (for [`BatchNorm::backward_train`] and
+    /// [`RunningStats::update`]).
+    pub fn forward_train(&self, x: &mut [f32], inner: usize) -> BatchStats {
+        let s = batch_stats(x, self.channels(), inner);
+        let (a, b): (Vec<f32>, Vec<f32>) = s
+            .mean
+            .iter()
+            .zip(&s.inv_std)
+            .zip(self.weight.value.iter().zip(&self.bias.value))
+            .map(|((&m, &k), (&g, &beta))| {
+                let a = k * g as f64;
+                (a as f32, (beta as f64 - m * a) as f32)
+            })
+            .unzip();
+        affine(x, &a, &b, inner);
+        s
+    }
+
+    /// Backward of [`BatchNorm::forward_train`]: accumulates the γ and β
+    /// gradients and turns `dy` into dx in place, the batch statistics
+    /// included: `dx = γ·k·(dy − mean(dy) − x̂·mean(dy·x̂))` per channel
+    /// (k = 1/√(σ²_B + ε), x̂ = (x − μ_B)·k). x: the forward input, dy: same shape.
+    pub fn backward_train(&mut self, x: &[f32], s: &BatchStats, dy: &mut [f32], inner: usize) {
+        let c = self.channels();
+        assert_eq!(x.len(), dy.len(), "{}: gradient length", self.weight.name);
+        assert_eq!(s.mean.len(), c, "{}: batch statistics", self.weight.name);
+        let mut sum_dy = vec![0.0f64; c];
+        let mut sum_dy_xhat = vec![0.0f64; c];
+        for (xb, gb) in x.chunks_exact(c * inner).zip(dy.chunks_exact(c * inner)) {
+            for (ch, (xr, gr)) in xb
+                .chunks_exact(inner)
+                .zip(gb.chunks_exact(inner))
+                .enumerate()
+            {
+                let (m, k) = (s.mean[ch], s.inv_std[ch]);
+                for (&xv, &gv) in xr.iter().zip(gr) {
+                    sum_dy[ch] += gv as f64;
+                    sum_dy_xhat[ch] += gv as f64 * (xv as f64 - m) * k;
+                }
+            }
+        }
+        let n = s.count as f64;
+        for (xb, gb) in x
+            .chunks_exact(c * inner)
+            .zip(dy.chunks_exact_mut(c * inner))
+        {
+            for (ch, (xr, gr)) in xb
+                .chunks_exact(inner)
+                .zip(gb.chunks_exact_mut(inner))
+                .enumerate()
+            {
+                let (m, k) = (s.mean[ch], s.inv_std[ch]);
+                let g = self.weight.value[ch] as f64;
+                let (mdy, mdyx) = (sum_dy[ch] / n, sum_dy_xhat[ch] / n);
+                for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
+                    let xhat = (xv as f64 - m) * k;
+                    *gv = (g * k * (*gv as f64 - mdy - xhat * mdyx)) as f32;
+                }
+            }
+        }
+        for (p, a) in self.weight.grad.iter_mut().zip(&sum_dy_xhat) {
+            *p += *a as f32;
+        }
+        for (p, a) in self.bias.grad.iter_mut().zip(&sum_dy) {
+            *p += *a as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testutil::*;
+
+    #[test]
+    fn finite_differences_through_the_batch_statistics() {
+        let (n, c, inner) = (4, 3, 5);
+        let mut bn = BatchNorm::new("bn", c);
+        bn.weight.value = rand_vec(c, 1, 1.0);
+        bn.bias.value = rand_vec(c, 2, 1.0);
+        let mut x = rand_vec(n * c * inner, 3, 1.0);
+        let up = rand_vec(x.len(), 4, 1.0);
+        let f = |bn: &BatchNorm, x: &[f32]| {
+            let mut y = x.to_vec();
+            bn.forward_train(&mut y, inner);
+            dot_loss(&y, &up)
+        };
+        let mut y = x.clone();
+        let s = bn.forward_train(&mut y, inner);
+        let mut dx = up.clone();
+        bn.backward_train(&x, &s, &mut dx, inner);
+        let fx = fd_grad(&mut x, FD_EPS, |x| f(&bn, x));
+        assert_grad_close("dx", &dx, &fx);
+        let mut g = bn.weight.value.clone();
+        let fg = fd_grad(&mut g, FD_EPS, |g| {
+            let mut b2 = bn.clone();
+            b2.weight.value = g.to_vec();
+            f(&b2, &x)
+        });
+        assert_grad_close("dγ", &bn.weight.grad, &fg);
+        // The output is normalised per channel: mean β, variance γ²·σ²/(σ² + ε).
+        let mean0: f64 = (0..n)
+            .flat_map(|i| y[i * c * inner..i * c * inner + inner].to_vec())
+            .map(|v| v as f64)
+            .sum::<f64>()
+            / (n * inner) as f64;
+        assert!((mean0 - bn.bias.value[0] as f64).abs() < 1e-5, "{mean0}");
+    }
+
+    #[test]
+    fn running_statistics_follow_the_batches_and_serve_eval() {
+        let c = 2;
+        let x = [1.0f32, 10.0, 3.0, 14.0]; // [2, 2]: channel 0 {1, 3}, channel 1 {10, 14}
+        let s = batch_stats(&x, c, 1);
+        assert_eq!(s.mean, vec![2.0, 12.0]);
+        assert_eq!(s.var_unbiased, vec![2.0, 8.0]);
+        let mut r = RunningStats::new(c);
+        r.update(&s);
+        assert!((r.mean[0] - 0.2).abs() < 1e-7 && (r.mean[1] - 1.2).abs() < 1e-6);
+        assert!((r.var[0] - 1.1).abs() < 1e-6 && (r.var[1] - 1.7).abs() < 1e-6);
+        assert_eq!(r.batches, 1);
+        // With the initial statistics eval mode is the inference form of BatchNorm.
+        let bn = BatchNorm::new("bn", c);
+        let (mut a, mut b) = (x.to_vec(), x.to_vec());
+        RunningStats::new(c).forward_eval(&bn, &mut a, 1);
+        bn.forward(&mut b, 1);
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() <= 1e-6 * q.abs().max(1.0), "{p} vs {q}");
+        }
+    }
+}
