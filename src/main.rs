@@ -49,6 +49,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        restore_sigpipe();
+    }
     let result = match cli.command {
         Command::Synth(a) => cli::synth::run(a),
         Command::Vocab(a) => cli::vocab::run(a),
@@ -70,6 +73,19 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {}", describe(&e));
         std::process::exit(1);
+    }
+}
+
+/// `dbl vocab show … | head -1`: when the reader closes the pipe, end
+/// quietly by SIGPIPE as other command-line tools do, instead of panicking in
+/// `println!` (Rust ignores SIGPIPE by default). `serve` keeps ignoring it:
+/// its sockets never raise it, and a closed stdout must not stop the service.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal's disposition to its default before any
+    // thread is started; no handler is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -198,7 +198,8 @@ fn search_cli_text_and_image() {
         &["--index", idx, "--text", "zzqx qqzz"],
         "no word of the vocabulary",
     );
-    bad(&["--index", idx, "--text", "a dog", "--k", "0"], "k = 0");
+    // Out of --k's range: a usage error from the parser (issue 25 §2).
+    bad(&["--index", idx, "--text", "a dog", "--k", "0"], "'--k <K>'");
     bad(&["--index", idx, "--text", "a dog", "--k", "13"], "k = 13");
     bad(
         &[

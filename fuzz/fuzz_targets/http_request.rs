@@ -36,6 +36,7 @@ fn fixture() -> &'static Fixture {
             body_limit: 64 << 10,
             token: Some(TOKEN.into()),
             shortlist: 8,
+            ..ServeConfig::default()
         };
         let st = AppState::new(BTreeMap::from([("g".to_string(), index)]), cfg)
             .expect("serve state");

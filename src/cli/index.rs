@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::bounds::{threads, usize_in};
 use super::checkpoint_args::CheckpointArgs;
 use crate::data::npy::{NpyF32, write_f32};
 use crate::serve::build::{ANN_THRESHOLD, BuildSpec, build};
+use crate::serve::config::SHORTLIST;
 use crate::serve::recall::recall_table;
 use crate::serve::recall_plot::write_recall_charts;
 use crate::serve::{Index, Models};
@@ -43,11 +45,12 @@ pub struct RecallArgs {
         long,
         value_name = "K,...",
         value_delimiter = ',',
-        default_value = "20,50,100,200"
+        default_value = "20,50,100,200",
+        value_parser = usize_in(SHORTLIST)
     )]
     pub k: Vec<usize>,
-    /// Worker threads (0 = every core).
-    #[arg(long, value_name = "T", default_value_t = 0)]
+    /// Worker threads (0 = every core; at most 4 x the cores).
+    #[arg(long, value_name = "T", default_value_t = 0, value_parser = threads)]
     pub threads: usize,
     /// Exact scores of the whole gallery: read from this `.npy` ([n_images, n_captions])
     /// if it exists, else computed and written there (reuse across indexes of one run).
@@ -77,13 +80,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub shortlist_run: Option<PathBuf>,
     /// Galleries of at least this many items get an HNSW shortlist; smaller ones brute force.
-    #[arg(long, value_name = "N", default_value_t = ANN_THRESHOLD)]
+    #[arg(long, value_name = "N", default_value_t = ANN_THRESHOLD, value_parser = usize_in(1..=usize::MAX))]
     pub ann_threshold: usize,
     /// Output folder (created; must not already hold an index).
     #[arg(long, value_name = "IDX")]
     pub out: PathBuf,
-    /// Worker threads (0 = every core).
-    #[arg(long, value_name = "T", default_value_t = 0)]
+    /// Worker threads (0 = every core; at most 4 x the cores).
+    #[arg(long, value_name = "T", default_value_t = 0, value_parser = threads)]
     pub threads: usize,
 }
 

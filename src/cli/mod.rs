@@ -1,6 +1,7 @@
 //! The `dbl` subcommands, one file each: an `Args` struct (clap) and `run`.
 
 pub mod bench;
+pub mod bounds;
 pub mod checkpoint_args;
 pub mod demo;
 pub mod eval;

@@ -65,8 +65,8 @@ pub struct Args {
     /// Write the similarity matrix here (float32 `.npy`, [n_images, n_captions]).
     #[arg(long, value_name = "NPY")]
     pub out: Option<PathBuf>,
-    /// Worker threads (default: the run's `threads`; 0 = every core).
-    #[arg(long, value_name = "T")]
+    /// Worker threads (default: the run's `threads`; 0 = every core; at most 4 x the cores).
+    #[arg(long, value_name = "T", value_parser = super::bounds::threads)]
     pub threads: Option<usize>,
     /// Print the metrics as one JSON object instead of a line.
     #[arg(long)]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::bounds::{threads, usize_in};
 use crate::data::npy::NpyF32;
+use crate::serve::config::SHORTLIST;
 use crate::serve::{Index, Models};
 
 /// Arguments of `dbl search`.
@@ -26,16 +28,16 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub row: Option<usize>,
     /// Results to return.
-    #[arg(long, value_name = "K", default_value_t = 10)]
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = usize_in(SHORTLIST))]
     pub k: usize,
     /// Shortlist size: candidates the run's head re-ranks exactly (≥ k).
-    #[arg(long, value_name = "K", default_value_t = 100)]
+    #[arg(long, value_name = "K", default_value_t = 100, value_parser = usize_in(SHORTLIST))]
     pub shortlist: usize,
     /// Print JSON instead of lines.
     #[arg(long)]
     pub json: bool,
-    /// Worker threads (0 = every core).
-    #[arg(long, value_name = "T", default_value_t = 0)]
+    /// Worker threads (0 = every core; at most 4 x the cores).
+    #[arg(long, value_name = "T", default_value_t = 0, value_parser = threads)]
     pub threads: usize,
 }
 

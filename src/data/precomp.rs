@@ -478,6 +478,11 @@ pub fn read_captions(path: &Path) -> Result<Vec<String>, PrecompError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_captions(path, &bytes)
+}
+
+/// [`read_captions`] over the bytes of `path` already read.
+pub fn parse_captions(path: &Path, bytes: &[u8]) -> Result<Vec<String>, PrecompError> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;

@@ -43,14 +43,10 @@ pub struct TextQuery {
     pub unknown: Vec<String>,
 }
 
-/// FNV-1a 64 of `bytes`, 16 hex digits: identifies a weights file.
+/// SHA-256 of `bytes` (lower-case hex, the checkpoint store's hash):
+/// identifies a weights file.
 pub fn weight_hash(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    crate::store::sha256_hex(bytes)
 }
 
 fn format(path: &Path, message: impl Into<String>) -> InferError {

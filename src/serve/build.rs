@@ -4,7 +4,8 @@
 //! groups of [`CAPTION_GROUP`] (each group length-sorted inside, as
 //! `Matcher::encode_captions` does; a caption's output does not depend on its
 //! group) and streamed to `caption_rows.npy`. Peak memory is one chunk plus
-//! the global embeddings.
+//! the global embeddings. Non-finite encodings are refused; at the end every
+//! file's size and SHA-256 go into the manifest ([`super::files`]).
 //!
 //! Across the ranks of a [`Comm`] (`mpirun -n N dbl index build`), chunk
 //! (group) j is encoded by rank j mod N; each round's N chunks are gathered
@@ -15,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::ServeError;
+use super::files::sum_file;
 use super::manifest::{FORMAT, Manifest, ModelRef};
 use super::shortlist::build_hnsw;
 use crate::data::npy::{NpyF32, NpyWriter};
@@ -119,6 +121,13 @@ pub fn build(
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(io(p))?;
             let ids: Vec<&str> = text.lines().collect();
+            if let Some(i) = ids.iter().position(|id| id.trim().is_empty()) {
+                return Err(ServeError::Usage(format!(
+                    "{}: line {} is empty (every image needs an id)",
+                    p.display(),
+                    i + 1
+                )));
+            }
             if ids.len() != n_img {
                 return Err(ServeError::Usage(format!(
                     "{}: {} ids for {n_img} images (one id per line expected)",
@@ -184,6 +193,20 @@ pub fn build(
                 )
             }
         };
+        let (per, gper) = (reps.len() / (end - start), global.len() / (end - start));
+        let finite = |j: usize| {
+            reps[j * per..(j + 1) * per]
+                .iter()
+                .chain(&global[j * gper..(j + 1) * gper])
+                .all(|v| v.is_finite())
+        };
+        if let Some(row) = (0..end - start).find(|&j| !finite(j)) {
+            return Err(ServeError::Usage(format!(
+                "{}: image {} encodes to a non-finite value (features too large for the model?)",
+                spec.images.display(),
+                start + row
+            )));
+        }
         feats.release_rows(start..end);
         gather_round(comm, &reps, &global, w.as_mut(), &mut img_global)?;
         progress(end, n_img, "images");
@@ -241,6 +264,14 @@ pub fn build(
                     global_rows(&g.rows, &g.offsets, s.matcher().embed_dim())
                 }
             };
+            if enc.rows.iter().chain(&global).any(|v| !v.is_finite()) {
+                return Err(ServeError::Usage(format!(
+                    "{}: a caption of lines {}..={} encodes to a non-finite value",
+                    cp.display(),
+                    start + 1,
+                    end
+                )));
+            }
             gather_round(comm, &enc.rows, &global, w.as_mut(), &mut cap_global)?;
             let counts: Vec<u64> = enc
                 .offsets
@@ -266,7 +297,7 @@ pub fn build(
         }
     }
 
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: FORMAT,
         model: model_ref(&spec.out, &spec.run, k, &spec.tag, &main),
         shortlist_model: sl_model.as_ref().map(|s| {
@@ -286,8 +317,13 @@ pub fn build(
         n_caption_rows: n_rows,
         ann_threshold: spec.ann_threshold,
         has_ids: ids.is_some(),
+        files: Default::default(),
     };
     if lead {
+        for name in manifest.expected_files() {
+            let sum = sum_file(&out(name))?;
+            manifest.files.insert(name.to_string(), sum);
+        }
         manifest.save(&spec.out)?;
     }
     Ok(manifest)

@@ -56,6 +56,26 @@ pub enum ServeError {
         /// usearch's message.
         message: String,
     },
+    /// A served index file changed on disk after the index was opened.
+    #[error(
+        "index {index}: {file} changed on disk since the server opened it ({what}); this index \
+         is not served until `dbl serve` is restarted (restore the file, or rebuild the index \
+         into a new folder and serve that)"
+    )]
+    Changed {
+        /// The index folder.
+        index: PathBuf,
+        /// The file.
+        file: PathBuf,
+        /// What changed.
+        what: String,
+    },
+    /// A query whose encoding or scores are not finite.
+    #[error(
+        "{0} is not finite: the values are too large for the model (f32 overflow); give \
+         features in the range the model was trained on"
+    )]
+    NotFinite(String),
     /// A bad request argument (k, row, shapes, missing gallery).
     #[error("{0}")]
     BadRequest(String),
@@ -65,12 +85,19 @@ pub enum ServeError {
 }
 
 impl ServeError {
+    /// True when the index cannot be served now but others can: answer 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ServeError::Changed { .. })
+    }
+
     /// True when the request (not the server) is at fault: answer 4xx.
     pub fn is_client(&self) -> bool {
         use crate::infer::InferError as I;
         matches!(
             self,
-            ServeError::BadRequest(_) | ServeError::Infer(I::Text(_) | I::Features(_))
+            ServeError::BadRequest(_)
+                | ServeError::NotFinite(_)
+                | ServeError::Infer(I::Text(_) | I::Features(_))
         )
     }
 }

@@ -8,10 +8,15 @@
 //!
 //! Searches run on a bounded rayon pool, never on the async threads; at most
 //! `workers + queue` searches are admitted at once and the rest get 503.
-//! Bodies are read up to `body_limit` bytes (413 beyond). Every error is a JSON
-//! object `{"error": "..."}` with a 4xx status for the caller's mistakes; a
-//! panic inside a search is caught and answered 500. With a token, every
-//! request must carry `Authorization: Bearer TOKEN` (401 otherwise).
+//! Bodies are read up to `body_limit` bytes (413 beyond, at once when the
+//! declared length says so), within `body_timeout` (408), and within the
+//! bytes budget shared by all requests (503) ([`super::body`]); connections
+//! are bounded in [`super::conn`]. Every error is a JSON object
+//! `{"error": "..."}` with a 4xx status for the caller's mistakes; a panic
+//! inside a search is caught and answered 500. With a token, every request
+//! must carry `Authorization: Bearer TOKEN` (401 otherwise).
+//!
+//! Routes are listed in one place, [`router`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -31,35 +36,11 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ServeError;
+use super::body::{BodyBudget, BodyError, Reserved, read_body};
+pub use super::config::ServeConfig;
+use super::conn::{ShutdownReport, effective_max_connections, fd_limit, serve_connections};
 use super::index::{Index, SearchResult};
 use super::metrics::Metrics;
-
-/// Service limits and defaults.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    /// Search threads (the bounded pool).
-    pub workers: usize,
-    /// Searches that may wait for a thread beyond those running.
-    pub queue: usize,
-    /// Largest request body, bytes.
-    pub body_limit: usize,
-    /// Access token (required on every request when set).
-    pub token: Option<String>,
-    /// Default shortlist size K.
-    pub shortlist: usize,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        ServeConfig {
-            workers: 2,
-            queue: 64,
-            body_limit: 4 << 20,
-            token: None,
-            shortlist: 100,
-        }
-    }
-}
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -67,16 +48,16 @@ pub struct AppState {
     cfg: ServeConfig,
     pool: rayon::ThreadPool,
     slots: Arc<Semaphore>,
+    budget: BodyBudget,
     metrics: Metrics,
 }
 
 impl AppState {
     /// The state serving `indexes` (name → index) under `cfg`.
     pub fn new(indexes: BTreeMap<String, Index>, cfg: ServeConfig) -> Result<Self, ServeError> {
-        if cfg.workers == 0 || indexes.is_empty() {
-            return Err(ServeError::Usage(
-                "serve: needs ≥ 1 worker and ≥ 1 index".into(),
-            ));
+        cfg.validate()?;
+        if indexes.is_empty() {
+            return Err(ServeError::Usage("serve: needs ≥ 1 index".into()));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.workers)
@@ -85,6 +66,7 @@ impl AppState {
             .map_err(|e| ServeError::Usage(format!("serve: starting the search pool: {e}")))?;
         Ok(AppState {
             slots: Arc::new(Semaphore::new(cfg.workers + cfg.queue)),
+            budget: BodyBudget::new(cfg.body_budget),
             indexes,
             cfg,
             pool,
@@ -102,6 +84,16 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
+
+    /// Bytes of the body budget not reserved now.
+    pub fn budget_available(&self) -> usize {
+        self.budget.available()
+    }
+
+    /// The limits served under.
+    pub fn config(&self) -> &ServeConfig {
+        &self.cfg
+    }
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -111,6 +103,8 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 fn serve_error(e: &ServeError) -> Response {
     let status = if e.is_client() {
         StatusCode::BAD_REQUEST
+    } else if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
@@ -144,34 +138,52 @@ fn default_k() -> usize {
     10
 }
 
-/// Checks the content type and reads the JSON body into `T`.
+/// True for `application/json`, with or without parameters
+/// (`application/json; charset=utf-8`), any letter case; nothing else.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("");
+    essence.trim().eq_ignore_ascii_case("application/json")
+}
+
+fn body_error(e: &BodyError) -> Response {
+    let status = match e {
+        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+        BodyError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        BodyError::Read(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, e)
+}
+
+/// Checks the content type and reads the JSON body into `T`; the bytes stay
+/// reserved in the budget while the returned [`Reserved`] lives.
 async fn read_json<T: for<'de> Deserialize<'de>>(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<T, Response> {
+) -> Result<(T, Reserved), Response> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ct
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !is_json(ct) {
         return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content type {ct:?}: expected application/json"),
         ));
     }
-    let bytes = to_bytes(body, st.cfg.body_limit).await.map_err(|_| {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {} bytes", st.cfg.body_limit),
-        )
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+    let (bytes, held) = read_body(
+        headers,
+        body,
+        st.cfg.body_limit,
+        st.cfg.body_timeout,
+        &st.budget,
+    )
+    .await
+    .map_err(|e| body_error(&e))?;
+    let q = serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))?;
+    Ok((q, held))
 }
 
 /// The index a request names (or the only one).
@@ -196,10 +208,12 @@ fn pick(st: &AppState, name: &Option<String>) -> Result<String, Box<Response>> {
     }
 }
 
-/// Runs `job` on the search pool if a slot is free (503 otherwise).
-async fn on_pool<F>(st: Arc<AppState>, job: F) -> Response
+/// Runs `job` over index `name` on the search pool if a slot is free (503
+/// otherwise; 503 naming the file when the index's files changed on disk);
+/// `held` (the request body's bytes) is released when the job is done.
+async fn on_pool<F>(st: Arc<AppState>, held: Reserved, name: String, job: F) -> Response
 where
-    F: FnOnce(&AppState) -> Result<SearchResult, ServeError> + Send + 'static,
+    F: FnOnce(&Index) -> Result<SearchResult, ServeError> + Send + 'static,
 {
     let permit: OwnedSemaphorePermit = match st.slots.clone().try_acquire_owned() {
         Ok(p) => p,
@@ -214,8 +228,12 @@ where
     let (tx, rx) = tokio::sync::oneshot::channel();
     let st2 = st.clone();
     st.pool.spawn(move || {
-        let r = catch_unwind(AssertUnwindSafe(|| job(&st2)));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let idx = &st2.indexes[&name];
+            idx.check_files().and_then(|()| job(idx))
+        }));
         drop(permit);
+        drop(held);
         let _ = tx.send(r);
     });
     match rx.await {
@@ -254,16 +272,29 @@ impl Routed for CaptionsQuery {
     }
 }
 
-/// Reads a search body: → (query, index name, shortlist size), or the error response.
+/// A search body read and routed.
+struct Admitted<T> {
+    query: T,
+    index: String,
+    shortlist: usize,
+    held: Reserved,
+}
+
+/// Reads a search body, or the error response.
 async fn admit<T: for<'de> Deserialize<'de> + Routed>(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(T, String, usize), Box<Response>> {
-    let q: T = read_json(st, headers, body).await.map_err(Box::new)?;
-    let name = pick(st, q.index())?;
-    let sl = q.shortlist().unwrap_or(st.cfg.shortlist);
-    Ok((q, name, sl))
+) -> Result<Admitted<T>, Box<Response>> {
+    let (query, held): (T, Reserved) = read_json(st, headers, body).await.map_err(Box::new)?;
+    let index = pick(st, query.index())?;
+    let shortlist = query.shortlist().unwrap_or(st.cfg.shortlist);
+    Ok(Admitted {
+        query,
+        index,
+        shortlist,
+        held,
+    })
 }
 
 async fn search_images(
@@ -271,12 +302,13 @@ async fn search_images(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (q, name, sl) = match admit::<ImagesQuery>(&st, &headers, body).await {
+    let a = match admit::<ImagesQuery>(&st, &headers, body).await {
         Ok(a) => a,
         Err(r) => return *r,
     };
-    on_pool(st, move |st| {
-        st.indexes[&name].search_images(&q.text, q.k, sl)
+    let (q, name, sl) = (a.query, a.index, a.shortlist);
+    on_pool(st, a.held, name, move |idx| {
+        idx.search_images(&q.text, q.k, sl)
     })
     .await
 }
@@ -286,15 +318,16 @@ async fn search_captions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (q, name, sl) = match admit::<CaptionsQuery>(&st, &headers, body).await {
+    let a = match admit::<CaptionsQuery>(&st, &headers, body).await {
         Ok(a) => a,
         Err(r) => return *r,
     };
+    let (q, name, sl, held) = (a.query, a.index, a.shortlist, a.held);
     let (k, row, feats) = (q.k, q.image_row, q.features);
     match (row, feats) {
         (Some(row), None) => {
-            on_pool(st, move |st| {
-                st.indexes[&name].search_captions_by_row(row, k, sl)
+            on_pool(st, held, name, move |idx| {
+                idx.search_captions_by_row(row, k, sl)
             })
             .await
         }
@@ -312,10 +345,7 @@ async fn search_captions(
                 );
             }
             let flat: Vec<f32> = f.into_iter().flatten().collect();
-            on_pool(st, move |st| {
-                st.indexes[&name].search_captions(&flat, k, sl)
-            })
-            .await
+            on_pool(st, held, name, move |idx| idx.search_captions(&flat, k, sl)).await
         }
         _ => error(
             StatusCode::BAD_REQUEST,
@@ -324,16 +354,28 @@ async fn search_captions(
     }
 }
 
+/// `{"status": "ok" | "degraded", "indexes": {NAME: {..., "status": "ok" | why}}}`:
+/// "degraded" (still 200: the other indexes serve) when an index's files
+/// changed on disk since it was opened.
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let mut all_ok = true;
     let idx: BTreeMap<&String, serde_json::Value> = st
         .indexes
         .iter()
         .map(|(n, i)| {
             let m = i.manifest();
-            (n, json!({"images": m.n_images, "captions": m.n_captions, "backbone": m.model.backbone}))
+            let status = match i.check_files() {
+                Ok(()) => "ok".to_string(),
+                Err(e) => {
+                    all_ok = false;
+                    e.to_string()
+                }
+            };
+            (n, json!({"images": m.n_images, "captions": m.n_captions, "backbone": m.model.backbone, "status": status}))
         })
         .collect();
-    axum::Json(json!({"status": "ok", "indexes": idx})).into_response()
+    let status = if all_ok { "ok" } else { "degraded" };
+    axum::Json(json!({"status": status, "indexes": idx})).into_response()
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
@@ -377,7 +419,7 @@ async fn observe(State(st): State<Arc<AppState>>, req: Request, next: Next) -> R
         _ => "other",
     }
     .to_string();
-    st.metrics.begin();
+    let _in_flight = st.metrics.begin();
     let t = Instant::now();
     let authorised = match &st.cfg.token {
         None => true,
@@ -414,14 +456,16 @@ pub fn router(st: Arc<AppState>) -> Router {
         .with_state(st)
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops accepting and
-/// waits for the requests in flight to finish.
+/// Serves on `listener` until `shutdown` resolves, then stops accepting,
+/// lets the requests in flight finish and closes what is still open after
+/// the shutdown deadline ([`super::conn`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     st: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(st))
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> std::io::Result<ShutdownReport> {
+    let max = effective_max_connections(st.cfg.max_connections, fd_limit())
+        .map_err(std::io::Error::other)?;
+    let limits = st.cfg.conn_limits(max);
+    serve_connections(listener, router(st), limits, shutdown).await
 }

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::ServeError;
+use super::files::{OwnedF32, Watched};
 use super::manifest::Manifest;
 use super::models::Models;
 use super::shortlist::Shortlist;
-use crate::data::npy::NpyF32;
-use crate::data::precomp::read_captions;
+use crate::data::precomp::parse_captions;
 use crate::eval::sharded::{BlockSize, score_full};
 use crate::infer::global::global_rows;
 use crate::infer::{CaptionView, ImageView, InferError, LoadedMatcher};
@@ -55,7 +55,7 @@ pub struct SearchResult {
 struct Captions {
     texts: Vec<String>,
     /// `[n_rows, d]`.
-    rows: NpyF32,
+    rows: OwnedF32,
     /// `[n_cap + 1]`.
     offsets: Vec<usize>,
     short: Shortlist,
@@ -69,10 +69,12 @@ pub struct Index {
     model: Arc<LoadedMatcher>,
     shortlist_model: Option<Arc<LoadedMatcher>>,
     /// `[n_img, rows, d]`.
-    images: NpyF32,
+    images: OwnedF32,
     img_short: Shortlist,
     ids: Option<Vec<String>>,
     captions: Option<Captions>,
+    /// The files read at open, to notice when they change on disk.
+    watched: Watched,
 }
 
 fn corrupt(path: &Path, message: impl Into<String>) -> ServeError {
@@ -82,11 +84,13 @@ fn corrupt(path: &Path, message: impl Into<String>) -> ServeError {
     }
 }
 
-fn read_offsets(path: &Path, n_cap: usize, n_rows: usize) -> Result<Vec<usize>, ServeError> {
-    let bytes = std::fs::read(path).map_err(|source| ServeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// Caption offsets from the raw little-endian u64 bytes of `path`: `[n_cap + 1]`.
+fn parse_offsets(
+    path: &Path,
+    bytes: &[u8],
+    n_cap: usize,
+    n_rows: usize,
+) -> Result<Vec<usize>, ServeError> {
     if bytes.len() != (n_cap + 1) * 8 {
         return Err(corrupt(
             path,
@@ -107,6 +111,11 @@ fn read_offsets(path: &Path, n_cap: usize, n_rows: usize) -> Result<Vec<usize>, 
     Ok(offs)
 }
 
+/// Text bytes of `path` as UTF-8.
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, ServeError> {
+    String::from_utf8(bytes).map_err(|_| corrupt(path, "not UTF-8 text"))
+}
+
 /// Sorts (row, score) best first, ties by row, and keeps `k`.
 fn top(mut scored: Vec<(usize, f32)>, k: usize) -> Vec<(usize, f32)> {
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -117,6 +126,9 @@ fn top(mut scored: Vec<(usize, f32)>, k: usize) -> Vec<(usize, f32)> {
 impl Index {
     /// Opens `dir`, loading (or reusing from `models`) its model(s) and
     /// checking that their weights are the ones the index was built with.
+    /// Every file is read into memory and checked against the manifest's
+    /// size and SHA-256, and every manifest field against the arrays and the
+    /// model ([`super::files`]).
     pub fn open(dir: &Path, models: &Models) -> Result<Self, ServeError> {
         let manifest = Manifest::load(dir)?;
         let model = models.get(&manifest.model, dir)?;
@@ -125,7 +137,46 @@ impl Index {
             None => None,
         };
         let m = &manifest;
-        let images = NpyF32::open_ndim(dir.join("images.npy"), 3)?;
+        let mpath = dir.join("manifest.json");
+        let lie = |what: String| corrupt(&mpath, what);
+        m.check_files_listed(dir)?;
+        let mx = model.matcher();
+        if mx.embed_dim() != m.embed_dim || mx.img_dim() != m.img_dim {
+            return Err(lie(format!(
+                "embed_dim {} / img_dim {}, the model has {} / {}",
+                m.embed_dim,
+                m.img_dim,
+                mx.embed_dim(),
+                mx.img_dim()
+            )));
+        }
+        if mx.image_rows(m.regions) != m.image_rows {
+            return Err(lie(format!(
+                "image_rows {} for {} regions, the model makes {}",
+                m.image_rows,
+                m.regions,
+                mx.image_rows(m.regions)
+            )));
+        }
+        if model.config().backbone.name() != m.model.backbone {
+            return Err(lie(format!(
+                "backbone {:?}, the run's is {:?}",
+                m.model.backbone,
+                model.config().backbone.name()
+            )));
+        }
+        let sdim = shortlist_model
+            .as_ref()
+            .map_or(m.embed_dim, |s| s.matcher().embed_dim());
+        if sdim != m.shortlist_dim {
+            return Err(lie(format!(
+                "shortlist_dim {}, the shortlist model embeds in {sdim}",
+                m.shortlist_dim
+            )));
+        }
+        let mut watched = Watched::default();
+        let sum = |name: &str| m.files.get(name).expect("checked by check_files_listed");
+        let images = watched.read_verified_f32(&dir.join("images.npy"), sum("images.npy"), 3)?;
         if images.shape() != [m.n_images, m.image_rows, m.embed_dim] {
             return Err(corrupt(
                 images.path(),
@@ -138,41 +189,23 @@ impl Index {
                 ),
             ));
         }
-        if model.matcher().embed_dim() != m.embed_dim || model.matcher().img_dim() != m.img_dim {
-            return Err(corrupt(
-                &dir.join("manifest.json"),
-                "dims differ from the model's",
-            ));
-        }
-        let hnsw = |name: &str, n: usize| (n >= m.ann_threshold).then(|| dir.join(name));
-        let img_short = Shortlist::open(
-            &dir.join("images_global.npy"),
-            hnsw("images.usearch", m.n_images),
-            m.n_images,
-            m.shortlist_dim,
-        )?;
-        let ids = if m.has_ids {
-            let p = dir.join("ids.txt");
-            let text = std::fs::read_to_string(&p).map_err(|source| ServeError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            let ids: Vec<String> = text.lines().map(str::to_string).collect();
-            if ids.len() != m.n_images {
-                return Err(corrupt(
-                    &p,
-                    format!("{} ids for {} images", ids.len(), m.n_images),
-                ));
-            }
-            Some(ids)
-        } else {
-            None
+        let mut shortlist = |emb: &str, hnsw: &str, n: usize| -> Result<Shortlist, ServeError> {
+            let e = watched.read_verified_f32(&dir.join(emb), sum(emb), 2)?;
+            let h = match m.files.get(hnsw) {
+                Some(hs) => Some((dir.join(hnsw), watched.read_verified(&dir.join(hnsw), hs)?)),
+                None => None,
+            };
+            let h = h.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
+            Shortlist::new(e, h, n, m.shortlist_dim)
         };
+        let img_short = shortlist("images_global.npy", "images.usearch", m.n_images)?;
         let captions = if m.n_captions > 0 {
-            let texts = read_captions(&dir.join("captions.txt"))?;
+            let rows_short = shortlist("captions_global.npy", "captions.usearch", m.n_captions)?;
+            let p = dir.join("captions.txt");
+            let texts = parse_captions(&p, &watched.read_verified(&p, sum("captions.txt"))?)?;
             if texts.len() != m.n_captions {
                 return Err(corrupt(
-                    &dir.join("captions.txt"),
+                    &p,
                     format!(
                         "{} captions, the manifest says {}",
                         texts.len(),
@@ -180,7 +213,11 @@ impl Index {
                     ),
                 ));
             }
-            let rows = NpyF32::open_ndim(dir.join("caption_rows.npy"), 2)?;
+            let rows = watched.read_verified_f32(
+                &dir.join("caption_rows.npy"),
+                sum("caption_rows.npy"),
+                2,
+            )?;
             if rows.shape() != [m.n_caption_rows, m.embed_dim] {
                 return Err(corrupt(
                     rows.path(),
@@ -192,23 +229,37 @@ impl Index {
                     ),
                 ));
             }
-            let offsets = read_offsets(
-                &dir.join("caption_offsets.u64"),
+            let op = dir.join("caption_offsets.u64");
+            let offsets = parse_offsets(
+                &op,
+                &watched.read_verified(&op, sum("caption_offsets.u64"))?,
                 m.n_captions,
                 m.n_caption_rows,
-            )?;
-            let short = Shortlist::open(
-                &dir.join("captions_global.npy"),
-                hnsw("captions.usearch", m.n_captions),
-                m.n_captions,
-                m.shortlist_dim,
             )?;
             Some(Captions {
                 texts,
                 rows,
                 offsets,
-                short,
+                short: rows_short,
             })
+        } else {
+            None
+        };
+        let ids = if m.has_ids {
+            let p = dir.join("ids.txt");
+            let text = utf8(&p, watched.read_verified(&p, sum("ids.txt"))?)?;
+            let ids: Vec<String> = text.lines().map(str::to_string).collect();
+            if ids.len() != m.n_images || ids.iter().any(String::is_empty) {
+                return Err(corrupt(
+                    &p,
+                    format!(
+                        "{} ids for {} images (one non-empty id per line expected)",
+                        ids.len(),
+                        m.n_images
+                    ),
+                ));
+            }
+            Some(ids)
         } else {
             None
         };
@@ -221,7 +272,14 @@ impl Index {
             img_short,
             ids,
             captions,
+            watched,
         })
+    }
+
+    /// Err naming the file when one of this index's files changed on disk
+    /// since it was opened (the index then answers 503; see [`super::files`]).
+    pub fn check_files(&self) -> Result<(), ServeError> {
+        self.watched.check(&self.dir)
     }
 
     /// The manifest.
@@ -342,6 +400,11 @@ impl Index {
                 global_rows(&g, &uniform_offsets(1, g.len() / gd), gd)
             }
         };
+        if rep.iter().chain(&q).any(|v| !v.is_finite()) {
+            return Err(ServeError::NotFinite(
+                "the encoding of these features".into(),
+            ));
+        }
         self.rank_captions(&rep, &q, k, shortlist)
     }
 
@@ -406,7 +469,11 @@ impl Index {
             .map_err(InferError::from)?;
         let (images, captions) = if images_side { (32, 1) } else { (1, 32) };
         let block = BlockSize { images, captions };
-        Ok(score_full(scorer.as_ref(), block).map_err(crate::infer::InferError::from)?)
+        let s = score_full(scorer.as_ref(), block).map_err(crate::infer::InferError::from)?;
+        if s.iter().any(|v| !v.is_finite()) {
+            return Err(ServeError::NotFinite("a score of this query".into()));
+        }
+        Ok(s)
     }
 
     /// Stored shortlist embedding of gallery image `row`: `[shortlist_dim]`.

@@ -1,7 +1,8 @@
 //! `IDX/manifest.json`: what an index folder holds and which model made it.
 //!
-//! Files (all arrays row-major little-endian f32 `.npy`, memory-mapped when
-//! opened; offsets raw little-endian u64):
+//! Files (all arrays row-major little-endian f32 `.npy`, read into memory
+//! when opened; offsets raw little-endian u64), each listed in `files` with
+//! its size and SHA-256 ([`super::files`]):
 //! - `images.npy` `[n_images, image_rows, d]`: the run's image representations;
 //! - `images_global.npy` `[n_images, shortlist_dim]`: shortlist embeddings;
 //! - `images.usearch`: HNSW over them (only when `n_images ≥ ann_threshold`);
@@ -10,15 +11,17 @@
 //!   `[n_caption_rows, d]`, `caption_offsets.u64` `[n_captions + 1]`,
 //!   `captions_global.npy` `[n_captions, shortlist_dim]`, `captions.usearch`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::ServeError;
+use super::files::FileSum;
 use crate::store::paths::resolve;
 
-/// Format version written by this build.
-pub const FORMAT: u32 = 1;
+/// Format version written by this build (2: file checksums; SHA-256 weight hashes).
+pub const FORMAT: u32 = 2;
 
 /// Which checkpoint of which run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +71,8 @@ pub struct Manifest {
     pub ann_threshold: usize,
     /// Whether `ids.txt` exists.
     pub has_ids: bool,
+    /// Every other file of the folder: name → size and SHA-256.
+    pub files: BTreeMap<String, FileSum>,
 }
 
 impl Manifest {
@@ -80,22 +85,65 @@ impl Manifest {
             path: path.clone(),
             source,
         })?;
-        let mut m: Manifest = serde_json::from_str(&text).map_err(|e| ServeError::Corrupt {
+        let corrupt = |message: String| ServeError::Corrupt {
             path: path.clone(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let format = v.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(FORMAT)) {
+            return Err(corrupt(format!(
+                "format {} (this build reads {FORMAT}); rebuild the index with `dbl index build`",
+                format.map_or("missing".to_string(), |f| f.to_string())
+            )));
+        }
+        let mut m: Manifest = serde_json::from_value(v).map_err(|e| corrupt(e.to_string()))?;
         // Run folders are recorded relative to the index folder (serve::build).
         m.model.run = resolve(dir, &m.model.run);
         if let Some(s) = m.shortlist_model.as_mut() {
             s.run = resolve(dir, &s.run);
         }
-        if m.format != FORMAT {
+        Ok(m)
+    }
+
+    /// The files an index with these fields holds (besides the manifest).
+    pub fn expected_files(&self) -> Vec<&'static str> {
+        let mut f = vec!["images.npy", "images_global.npy"];
+        if self.n_images >= self.ann_threshold {
+            f.push("images.usearch");
+        }
+        if self.has_ids {
+            f.push("ids.txt");
+        }
+        if self.n_captions > 0 {
+            f.extend([
+                "captions.txt",
+                "caption_rows.npy",
+                "caption_offsets.u64",
+                "captions_global.npy",
+            ]);
+            if self.n_captions >= self.ann_threshold {
+                f.push("captions.usearch");
+            }
+        }
+        f.sort_unstable();
+        f
+    }
+
+    /// Err unless `files` lists exactly [`Self::expected_files`] (`dir`: for the message).
+    pub fn check_files_listed(&self, dir: &Path) -> Result<(), ServeError> {
+        let listed: Vec<&str> = self.files.keys().map(String::as_str).collect();
+        let expected = self.expected_files();
+        if listed != expected {
             return Err(ServeError::Corrupt {
-                path,
-                message: format!("format {} (this build reads {FORMAT})", m.format),
+                path: dir.join("manifest.json"),
+                message: format!(
+                    "lists files {listed:?}, but its counts and flags mean {expected:?}"
+                ),
             });
         }
-        Ok(m)
+        Ok(())
     }
 
     /// Writes `dir/manifest.json` (temp file + rename).

@@ -11,6 +11,16 @@ pub const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// One request in flight (see [`Metrics::begin`]).
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The service's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -24,14 +34,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A request started.
-    pub fn begin(&self) {
+    /// A request started: counted in flight until the guard is dropped —
+    /// also when the request's future is dropped unfinished (the client
+    /// disconnected, or shutdown cut the connection).
+    pub fn begin(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
     }
 
     /// A request ended with `status` after `secs`.
     pub fn end(&self, route: &str, status: u16, secs: f64) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         *self
             .requests
             .lock()

@@ -3,8 +3,12 @@
 //! embeddings with `usearch`, then exact re-ranking with the run's own head)
 //! and the HTTP service ([`http`]).
 
+pub mod body;
 pub mod build;
+pub mod config;
+pub mod conn;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod index;
 pub mod manifest;

@@ -4,18 +4,18 @@
 //! brute force below it — and always when K covers the whole gallery, so that
 //! K = gallery size is exact full ranking.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use usearch::{Index as Hnsw, IndexOptions, MetricKind, ScalarKind};
 
 use super::ServeError;
-use crate::data::npy::NpyF32;
+use super::files::OwnedF32;
 use crate::eval::dot::dot;
 
-/// Global embeddings of a gallery, memory-mapped, with their HNSW if built.
+/// Global embeddings of a gallery, in memory, with their HNSW if built.
 pub struct Shortlist {
     /// `[n, dim]`.
-    emb: NpyF32,
+    emb: OwnedF32,
     hnsw: Option<Hnsw>,
 }
 
@@ -60,15 +60,15 @@ pub fn build_hnsw(emb: &[f32], dim: usize, path: &Path) -> Result<(), ServeError
 }
 
 impl Shortlist {
-    /// Opens `emb` (`[n, dim]`) and, when `hnsw` is given, views that index
-    /// file (memory-mapped) and checks it holds n vectors of width dim.
-    pub fn open(
-        emb: &Path,
-        hnsw: Option<PathBuf>,
+    /// Global embeddings `emb` (`[n, dim]`) and, when given, the HNSW saved
+    /// at `hnsw.0` whose file bytes are `hnsw.1` (loaded into usearch's own
+    /// memory: nothing stays mapped); checks it holds n vectors of width dim.
+    pub fn new(
+        emb: OwnedF32,
+        hnsw: Option<(&Path, &[u8])>,
         n: usize,
         dim: usize,
     ) -> Result<Self, ServeError> {
-        let emb = NpyF32::open_ndim(emb, 2)?;
         if emb.shape() != [n, dim] {
             return Err(ServeError::Corrupt {
                 path: emb.path().to_path_buf(),
@@ -77,12 +77,11 @@ impl Shortlist {
         }
         let hnsw = match hnsw {
             None => None,
-            Some(p) => {
-                let s = p.to_str().ok_or_else(|| ann_err(&p, "path is not UTF-8"))?;
-                let idx = Hnsw::restore_view(s).map_err(|e| ann_err(&p, e))?;
+            Some((p, bytes)) => {
+                let idx = Hnsw::restore_from_buffer(bytes).map_err(|e| ann_err(p, e))?;
                 if idx.size() != n || idx.dimensions() != dim {
                     return Err(ServeError::Corrupt {
-                        path: p,
+                        path: p.to_path_buf(),
                         message: format!(
                             "holds {} vectors of width {}, the manifest says {n} of {dim}",
                             idx.size(),

@@ -139,10 +139,26 @@ pub struct BranchSave {
 
 /// SHA-256 of `bytes`, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(&Sha256::digest(bytes))
+}
+
+/// SHA-256 of everything `r` yields, read in 1 MiB blocks: (bytes, lower-case hex).
+pub fn sha256_reader(mut r: impl std::io::Read) -> std::io::Result<(u64, String)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = r.read(&mut buf)?;
+        if got == 0 {
+            return Ok((n, to_hex(&h.finalize())));
+        }
+        h.update(&buf[..got]);
+        n += got as u64;
+    }
+}
+
+fn to_hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True for `g` + 6+ digits (a generation folder name).

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod parity;
 
 use std::path::{Path, PathBuf};
