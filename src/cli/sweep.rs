@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 
 use crate::sweep::run::{Manifest, open_sweep, run_seed, seed_config, seed_dir};
 use crate::sweep::seeds::parse_seeds;
-use crate::sweep::{compare, summary};
+use crate::sweep::{compare, estimator, summary};
 use crate::train::config::Regime;
 
 /// Arguments of `dbl sweep`.
@@ -27,7 +27,9 @@ pub struct Args {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Sweep folder: seed{s}/ run folders, sweep.json, summary.{json,md,png,svg} and
-    /// curves.{png,svg} (every seed's dev rSum per epoch and branch).
+    /// curves.{png,svg} (every seed's dev rSum per epoch and branch). With
+    /// `--set test_after_epoch=B` the summary also reports the selection-robust
+    /// estimate: target − anchor test rSum averaged over every epoch after B.
     /// Running the same command again skips finished seeds and resumes an interrupted one.
     #[arg(long, value_name = "DIR", required = true)]
     pub out: Option<PathBuf>,
@@ -166,9 +168,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let s = summary::summarize(&name, &finished).map_err(|m| anyhow!(m))?;
         if let Some(p) = &s.paired_rsum {
             println!(
-                "target − anchor test rSum over {} seeds: {}",
+                "target − anchor test rSum over {} seeds, best-on-dev checkpoints: {}",
                 p.diffs.len(),
                 summary::paired_text(p)
+            );
+        }
+        if let Some(l) = &s.late {
+            println!(
+                "target − anchor test rSum over {} seeds, mean over the epochs after the burn-in: {}",
+                l.paired.diffs.len(),
+                estimator::late_text(l)
             );
         }
         for f in summary::write(out, &s)? {

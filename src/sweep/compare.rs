@@ -1,7 +1,9 @@
 //! `dbl sweep compare DIR…`: several sweeps (e.g. baseline, OSS-RM, OSS-AM,
 //! MSS, OAS) side by side, recomputed from each folder's finished seeds:
 //! a Markdown table (test rSum mean ± sd per branch, the paired
-//! target − anchor difference with its 95 % CI and wins; with a baseline
+//! target − anchor difference with its 95 % CI and wins, best-on-dev and,
+//! where the seeds logged late test records, the selection-robust mean over
+//! the epochs after the burn-in ([`super::estimator`]); with a baseline
 //! sweep, also each target against that sweep's anchor, paired by seed) and
 //! the [`super::summary::chart`] over all of them (with a baseline, its
 //! paired panel also shows each target against the baseline's anchor).
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::estimator::late_text;
 use super::run::read_results;
 use super::stats::Paired;
 use super::summary::{Summary, chart, paired_interval, paired_text, summarize};
@@ -60,10 +63,15 @@ pub fn markdown(sums: &[Summary], base: Option<&Summary>) -> String {
     let mut t = String::from(
         "| sweep | regime | seeds | branch | test rSum (mean ± sd) | target − anchor rSum |",
     );
+    let late = sums.iter().any(|s| s.late.is_some());
+    if late {
+        t.push_str(" target − anchor rSum, mean over epochs after the burn-in |");
+    }
     if let Some(b) = base {
         t.push_str(&format!(" target − {} anchor rSum |", b.name));
     }
     t.push_str("\n|---|---|---|---|---|---|");
+    t.push_str(if late { "---|" } else { "" });
     t.push_str(if base.is_some() { "---|\n" } else { "\n" });
     for s in sums {
         for (k, b) in s.branches.iter().enumerate() {
@@ -91,6 +99,14 @@ pub fn markdown(sums: &[Summary], base: Option<&Summary>) -> String {
                 b.label,
                 b.rsum.mean
             ));
+            if late {
+                let text = match (&s.late, last) {
+                    (Some(l), true) => late_text(l),
+                    (None, true) if s.branches.len() > 1 => "no late test records".into(),
+                    _ => String::new(),
+                };
+                t.push_str(&format!(" {text} |"));
+            }
             if base.is_some() {
                 t.push_str(&format!(" {vs_base} |"));
             }

@@ -9,10 +9,13 @@
 //! - [`summary`]: per-branch mean ± sd of the test metrics, the paired
 //!   difference, written as `summary.{json,md,png,svg}`.
 //! - [`curves`]: every seed's dev rSum per epoch and branch, `curves.{png,svg}`.
+//! - [`estimator`]: the selection-robust estimate beside best-on-dev: the
+//!   paired target − anchor test rSum averaged over every epoch after a burn-in.
 //! - [`compare`]: several sweeps side by side (`dbl sweep compare`).
 
 pub mod compare;
 pub mod curves;
+pub mod estimator;
 pub mod run;
 pub mod seeds;
 pub mod stats;

@@ -11,9 +11,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::estimator::LateTest;
 use super::{SweepError, write_json};
 use crate::data::precomp::Split;
+use crate::eval::matrix::SimMatrix;
 use crate::eval::metrics::Metrics;
+use crate::eval::protocol::whole_metrics;
+use crate::model::precision::HeadPrecision;
 use crate::store::Store;
 use crate::store::write_atomic;
 use crate::train::backbone_select;
@@ -65,6 +69,10 @@ pub struct SeedResult {
     pub branches: Vec<BranchResult>,
     /// Wall seconds spent training and testing this seed (all invocations).
     pub wall_seconds: f64,
+    /// Every branch's test rSum at each epoch after the burn-in, when the run
+    /// set `test_after_epoch` ([`super::estimator`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<LateTest>,
 }
 
 /// `OUT/seed{s}`.
@@ -210,6 +218,36 @@ fn score_test(cfg: &TrainConfig) -> Result<Vec<Metrics>, SweepError> {
     Ok(backbone_select::test(cfg, Split::Test)?)
 }
 
+/// The seed's late test records ([`LateTest::read`]); a cohort that
+/// patience stopped within the burn-in has none and is scored once here with
+/// every branch's last checkpoint, so that it still counts (at its last epoch).
+fn late_test(cfg: &TrainConfig) -> Result<Option<LateTest>, SweepError> {
+    let (Some(after), n) = (cfg.test_after_epoch, cfg.n_branches()) else {
+        return Ok(None);
+    };
+    if let Some(l) = LateTest::read(&cfg.out, n, after)? {
+        return Ok(Some(l));
+    }
+    let Some((stage, epoch)) = LateTest::last_epoch(&cfg.out, n - 1)? else {
+        return Ok(None);
+    };
+    let rsum = (0..n)
+        .map(|k| {
+            let (sims, n_img) =
+                backbone_select::score(cfg, k, "last", Split::Test, HeadPrecision::F32)?;
+            let m = SimMatrix::new(&sims, n_img, sims.len() / n_img.max(1))
+                .map_err(crate::train::TrainError::from)?;
+            Ok(vec![whole_metrics(&m).rsum])
+        })
+        .collect::<Result<_, SweepError>>()?;
+    Ok(Some(LateTest {
+        after_epoch: after,
+        stage,
+        epochs: vec![epoch],
+        rsum,
+    }))
+}
+
 /// Trains (or resumes) and tests one seed; `None` when `cfg.stop_after` ended
 /// it before its last epoch. Must run inside the caller's thread pool.
 pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
@@ -250,6 +288,7 @@ pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
     }
     let t1 = Instant::now();
     let test = score_test(cfg)?;
+    let late = late_test(cfg)?;
     wall += t1.elapsed().as_secs_f64();
     let n = cfg.n_branches();
     let branches = test
@@ -268,6 +307,7 @@ pub fn run_seed(cfg: &TrainConfig) -> Result<Option<SeedResult>, SweepError> {
         regime: cfg.regime,
         branches,
         wall_seconds: wall,
+        late,
     };
     write_json(&dir.join(RESULT), &r)?;
     Ok(Some(r))

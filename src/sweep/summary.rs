@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::estimator::{LateSummary, late_text, summarize_late};
 use super::run::SeedResult;
 use super::stats::{MeanSd, Paired};
 use super::{SweepError, write_json};
@@ -59,6 +60,11 @@ pub struct Summary {
     /// Test rSum, target (last branch) − anchor (branch 0), paired by seed;
     /// absent for a one-branch run.
     pub paired_rsum: Option<Paired>,
+    /// The selection-robust estimate ([`super::estimator`]): target − anchor
+    /// test rSum averaged over every epoch after the burn-in; absent unless
+    /// every seed logged late test records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<LateSummary>,
     /// Wall seconds per seed.
     pub wall_seconds: MeanSd,
 }
@@ -115,6 +121,7 @@ pub fn summarize(name: &str, results: &[SeedResult]) -> Result<Summary, String> 
         seeds: results.iter().map(|r| r.seed).collect(),
         branches,
         paired_rsum,
+        late: summarize_late(results),
         wall_seconds: MeanSd::of(&wall),
     })
 }
@@ -200,9 +207,35 @@ pub fn markdown(s: &Summary) -> String {
             p.diffs.len().saturating_sub(1)
         ));
     }
+    if let Some(l) = &s.late {
+        t.push_str(&late_markdown(s, l));
+    }
     t.push_str(&format!(
         "\nWall time per seed: {} s.\n",
         pm(&s.wall_seconds)
+    ));
+    t
+}
+
+/// The selection-robust section of [`markdown`]: per seed, the epochs averaged
+/// and the mean target − anchor test rSum over them; then over the seeds.
+fn late_markdown(s: &Summary, l: &LateSummary) -> String {
+    let mut t = format!(
+        "\nSelection-robust estimate: target − anchor test rSum of the same epoch's \
+         checkpoints, averaged over every epoch after epoch {} (docs/method.md §8):\n\n\
+         | seed | epochs averaged | mean target − anchor |\n|---|---|---|\n",
+        l.after_epoch
+    );
+    for (i, seed) in s.seeds.iter().enumerate() {
+        t.push_str(&format!(
+            "| {seed} | {} | {:+.1} |\n",
+            l.epochs_per_seed[i], l.paired.diffs[i]
+        ));
+    }
+    t.push_str(&format!(
+        "\nOver the seeds: {} (Student t, {} degrees of freedom).\n",
+        late_text(l),
+        l.paired.diffs.len().saturating_sub(1)
     ));
     t
 }
@@ -255,13 +288,29 @@ pub fn chart(title: &str, sums: &[Summary]) -> Grid<IntervalChart> {
                 .collect(),
         })
         .collect();
+    let any_late = sums.iter().any(|s| s.late.is_some());
     let paired = IntervalSeries {
-        name: "target − anchor (mean, 95 % CI)".into(),
+        name: if any_late {
+            "target − anchor, best-on-dev (mean, 95 % CI)"
+        } else {
+            "target − anchor (mean, 95 % CI)"
+        }
+        .into(),
         per_category: sums
             .iter()
             .map(|s| paired_interval(s.paired_rsum.as_ref()?))
             .collect(),
     };
+    let mut paired_series = vec![paired];
+    if any_late {
+        paired_series.push(IntervalSeries {
+            name: "target − anchor, mean over epochs after the burn-in (mean, 95 % CI)".into(),
+            per_category: sums
+                .iter()
+                .map(|s| paired_interval(&s.late.as_ref()?.paired))
+                .collect(),
+        });
+    }
     let x_label = "sweep (folder name)";
     Grid::row(vec![
         IntervalChart {
@@ -277,7 +326,7 @@ pub fn chart(title: &str, sums: &[Summary]) -> Grid<IntervalChart> {
             x_label: x_label.into(),
             y_label: "Δ test rSum (target − anchor)".into(),
             categories,
-            series: vec![paired],
+            series: paired_series,
             zero_line: true,
         },
     ])

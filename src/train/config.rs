@@ -289,6 +289,11 @@ pub struct TrainConfig {
     /// Stop (as if interrupted) after this many epochs of this invocation,
     /// leaving a resumable run; the schedules still use `epochs`.
     pub stop_after: Option<usize>,
+    /// Score every branch on the `test` split at the end of each epoch after
+    /// the first N of a stage (the burn-in), as `test` records in
+    /// `branch{k}/metrics.jsonl` (none: never). Write-only: selection and
+    /// patience read dev alone (docs/method.md §8, the selection-robust estimate).
+    pub test_after_epoch: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -318,6 +323,7 @@ impl Default for TrainConfig {
             log_every: 10,
             patience: None,
             stop_after: None,
+            test_after_epoch: None,
         }
     }
 }

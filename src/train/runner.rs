@@ -111,6 +111,8 @@ struct Ctx<'a> {
     cfg: &'a TrainConfig,
     train: &'a Precomp,
     dev: &'a Precomp,
+    /// The test split, when `test_after_epoch` is set (write-only records).
+    test: Option<&'a Precomp>,
     par: Par,
     /// OAS caption augmentation of the training batches (docs/method.md §6.4).
     augment: Option<CaptionAugment>,
@@ -316,6 +318,19 @@ fn run_phase<M: Trainable>(
                 )
             });
         }
+        // Test records after the burn-in (docs/method.md §8): logged before the
+        // commit, so a crash before it trims them with the epoch; nothing in
+        // training, selection or patience reads them.
+        if let (Some(test), Some(after)) = (ctx.test, cfg.test_after_epoch)
+            && epoch + 1 > after
+        {
+            for b in branches.iter_mut() {
+                let m = evaluate_ranks(&b.model, test, ctx.comm)?;
+                let step = b.state.step;
+                b.log(json!({"kind": "test", "stage": phase.stage, "epoch": epoch,
+                    "step": step, "test": m}))?;
+            }
+        }
         // One atomic commit for the whole cohort (docs in src/store/mod.rs), by rank 0.
         if ctx.lead() {
             let mut saves = Vec::new();
@@ -385,6 +400,16 @@ pub fn train<M: Trainable>(
     }
     train.check_finite()?;
     dev.check_finite()?;
+    // The test split only when `test_after_epoch` asks for test records.
+    let test = match cfg.test_after_epoch {
+        Some(_) => {
+            let t = Precomp::open(&cfg.data, Split::Test, &vocab)?;
+            t.check_features_like(train.images())?;
+            t.check_finite()?;
+            Some(t)
+        }
+        None => None,
+    };
     let probe = build(&mut init_rng(cfg.seed, 0))?;
     let params: usize = probe.params().iter().map(|p| p.value.len()).sum();
     drop(probe);
@@ -422,6 +447,7 @@ pub fn train<M: Trainable>(
         cfg,
         train: &train,
         dev: &dev,
+        test: test.as_ref(),
         par: Par::threads(cfg.threads.max(1)),
         augment: cfg.caption_augment(vocab.len()),
         comm,
