@@ -12,6 +12,7 @@
 //! - [`serve`]: index folders, two-stage search (ANN shortlist + exact
 //!   re-ranking) and the HTTP service.
 //! - [`plot`]: readable pictures (bundled font, titles, axes, legends).
+//! - [`progress`]: progress of long phases (a bar on a terminal, periodic lines otherwise).
 //! - [`sweep`]: one configuration over seeds, summaries with confidence intervals.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
@@ -26,6 +27,7 @@ pub mod loss;
 pub mod model;
 pub mod os_error;
 pub mod plot;
+pub mod progress;
 pub mod serve;
 pub mod store;
 pub mod sweep;
