@@ -1,5 +1,5 @@
 //! `dbl serve`: the HTTP search service over one or more index folders
-//! (`crate::serve::http` documents the endpoints). Binds to loopback by
+//! (`crate::serve::http` documents the endpoints) and its search page at `/`. Binds to loopback by
 //! default; any other address needs `--token-file`. SIGTERM or Ctrl-C stops
 //! accepting, lets the requests in flight finish, and exits 0.
 
@@ -38,6 +38,10 @@ pub struct Args {
     /// Default shortlist size K (candidates re-ranked exactly).
     #[arg(long, value_name = "K", default_value_t = 100)]
     pub shortlist: usize,
+    /// Folder of thumbnails named by image id (`ID.jpg`, `ID.jpeg` or `ID.png`),
+    /// shown by the search page at `/`.
+    #[arg(long, value_name = "DIR")]
+    pub image_dir: Option<PathBuf>,
 }
 
 fn parse_index(s: &str) -> (String, PathBuf) {
@@ -73,6 +77,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.addr
         );
     }
+    if let Some(d) = &args.image_dir
+        && !d.is_dir()
+    {
+        anyhow::bail!("--image-dir {}: not a folder", d.display());
+    }
     let models = Models::new();
     let mut indexes = BTreeMap::new();
     for s in &args.indexes {
@@ -89,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         body_limit: args.body_limit,
         token,
         shortlist: args.shortlist,
+        image_dir: args.image_dir.clone(),
     };
     let st = Arc::new(AppState::new(indexes, cfg)?);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -19,6 +19,7 @@ use crate::model::precision::HeadPrecision;
 use crate::model::text_encoder::TextEncoder;
 
 use super::InferError;
+use super::explain::PairExplanation;
 
 /// Encoded images, borrowed. data: `[n_img, rows, d]`.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +98,10 @@ pub trait Matcher: Send + Sync + std::fmt::Debug {
     ) -> EncodedCaptions {
         encode_caption_list(self.encoders().1, n, caption, PAR)
     }
+    /// Explains the score of one encoded image `img: [image_rows(R), d]`
+    /// and one encoded caption `cap: [caption_rows(n), d]` from the pass
+    /// [`Self::scorer`] runs (f32): [`super::explain`].
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, InferError>;
     /// A block scorer over `img` × `cap` with the head in `precision`
     /// (bf16: AMX and a similarity head; others answer
     /// [`PrecisionError::NoHead`](crate::model::precision::PrecisionError::NoHead)).

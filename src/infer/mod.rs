@@ -4,7 +4,8 @@
 //! - encodes region features → image representations ([`Matcher::encode_images`]),
 //! - encodes captions (token ids, or raw text through the tokenizer and the
 //!   vocabulary: [`LoadedMatcher::encode_texts`]) → caption representations,
-//! - scores blocks of images × captions in f32 or bf16 ([`Matcher::scorer`]).
+//! - scores blocks of images × captions in f32 or bf16 ([`Matcher::scorer`]),
+//! - explains one pair's score ([`explain`]: attention, per-word contributions).
 //!
 //! Everything that scores goes through here: `Trainable::score_split` of the
 //! paper backbones and `dbl score` ([`split::score_split`]), `dbl bench`'s
@@ -16,6 +17,7 @@
 //! [`Matcher`] (like [`scan_ave`] or [`vse`]) plus one entry there.
 
 pub mod error;
+pub mod explain;
 pub mod global;
 pub mod loaded;
 pub mod matcher;

@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use super::InferError;
+use super::explain::PairExplanation;
 use super::matcher::{CaptionView, ImageView, Matcher};
 use crate::engine::amx;
 use crate::eval::sharded::BlockScorer;
@@ -24,6 +25,9 @@ impl Matcher for ScanAve {
     }
     fn caption_rows(&self, n_tokens: usize) -> usize {
         n_tokens
+    }
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, InferError> {
+        Ok(super::explain::scan_ave(&self.sim_enc, img, cap))
     }
     fn scorer<'a>(
         &'a self,

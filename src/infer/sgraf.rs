@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use super::InferError;
+use super::explain::PairExplanation;
 use super::matcher::{CaptionView, ImageView, Matcher, PAR};
 use crate::eval::sharded::BlockScorer;
 use crate::model::encode::{EncodedCaptions, encode_caption_list};
@@ -76,6 +77,9 @@ impl Matcher for Sgraf {
                 .map(|(k, o)| o + k)
                 .collect(),
         }
+    }
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, InferError> {
+        Ok(super::explain::sgraf(&self.head, img, cap))
     }
     fn scorer<'a>(
         &'a self,

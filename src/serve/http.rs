@@ -4,6 +4,10 @@
 //!   → the best captions (features: R rows of D values);
 //!   both take optional `"index": NAME` (required when several are served)
 //!   and `"shortlist": K` (candidates re-ranked; default the server's);
+//! - `POST /v1/explain` `{"image_row": N, "text": "..." | "caption_row": J}`
+//!   → why they match ([`explain`]);
+//! - `GET /` the search page ([`crate::serve::page`], no token needed: it
+//!   holds no data), `GET /images/{id}` thumbnails from `--image-dir` ([`thumbs`]);
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
 //!
 //! Searches run on a bounded rayon pool, never on the async threads; at most
@@ -31,8 +35,11 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ServeError;
-use super::index::{Index, SearchResult};
+use super::index::Index;
 use super::metrics::Metrics;
+
+mod explain;
+mod thumbs;
 
 /// Service limits and defaults.
 #[derive(Debug, Clone)]
@@ -47,6 +54,8 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Default shortlist size K.
     pub shortlist: usize,
+    /// Thumbnails `{id}.jpg|jpeg|png` for `GET /images/{id}` (the search page).
+    pub image_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -57,6 +66,7 @@ impl Default for ServeConfig {
             body_limit: 4 << 20,
             token: None,
             shortlist: 100,
+            image_dir: None,
         }
     }
 }
@@ -197,9 +207,10 @@ fn pick(st: &AppState, name: &Option<String>) -> Result<String, Box<Response>> {
 }
 
 /// Runs `job` on the search pool if a slot is free (503 otherwise).
-async fn on_pool<F>(st: Arc<AppState>, job: F) -> Response
+async fn on_pool<F, T>(st: Arc<AppState>, job: F) -> Response
 where
-    F: FnOnce(&AppState) -> Result<SearchResult, ServeError> + Send + 'static,
+    F: FnOnce(&AppState) -> Result<T, ServeError> + Send + 'static,
+    T: serde::Serialize + Send + 'static,
 {
     let permit: OwnedSemaphorePermit = match st.slots.clone().try_acquire_owned() {
         Ok(p) => p,
@@ -406,12 +417,15 @@ pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/search/images", post(search_images))
         .route("/v1/search/captions", post(search_captions))
+        .route("/v1/explain", post(explain::explain))
+        .route("/images/{id}", get(thumbs::thumbnail))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .with_state(st)
+        .merge(super::page::router())
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting and

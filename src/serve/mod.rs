@@ -1,15 +1,18 @@
 //! Retrieval over a trained run (design.md decision 7): an index folder
 //! ([`build`]), two-stage search ([`index::Index`]: an ANN shortlist of global
 //! embeddings with `usearch`, then exact re-ranking with the run's own head)
-//! and the HTTP service ([`http`]).
+//! and the HTTP service ([`http`]) with its search page ([`page`]) and pair
+//! explanations ([`explain`]).
 
 pub mod build;
 pub mod error;
+pub mod explain;
 pub mod http;
 pub mod index;
 pub mod manifest;
 pub mod metrics;
 pub mod models;
+pub mod page;
 pub mod recall;
 pub mod recall_plot;
 pub mod shortlist;
