@@ -4,6 +4,7 @@
 //! Module map (lower layers first; a module imports only modules above it in
 //! this list, never one below):
 //! - [`os_error`]: operating-system errors in words.
+//! - [`progress`]: progress of long phases (a bar on a terminal, periodic lines otherwise).
 //! - [`engine`]: parameters, GEMM, layers with hand-written forward/backward,
 //!   Adam, clipping, EMA, the CUDA backend.
 //! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical
@@ -36,6 +37,7 @@ pub mod loss;
 pub mod model;
 pub mod os_error;
 pub mod plot;
+pub mod progress;
 pub mod serve;
 pub mod store;
 pub mod sweep;

@@ -31,6 +31,8 @@ enum Command {
     Train(cli::train::Args),
     /// Score a split with a trained run's checkpoint; writes the similarity matrix for `eval`.
     Score(cli::score::Args),
+    /// Why did a caption match an image: attention, per-word contributions, picture.
+    Explain(cli::explain::Args),
     /// Draw a run's loss and dev rSum curves per branch (PNG + SVG).
     Report(cli::report::Args),
     /// Train one config over several seeds; test each branch; mean ± sd, paired 95 % CI (and `sweep compare`).
@@ -62,6 +64,7 @@ fn main() {
         Command::Model(a) => cli::model::run(a),
         Command::ImportTorch(a) => cli::import_torch::run(a),
         Command::Train(a) => cli::train::run(a),
+        Command::Explain(a) => cli::explain::run(a),
         Command::Report(a) => cli::report::run(a),
         Command::Sweep(a) => cli::sweep::run(a),
         Command::Demo(a) => cli::demo::run(a),

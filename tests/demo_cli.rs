@@ -28,6 +28,12 @@ fn demo_prints_seeds_means_and_paired_difference() {
                 "2",
                 "--threads",
                 "1",
+                "--data",
+                "easy",
+                "--seeds",
+                "0..2",
+                "--dev-images",
+                "12",
             ])
             .output()
             .unwrap();
@@ -63,6 +69,20 @@ fn demo_prints_seeds_means_and_paired_difference() {
         stdout.contains("mean ") && stdout.contains("95 % CI"),
         "{stdout}"
     );
+    // One sentence on what the interval supports, matching its position.
+    let (lo, hi) = (
+        res["paired_rsum"]["ci95"][0].as_f64().unwrap(),
+        res["paired_rsum"]["ci95"][1].as_f64().unwrap(),
+    );
+    let want = if lo > 0.0 {
+        "The interval lies above zero"
+    } else if hi < 0.0 {
+        "The interval lies below zero"
+    } else {
+        "The interval includes zero"
+    };
+    assert!(stdout.contains(want), "{stdout}");
+    assert!(res["reading"].as_str().unwrap().starts_with(want));
     assert!(out.join("oss/seed1/report/rsum.svg").is_file());
     assert!(out.join("oss/summary.png").is_file());
     // Again: resumes, prints the same table.

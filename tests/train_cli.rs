@@ -218,7 +218,16 @@ fn crash_at_every_save_step_keeps_a_consistent_checkpoint() {
 fn report_writes_png_and_svg() {
     let (tmp, d) = data();
     let run = tmp.path().join("run");
-    ok(&train(&d, &run, "oss", &[], None));
+    let t = train(&d, &run, "oss", &[], None);
+    ok(&t);
+    // It said where the run goes before training (issue 27 §4).
+    let err = String::from_utf8_lossy(&t.stderr);
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.contains(&format!("writing the run in {}", run.display()))),
+        "{err}"
+    );
     let o = Command::new(BIN).arg("report").arg(&run).output().unwrap();
     ok(&o);
     for name in ["loss", "rsum"] {
@@ -674,4 +683,39 @@ fn oas_augmentation_adds_the_mask_row() {
             assert!(sims.is_file(), "{tag}, branch {k}");
         }
     }
+}
+
+/// No silent phases (issue 27 §4): without a terminal the dev evaluation of
+/// `dbl train` and the scoring of `dbl score` print progress lines with the
+/// rate and the ETA (`DBL_PROGRESS_SECS=0`: one per block of pairs).
+#[test]
+fn dev_evaluation_and_scoring_show_progress_without_a_terminal() {
+    let (tmp, d) = data();
+    let run = tmp.path().join("run");
+    let every = Some((dbl::progress::LINE_EVERY_ENV, "0"));
+    let t = train(&d, &run, "oss", &["model.backbone=vse"], every);
+    ok(&t);
+    let err = String::from_utf8_lossy(&t.stderr);
+    let shows = |err: &str, label: &str| {
+        err.lines().any(|l| {
+            l.starts_with(label)
+                && l.contains("pairs), ")
+                && l.contains("pairs/s")
+                && l.contains("ETA")
+        })
+    };
+    assert!(
+        shows(&err, "stage 1 epoch 2 dev evaluation: 100% ("),
+        "{err}"
+    );
+    let o = Command::new(BIN)
+        .args(["score", "--split", "test", "--run"])
+        .arg(&run)
+        .env(dbl::progress::LINE_EVERY_ENV, "0")
+        .output()
+        .unwrap();
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(shows(&err, "scoring test: 100% (720/720 pairs)"), "{err}");
+    assert!(err.contains("scoring test: done, 720 pairs in"), "{err}");
 }

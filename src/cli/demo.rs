@@ -1,14 +1,20 @@
-//! `dbl demo --out DIR`: the whole pipeline on the default synthetic data set
-//! ([`crate::data::synth`]), judged over seeds: generate the data into
-//! `DIR/data`, write the run configuration `DIR/oss.toml` (an OSS cohort,
-//! K = 2: branch 0 = anchor, branch 1 = DBL target with Relative Max boosting;
-//! scan-ave at embed 256, batch 32, sum over negatives in L_raw), train it once
-//! per seed through `dbl sweep` (`DIR/oss/seed{s}`; running the demo again
-//! resumes), score each branch's best-on-dev checkpoint on test, and print per
-//! seed and on average the anchor and target test rSum and their paired
-//! difference with its 95 % interval. Whatever the seeds show is what it
-//! prints. `DIR/results.json` holds the numbers, `DIR/oss/summary.*` the sweep
-//! summary, `DIR/oss/seed{s}/report/` the curves.
+//! `dbl demo --out DIR`: the whole pipeline where the effect of DBL can be
+//! measured (EXPERIMENTS.md "Study": on the hard synthetic data, trained
+//! until dev rSum stops improving, every OSS target ended above its anchor),
+//! judged over seeds: generate the hard synthetic data set (15 concepts,
+//! [`crate::data::synth`]) into `DIR/data`, write the run configuration
+//! `DIR/oss.toml` (an OSS cohort, K = 2: branch 0 = anchor, branch 1 = DBL
+//! target with Relative Max boosting; scan-ave at embed 128, batch 32, sum
+//! over negatives in L_raw), train it per seed through `dbl sweep`
+//! (`DIR/oss/seed{s}`; running the demo again resumes) until no branch has
+//! improved its dev rSum for `--patience` epochs, score each branch's
+//! best-on-dev checkpoint on test, and print per seed and on average the
+//! anchor and target test rSum, their paired difference with its 95 %
+//! interval and the win count, and what that interval supports. Whatever the
+//! seeds show is what it prints. `--quick` is the 2-minute smoke run on the
+//! easy data (2 epochs, 2 seeds) that measures nothing. `DIR/results.json`
+//! holds the numbers, `DIR/oss/summary.*` the sweep summary,
+//! `DIR/oss/seed{s}/report/` the curves.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,30 +27,42 @@ use crate::data::synth::{self, SynthConfig};
 use crate::loss::BoostForm;
 use crate::sweep::run::{open_sweep, run_seed, seed_config, seed_dir};
 use crate::sweep::seeds::parse_seeds;
+use crate::sweep::stats::Paired;
 use crate::sweep::summary::{self, paired_text};
 use crate::train::config::BackboneName;
 use crate::train::report::report;
 
-/// Arguments of `dbl demo`.
+/// Arguments of `dbl demo`. Options left out take the full demo's value, or
+/// with `--quick` the smoke run's.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output folder (data/, oss.toml, oss/, results.json). Running the demo
     /// again with the same options resumes it.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Training seeds (`A..B`, B exclusive; or a list `0,3`); at least 2 for a paired interval.
-    #[arg(long, value_name = "SEEDS", default_value = "0..2")]
-    pub seeds: String,
+    /// The ~2-minute smoke run: easy data (150 concepts), 1,000 training
+    /// images, 2 epochs, seeds 0..2, embed 256, no patience. Too short to
+    /// measure anything.
+    #[arg(long)]
+    pub quick: bool,
+    /// Training seeds (`A..B`, B exclusive; or a list `0,3`); at least 2 for a
+    /// paired interval [full: 0..3; quick: 0..2].
+    #[arg(long, value_name = "SEEDS")]
+    pub seeds: Option<String>,
     /// Seed of the synthetic data set.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub data_seed: u64,
+    /// Synthetic data: `hard` (15 concepts, where the study measured the
+    /// effect) or `easy` (150) [full: hard; quick: easy].
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub data: Option<DataKind>,
     /// Backbone to train (`tiny` is a mean-pooling smoke-test model, not a paper backbone).
     #[arg(long, value_enum, default_value = "scan-ave")]
     pub backbone: BackboneName,
-    /// Joint embedding width (GRU hidden size too); the paper's 1024 is too slow
-    /// for a 10-minute demo on 2 cores.
-    #[arg(long, value_name = "D", default_value_t = 256)]
-    pub embed: usize,
+    /// Joint embedding width (GRU hidden size too); the paper's 1024 is too
+    /// slow for a 10-minute demo on 2 cores [full: 128; quick: 256].
+    #[arg(long, value_name = "D")]
+    pub embed: Option<usize>,
     /// Training batch size (the paper's 128 gives 4× fewer steps per epoch).
     #[arg(long, value_name = "B", default_value_t = 32)]
     pub batch: usize,
@@ -56,19 +74,67 @@ pub struct Args {
     /// Boosting form of the target (`relative` = Relative Max; `absolute` = Absolute Max).
     #[arg(long, value_enum, default_value = "relative")]
     pub boost: BoostForm,
-    /// Epochs per seed.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub epochs: usize,
-    /// Training images of the synthetic set (dev/test keep the defaults).
-    #[arg(long, value_name = "N", default_value_t = 1_000)]
-    pub train_images: usize,
+    /// Most epochs per seed [full: 12; quick: 2].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Stop a seed once no branch improved its dev rSum for this many epochs
+    /// (0 = never; full: 2; quick: 0).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+    /// Training images of the synthetic set [full: 400; quick: 1,000].
+    #[arg(long, value_name = "N")]
+    pub train_images: Option<usize>,
+    /// Dev images (picked the best checkpoint, decided patience) [full: 100; quick: 200].
+    #[arg(long, value_name = "N")]
+    pub dev_images: Option<usize>,
     /// Worker threads (0 = all cores).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 }
 
+/// Which synthetic data set the demo trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataKind {
+    /// 150 concepts (`dbl synth`'s default).
+    Easy,
+    /// 15 concepts (`dbl synth --hard`).
+    Hard,
+}
+
+/// The demo's settings after the presets fill what was not given.
+#[derive(Debug, Clone)]
+struct Settings {
+    seeds: String,
+    data: DataKind,
+    embed: usize,
+    epochs: usize,
+    patience: usize,
+    train_images: usize,
+    dev_images: usize,
+}
+
+impl Settings {
+    fn of(a: &Args) -> Self {
+        let q = a.quick;
+        Settings {
+            seeds: a
+                .seeds
+                .clone()
+                .unwrap_or_else(|| if q { "0..2" } else { "0..3" }.into()),
+            data: a
+                .data
+                .unwrap_or(if q { DataKind::Easy } else { DataKind::Hard }),
+            embed: a.embed.unwrap_or(if q { 256 } else { 128 }),
+            epochs: a.epochs.unwrap_or(if q { 2 } else { 12 }),
+            patience: a.patience.unwrap_or(if q { 0 } else { 2 }),
+            train_images: a.train_images.unwrap_or(if q { 1_000 } else { 400 }),
+            dev_images: a.dev_images.unwrap_or(if q { 200 } else { 100 }),
+        }
+    }
+}
+
 /// The demo's run configuration (TOML, the keys of `dbl train --config`).
-fn config_toml(args: &Args) -> String {
+fn config_toml(args: &Args, st: &Settings) -> String {
     let data = toml::Value::String(args.out.join("data").to_string_lossy().into_owned());
     let boost = match args.boost {
         BoostForm::Relative => "relative",
@@ -81,6 +147,7 @@ fn config_toml(args: &Args) -> String {
          regime = \"oss\"\n\
          branches = 2\n\
          epochs = {epochs}\n\
+         {patience}\
          lr = {lr:e}\n\
          lr_update = 0\n\
          batch_size = {batch}\n\
@@ -99,29 +166,77 @@ fn config_toml(args: &Args) -> String {
          kind = \"boost\"\n\
          form = \"{boost}\"\n\
          reduction = \"hardest\"\n",
-        seeds = args.seeds,
-        epochs = args.epochs,
+        seeds = st.seeds,
+        epochs = st.epochs,
+        patience = if st.patience > 0 {
+            format!("patience = {}\n", st.patience)
+        } else {
+            String::new()
+        },
         lr = args.lr,
         batch = args.batch,
         threads = args.threads,
         backbone = args.backbone.name(),
-        embed = args.embed,
+        embed = st.embed,
     )
+}
+
+/// One sentence on what the paired interval does and does not support.
+fn reading(p: &Paired) -> String {
+    let n = p.diffs.len();
+    let (lo, hi) = p.ci95;
+    if lo.is_nan() {
+        "With one seed there is no interval: this supports no conclusion about the target \
+         against its anchor."
+            .into()
+    } else if lo > 0.0 {
+        format!(
+            "The interval lies above zero: on this data and these settings the DBL target beat \
+             its anchor on average over these {n} seeds (by {lo:+.1} to {hi:+.1} rSum); it does \
+             not say how the gain carries over to other data, model sizes or real features."
+        )
+    } else if hi < 0.0 {
+        format!(
+            "The interval lies below zero: on this data and these settings the target did worse \
+             than its anchor on average over these {n} seeds; it does not say how that carries \
+             over to other data, model sizes or real features."
+        )
+    } else {
+        format!(
+            "The interval includes zero: these {n} seeds show no difference between target and \
+             anchor in either direction; they do not show that there is none (more seeds or \
+             longer training could)."
+        )
+    }
 }
 
 /// Runs `dbl demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let seeds = parse_seeds(&args.seeds)?;
+    let st = Settings::of(&args);
+    let seeds = parse_seeds(&st.seeds)?;
     let data = args.out.join("data");
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     if !data.join("vocab.json").is_file() {
-        let scfg = SynthConfig {
+        let base = SynthConfig {
             seed: args.data_seed,
-            train: args.train_images,
+            train: st.train_images,
+            dev: st.dev_images,
             ..SynthConfig::default()
         };
+        let scfg = match st.data {
+            DataKind::Hard => base.hard(),
+            DataKind::Easy => base,
+        };
         scfg.validate()?;
-        eprintln!("generating the synthetic data set into {}", data.display());
+        eprintln!(
+            "generating the {} synthetic data set into {}",
+            if st.data == DataKind::Hard {
+                "hard"
+            } else {
+                "easy"
+            },
+            data.display()
+        );
         let pb = ProgressBar::new((scfg.train + scfg.dev + scfg.test) as u64);
         if !std::io::stderr().is_terminal() {
             pb.set_draw_target(ProgressDrawTarget::hidden());
@@ -130,7 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pb.finish_and_clear();
     }
     let toml_path = args.out.join("oss.toml");
-    let text = config_toml(&args);
+    let text = config_toml(&args, &st);
     crate::store::write_atomic(&toml_path, text.as_bytes())?;
     let sweep_dir = args.out.join("oss");
     let manifest = open_sweep(&toml_path, &[], &sweep_dir, None)?;
@@ -146,9 +261,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for cfg in &cfgs {
         eprintln!(
-            "seed {}: training anchor + target ({} epochs) into {}",
+            "seed {}: training anchor + target (at most {} epochs{}) into {}",
             cfg.seed,
             cfg.epochs,
+            if st.patience > 0 {
+                format!(", until dev rSum stalls for {}", st.patience)
+            } else {
+                String::new()
+            },
             cfg.out.display()
         );
         let r = pool
@@ -192,6 +312,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .ok_or_else(|| anyhow!("the demo run has one branch"))?;
     println!("target − anchor: {}", paired_text(paired));
+    let reading = reading(paired);
+    println!("{reading}");
     println!(
         "\nmean over seeds  {:>6} {:>6} {:>6}   {:>6} {:>6} {:>6}   {:>6}",
         "i2t@1", "@5", "@10", "t2i@1", "@5", "@10", "rSum"
@@ -216,6 +338,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "mean_rsum": {"anchor": a.mean, "target": t.mean},
         "sd_rsum": {"anchor": a.sd, "target": t.sd},
         "paired_rsum": paired,
+        "reading": reading,
     });
     let path = args.out.join("results.json");
     crate::store::write_atomic(&path, serde_json::to_string_pretty(&out)?.as_bytes())?;

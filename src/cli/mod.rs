@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod checkpoint_args;
 pub mod demo;
 pub mod eval;
+pub mod explain;
 pub mod import_torch;
 pub mod index;
 pub mod inspect;

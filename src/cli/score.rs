@@ -2,7 +2,8 @@
 //! checkpoint and writes the image × caption similarity matrix (float32
 //! `.npy`, `[n_images, n_captions]`, rows = images) that `dbl eval` reads;
 //! prints the whole-matrix metrics (docs/method.md §8). `--head-precision bf16` runs the
-//! scan-ave head's projection in bf16 on Intel AMX.
+//! scan-ave head's projection in bf16 on Intel AMX. Shows its progress on
+//! stderr ([`crate::progress`]: a bar on a terminal, lines otherwise).
 
 use std::path::PathBuf;
 
@@ -103,6 +104,11 @@ fn score(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
         .build()
         .context("starting the worker threads")?;
     let split = Split::from(args.split);
+    let _shown = crate::progress::begin(
+        &format!("scoring {}", split.name()),
+        "pairs",
+        comm.rank() == 0,
+    );
     let registered = serde_json::from_value::<Backbone>(run.backbone_name().into())
         .ok()
         .and_then(registry::entry)

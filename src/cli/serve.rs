@@ -1,5 +1,5 @@
 //! `dbl serve`: the HTTP search service over one or more index folders
-//! (`crate::serve::http` documents the endpoints). Binds to loopback by
+//! (`crate::serve::http` documents the endpoints) and its search page at `/`. Binds to loopback by
 //! default; any other address needs `--token-file`. SIGTERM or Ctrl-C stops
 //! accepting, lets the requests in flight finish within `--shutdown-deadline`
 //! (closing what is still open then), and exits 0; a second SIGTERM or
@@ -64,6 +64,10 @@ pub struct Args {
     /// Seconds to let requests in flight finish after SIGTERM/Ctrl-C before closing the rest.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = secs_in(DEADLINE_SECS))]
     pub shutdown_deadline: Duration,
+    /// Folder of thumbnails named by image id (`ID.jpg`, `ID.jpeg` or `ID.png`),
+    /// shown by the search page at `/`.
+    #[arg(long, value_name = "DIR")]
+    pub image_dir: Option<PathBuf>,
 }
 
 fn parse_index(s: &str) -> (String, PathBuf) {
@@ -91,6 +95,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.addr
         );
     }
+    if let Some(d) = &args.image_dir
+        && !d.is_dir()
+    {
+        anyhow::bail!("--image-dir {}: not a folder", d.display());
+    }
     let models = Models::new();
     let mut indexes = BTreeMap::new();
     for s in &args.indexes {
@@ -112,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         body_timeout: args.body_timeout,
         max_connections: args.max_connections,
         shutdown_deadline: args.shutdown_deadline,
+        image_dir: args.image_dir.clone(),
     };
     let max_conn = effective_max_connections(cfg.max_connections, fd_limit())
         .map_err(|e| anyhow::anyhow!("--max-connections: {e}"))?;

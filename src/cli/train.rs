@@ -96,6 +96,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn train(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
     let cfg = config(args)?;
+    if comm.rank() == 0 {
+        eprintln!(
+            "dbl train: {} the run in {} (config.json, checkpoints/, branch*/metrics.jsonl)",
+            if args.resume.is_some() {
+                "resuming"
+            } else {
+                "writing"
+            },
+            cfg.out.display()
+        );
+    }
     let threads = cfg.threads;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

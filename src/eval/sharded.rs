@@ -7,7 +7,8 @@
 //!
 //! Block sizes never change results as long as the scorer is block-invariant
 //! (every score depends only on its image and caption), which the property
-//! tests check for the dot-product scorer.
+//! tests check for the dot-product scorer. Both drivers report the pairs they
+//! score to the open [`crate::progress`] phase, if any.
 
 use std::ops::Range;
 
@@ -85,11 +86,13 @@ fn check<S: BlockScorer + ?Sized>(
     n_img
         .checked_mul(n_cap)
         .ok_or(EvalError::TooLarge { n_img, n_cap })?;
+    crate::progress::add_total((n_img * n_cap) as u64);
     Ok((n_img, n_cap))
 }
 
 /// Scores one block into `scratch` (resized; pre-filled with NaN so a scorer
-/// that skips values is caught by the finiteness checks downstream).
+/// that skips values is caught by the finiteness checks downstream), and
+/// reports its pairs to the open progress phase ([`crate::progress`]).
 fn score_into<S: BlockScorer + ?Sized>(
     scorer: &S,
     images: Range<usize>,
@@ -99,6 +102,7 @@ fn score_into<S: BlockScorer + ?Sized>(
     scratch.clear();
     scratch.resize(images.len() * captions.len(), f32::NAN);
     scorer.score_block(images, captions, scratch);
+    crate::progress::advance(scratch.len() as u64);
 }
 
 /// Scores the full matrix, rayon over all blocks. Returns `[n_img, n_cap]`,

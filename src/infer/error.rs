@@ -85,6 +85,7 @@ impl From<crate::model::matcher::ScoreError> for InferError {
         match e {
             ScoreError::Precision(p) => InferError::Precision(p),
             ScoreError::Eval(e) => InferError::Eval(e),
+            ScoreError::Shape(m) => InferError::Features(m),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - encodes region features → image representations ([`Matcher::encode_images`]),
 //! - encodes captions (token ids, or raw text through the tokenizer and the
 //!   vocabulary: [`LoadedMatcher::encode_texts`]) → caption representations,
-//! - scores blocks of images × captions in f32 or bf16 ([`Matcher::scorer`]).
+//! - scores blocks of images × captions in f32 or bf16 ([`Matcher::scorer`]),
+//! - explains one pair's score ([`explain`]: attention, per-word contributions).
 //!
 //! The [`Matcher`] contract itself, split scoring and the backbone registry
 //! live one layer down, in [`crate::model`] (`model::matcher`,

@@ -26,6 +26,25 @@ pub fn read_rows(map: &NpyF32, range: std::ops::Range<usize>) -> Vec<f32> {
     x
 }
 
+/// Captions `0..n` longest first (ties in index order): the order
+/// [`encode_caption_list`] encodes them in, [`CAPTION_CHUNK`] at a time.
+pub fn length_order(n: usize, len: impl Fn(usize) -> usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    all.sort_by_key(|&k| std::cmp::Reverse(len(k)));
+    all
+}
+
+/// The captions [`encode_caption_list`] encodes together with caption `k`
+/// (its chunk, in encoding order) and k's place among them: encoding that
+/// chunk alone gives k the bits the whole list gives it.
+pub fn caption_chunk(n: usize, len: impl Fn(usize) -> usize, k: usize) -> (Vec<usize>, usize) {
+    let all = length_order(n, len);
+    let at = all.iter().position(|&c| c == k).unwrap_or(0);
+    let start = at / CAPTION_CHUNK * CAPTION_CHUNK;
+    let end = (start + CAPTION_CHUNK).min(n);
+    (all[start..end].to_vec(), at - start)
+}
+
 /// Every caption of a split encoded in eval mode, stacked in caption order:
 /// caption k's output is `rows[offsets[k]·d..offsets[k + 1]·d]`, one row per
 /// token ([len, d]) or, when the encoder pools, one row ([d], offsets = 0..=n).
@@ -56,8 +75,7 @@ pub fn encode_caption_list<'a>(
     // Chunks of captions of (nearly) equal length, longest first: every
     // timestep of the packed GRU then has about a full chunk of rows, instead
     // of a tail of steps with a handful of long captions.
-    let mut all: Vec<usize> = (0..n).collect();
-    all.sort_by_key(|&k| std::cmp::Reverse(caption(k).len()));
+    let all = length_order(n, |k| caption(k).len());
     for order in all.chunks(CAPTION_CHUNK) {
         let lengths: Vec<usize> = order.iter().map(|&k| caption(k).len()).collect();
         let l = lengths[0];

@@ -13,6 +13,7 @@ use crate::data::npy::NpyF32;
 use crate::engine::param::Module;
 use crate::eval::sharded::BlockScorer;
 use crate::model::ENCODER_PAR;
+use crate::model::explain::PairExplanation;
 use crate::model::encode::{ENCODE_CHUNK, EncodedCaptions, encode_caption_list, read_rows};
 use crate::model::image_encoder::ImageEncoder;
 use crate::model::precision::{HeadPrecision, PrecisionError};
@@ -29,6 +30,9 @@ pub enum ScoreError {
     /// Scoring failed (empty or oversized block).
     #[error(transparent)]
     Eval(#[from] crate::eval::error::EvalError),
+    /// Encoded inputs of the wrong shape (the message says which).
+    #[error("{0}")]
+    Shape(String),
 }
 
 /// Encoded images, borrowed. data: `[n_img, rows, d]`.
@@ -108,6 +112,10 @@ pub trait Matcher: Send + Sync + std::fmt::Debug {
     ) -> EncodedCaptions {
         encode_caption_list(self.encoders().1, n, caption, PAR)
     }
+    /// Explains the score of one encoded image `img: [image_rows(R), d]`
+    /// and one encoded caption `cap: [caption_rows(n), d]` from the pass
+    /// [`Self::scorer`] runs (f32): [`super::explain`].
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, ScoreError>;
     /// A block scorer over `img` × `cap` with the head in `precision`
     /// (bf16: AMX and a similarity head; others answer
     /// [`PrecisionError::NoHead`]).

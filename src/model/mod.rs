@@ -11,6 +11,7 @@ pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod encode;
+pub mod explain;
 pub mod gpo;
 pub mod image_encoder;
 pub mod matcher;

@@ -138,6 +138,27 @@ pub(super) struct Saved {
     hnorm: Vec<f32>,
 }
 
+impl Saved {
+    /// α (softmax over regions) of the last pass. [N_w, R]
+    pub(super) fn attention(&self) -> &[f32] {
+        &self.alpha
+    }
+}
+
+/// What the scoring pass computed for one image × one caption, kept to
+/// explain its score (`crate::model::explain`, [`ScanHead::trace_pair`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairTrace {
+    /// The score `s = tanh(w_e·h + b_e)`, as the block scorer computes it.
+    pub score: f32,
+    /// Word-to-region attention α (softmax over regions). [n_w, R]
+    pub attention: Vec<f32>,
+    /// Per-word similarity vectors H (L2-normalised). [n_w, S]
+    pub word_vectors: Vec<f32>,
+    /// ‖mean_k H_k‖, the norm `h` was divided by.
+    pub pooled_norm: f32,
+}
+
 /// Per-thread buffers of one image's pass (resized as needed).
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
@@ -918,6 +939,28 @@ impl ScanHead {
             );
         }
         cw.scatter_add(&dwc, dwords, d);
+    }
+
+    /// Image `v` against one caption (`words`) through the pass the block
+    /// scorer runs (`ScanScorer`: [`Self::tile_forward`], f32 kernel), keeping
+    /// its attention and per-word vectors. v: [R, d]; words: [n_w, d], n_w ≥ 1.
+    pub fn trace_pair(&self, v: &[f32], words: &[f32]) -> PairTrace {
+        let offsets = [0, words.len() / self.embed()];
+        let w = Words {
+            data: words,
+            offsets: &offsets,
+        };
+        let (mut sv, mut sc) = (Saved::default(), Scratch::default());
+        let wt = self.projection_t();
+        let mut out = [0.0f32];
+        let k = Kernel::F32 { wt: &wt };
+        self.tile_forward(v, w, &(0..1), &mut sv, &mut sc, &mut out, k);
+        PairTrace {
+            score: out[0],
+            attention: sv.alpha,
+            word_vectors: sv.t,
+            pooled_norm: sv.hnorm[0],
+        }
     }
 
     /// Scores every image of `img` against every caption of `w`, in parallel

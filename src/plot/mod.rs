@@ -8,11 +8,15 @@
 //! - [`grid`]: charts as panels, and grids of panels in one picture.
 //! - [`intervals`]: per-seed values with mean and an interval per category
 //!   (`dbl sweep` summaries).
+//! - [`heatmap`]: a labelled matrix with a colour bar (`dbl explain`'s words × regions).
+//! - [`regions`]: boxes drawn over a photo with a legend (`dbl explain --image`).
 
 pub mod font;
 pub mod grid;
+pub mod heatmap;
 pub mod intervals;
 pub mod lines;
+pub mod regions;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -47,6 +47,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Drain time after shutdown is asked for ([`DEADLINE_SECS`]).
     pub shutdown_deadline: Duration,
+    /// Thumbnails `{id}.jpg|jpeg|png` for `GET /images/{id}` (the search page).
+    pub image_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -62,6 +64,7 @@ impl Default for ServeConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
             shutdown_deadline: Duration::from_secs(10),
+            image_dir: None,
         }
     }
 }

@@ -4,6 +4,10 @@
 //!   → the best captions (features: R rows of D values);
 //!   both take optional `"index": NAME` (required when several are served)
 //!   and `"shortlist": K` (candidates re-ranked; default the server's);
+//! - `POST /v1/explain` `{"image_row": N, "text": "..." | "caption_row": J}`
+//!   → why they match ([`explain`]);
+//! - `GET /` the search page ([`crate::serve::page`], no token needed: it
+//!   holds no data), `GET /images/{id}` thumbnails from `--image-dir` ([`thumbs`]);
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
 //!
 //! Searches run on a bounded rayon pool, never on the async threads; at most
@@ -39,8 +43,11 @@ use super::ServeError;
 use super::body::{BodyBudget, BodyError, Reserved, read_body};
 pub use super::config::ServeConfig;
 use super::conn::{ShutdownReport, effective_max_connections, fd_limit, serve_connections};
-use super::index::{Index, SearchResult};
+use super::index::Index;
 use super::metrics::Metrics;
+
+mod explain;
+mod thumbs;
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -211,9 +218,10 @@ fn pick(st: &AppState, name: &Option<String>) -> Result<String, Box<Response>> {
 /// Runs `job` over index `name` on the search pool if a slot is free (503
 /// otherwise; 503 naming the file when the index's files changed on disk);
 /// `held` (the request body's bytes) is released when the job is done.
-async fn on_pool<F>(st: Arc<AppState>, held: Reserved, name: String, job: F) -> Response
+async fn on_pool<F, T>(st: Arc<AppState>, held: Reserved, name: String, job: F) -> Response
 where
-    F: FnOnce(&Index) -> Result<SearchResult, ServeError> + Send + 'static,
+    F: FnOnce(&Index) -> Result<T, ServeError> + Send + 'static,
+    T: serde::Serialize + Send + 'static,
 {
     let permit: OwnedSemaphorePermit = match st.slots.clone().try_acquire_owned() {
         Ok(p) => p,
@@ -448,12 +456,15 @@ pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/search/images", post(search_images))
         .route("/v1/search/captions", post(search_captions))
+        .route("/v1/explain", post(explain::explain))
+        .route("/images/{id}", get(thumbs::thumbnail))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .with_state(st)
+        .merge(super::page::router())
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting,

@@ -476,6 +476,34 @@ impl Index {
         Ok(s)
     }
 
+    /// Stored representation of gallery image `row`: `[image_rows, d]`.
+    pub fn image_rep(&self, row: usize) -> Result<&[f32], ServeError> {
+        if row >= self.manifest.n_images {
+            return Err(ServeError::BadRequest(format!(
+                "image_row {row}: the gallery has rows 0..{}",
+                self.manifest.n_images
+            )));
+        }
+        Ok(self.images.row(row))
+    }
+
+    /// Gallery caption `row`: its text and stored representation
+    /// `[caption rows, d]` (caption galleries only).
+    pub fn caption_rep(&self, row: usize) -> Result<(&str, &[f32]), ServeError> {
+        let c = self.captions.as_ref().ok_or_else(|| {
+            ServeError::BadRequest("this index has no captions (built without --captions)".into())
+        })?;
+        if row >= c.texts.len() {
+            return Err(ServeError::BadRequest(format!(
+                "caption_row {row}: the gallery has captions 0..{}",
+                c.texts.len()
+            )));
+        }
+        let d = self.manifest.embed_dim;
+        let rows = &c.rows.data()[c.offsets[row] * d..c.offsets[row + 1] * d];
+        Ok((&c.texts[row], rows))
+    }
+
     /// Stored shortlist embedding of gallery image `row`: `[shortlist_dim]`.
     pub fn image_global(&self, row: usize) -> &[f32] {
         self.img_short.global(row)

@@ -1,19 +1,22 @@
 //! Retrieval over a trained run (served over HTTP with `axum`): an index folder
 //! ([`build`]), two-stage search ([`index::Index`]: an ANN shortlist of global
 //! embeddings with `usearch`, then exact re-ranking with the run's own head)
-//! and the HTTP service ([`http`]).
+//! and the HTTP service ([`http`]) with its search page ([`page`]) and pair
+//! explanations ([`explain`]).
 
 pub mod body;
 pub mod build;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod explain;
 pub mod files;
 pub mod http;
 pub mod index;
 pub mod manifest;
 pub mod metrics;
 pub mod models;
+pub mod page;
 pub mod recall;
 pub mod recall_plot;
 pub mod shortlist;

@@ -289,7 +289,10 @@ fn run_phase<M: Trainable>(
         let evaluate_now = (epoch + 1).is_multiple_of(cfg.eval_every) || epoch + 1 == phase.epochs;
         let mut improved = vec![false; branches.len()];
         if evaluate_now {
+            let phase_name = format!("stage {} epoch {} dev evaluation", phase.stage, epoch + 1);
+            let shown = crate::progress::begin(&phase_name, "pairs", ctx.lead());
             let dev = ctx.dev_metrics(branches)?;
+            drop(shown);
             for (k, b) in branches.iter_mut().enumerate() {
                 let sel = phase.select_by.unwrap_or(k);
                 let r = dev[sel].rsum;

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 
+use crate::model::explain::PairExplanation;
 use crate::engine::amx;
 use crate::eval::sharded::BlockScorer;
 use crate::model::image_encoder::ImageEncoder;
@@ -23,6 +24,9 @@ impl Matcher for ScanAve {
     }
     fn caption_rows(&self, n_tokens: usize) -> usize {
         n_tokens
+    }
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, ScoreError> {
+        Ok(super::explain::scan_ave(&self.sim_enc, img, cap))
     }
     fn scorer<'a>(
         &'a self,

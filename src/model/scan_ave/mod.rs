@@ -4,6 +4,7 @@
 //! its `state_dict` order: `img_enc.fc.*`, `txt_enc.embed.weight`,
 //! `txt_enc.cap_rnn.*`, `sim_enc.sim_tran_w.*`, `sim_enc.sim_eval_w.*`.
 
+pub mod explain;
 pub mod matcher;
 pub mod scorer;
 

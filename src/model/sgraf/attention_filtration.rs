@@ -46,6 +46,18 @@ pub struct SafState {
     vnorm: Vec<f32>,
 }
 
+impl SafState {
+    /// The aggregation weights α of the last forward (L1-normalised per
+    /// pair). [M]
+    pub fn weights(&self) -> &[f32] {
+        &self.alpha
+    }
+    /// The norms the outputs were divided by. [n]
+    pub fn norms(&self) -> &[f32] {
+        &self.vnorm
+    }
+}
+
 impl AttentionFiltration {
     /// Xavier-uniform `attn_sim_w`, zero bias, bn γ = 1, β = 0.
     pub fn new<R: Rng + ?Sized>(prefix: &str, sim_dim: usize, rng: &mut R) -> Self {

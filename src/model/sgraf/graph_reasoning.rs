@@ -66,6 +66,14 @@ pub struct RootState {
     pub y: Vec<f32>,
 }
 
+impl RootState {
+    /// Row 0 of each pair's edges (softmax over the pair's nodes) of the
+    /// last forward (Σ m_j values).
+    pub fn edges(&self) -> &[f32] {
+        &self.e
+    }
+}
+
 /// Offsets of pair j's block in the stacked edge buffer: Σ_{i<j} m_i².
 fn edge_offsets(offsets: &[usize]) -> Vec<usize> {
     let mut e = vec![0usize];

@@ -122,6 +122,27 @@ pub struct SgrafHeadCache {
     glos: Vec<ImageGlo>,
 }
 
+/// What the scoring pass computed for one image × one caption, kept to
+/// explain its score (`crate::model::explain`, [`SgrafHead::trace_pair`]).
+/// Nodes are the global alignment first, then one per word.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SgrafTrace {
+    /// The score `s = σ(w_e·v + b_e)`, as the block scorer computes it.
+    pub score: f32,
+    /// Word-to-region attention α of the local alignment. [n_w, R]
+    pub attention: Vec<f32>,
+    /// The input of the aggregation (SAF: the nodes X; SGR: the last
+    /// step's input, i.e. X after the first steps). [n_w + 1, S]
+    pub nodes: Vec<f32>,
+    /// How the aggregation weighed each node (SAF: α; SGR: the last step's
+    /// edges from node 0). [n_w + 1]
+    pub node_weights: Vec<f32>,
+    /// The pair vector v. [S]
+    pub vector: Vec<f32>,
+    /// SAF: the norm v was divided by; SGR: 1 (v = relu(…) is not normalised).
+    pub vector_norm: f32,
+}
+
 /// One image's inputs to the head: regions v: [R, d], global vector g: [d],
 /// and the captions it is scored against (words `w`, global vectors
 /// cap_glo: [n_cap, d]).
@@ -678,6 +699,65 @@ impl SgrafHead {
                     );
                 }
             }
+        }
+    }
+
+    /// One image against one caption through the pass [`Self::score_block`]
+    /// runs (global alignment, the logits GEMM over the image's rows, the
+    /// pair's forward), keeping what explains the score. enc: the encoded
+    /// image `[1 + R, d]` (global vector first); words: [n_w, d], n_w ≥ 1;
+    /// cap_glo: [d].
+    pub fn trace_pair(&self, enc: &[f32], words: &[f32], cap_glo: &[f32]) -> SgrafTrace {
+        let d = self.embed();
+        let r = enc.len() / d - 1;
+        let offsets = [0, words.len() / d];
+        let w = Words {
+            data: words,
+            offsets: &offsets,
+        };
+        let prep = self.prepare();
+        let mut ig = ImageGlo::default();
+        self.glo_forward(&prep, &enc[..d], cap_glo, &mut ig);
+        let mut logits = Vec::new();
+        self.local.group_logits(enc, words, &mut logits);
+        let at = GroupLogits::image(&logits, 1 + r, 1, r);
+        let (mut sv, mut sc, mut rest) =
+            (Saved::default(), Scratch::default(), PairRest::default());
+        let mut out = [0.0f32];
+        let v = &enc[d..];
+        self.pair_forward(
+            &prep,
+            v,
+            w,
+            &ig.gvec,
+            &mut sv,
+            &mut sc,
+            &mut rest,
+            &mut out,
+            Some(at),
+        );
+        let (nodes, node_weights, vector_norm) = match &self.reason {
+            Reasoning::Sgr(steps) => {
+                let x = match rest.steps.last() {
+                    Some(st) => st.y.clone(),
+                    None => rest.nodes.clone(),
+                };
+                debug_assert_eq!(steps.len(), rest.steps.len() + 1);
+                (x, rest.root.edges().to_vec(), 1.0)
+            }
+            Reasoning::Saf(_) => (
+                rest.nodes.clone(),
+                rest.saf.weights().to_vec(),
+                rest.saf.norms()[0],
+            ),
+        };
+        SgrafTrace {
+            score: out[0],
+            attention: sv.attention().to_vec(),
+            nodes,
+            node_weights,
+            vector: rest.vec,
+            vector_norm,
         }
     }
 

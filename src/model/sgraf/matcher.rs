@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use crate::model::explain::PairExplanation;
 use crate::eval::sharded::BlockScorer;
 use crate::model::encode::{EncodedCaptions, encode_caption_list};
 use crate::model::image_encoder::ImageEncoder;
@@ -75,6 +76,9 @@ impl Matcher for Sgraf {
                 .map(|(k, o)| o + k)
                 .collect(),
         }
+    }
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, ScoreError> {
+        Ok(super::explain::sgraf(&self.head, img, cap))
     }
     fn scorer<'a>(
         &'a self,

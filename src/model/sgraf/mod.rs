@@ -8,6 +8,7 @@
 //! `sim_enc.SGR_module.{0,1,2}.*` or `sim_enc.SAF_module.*`.
 
 pub mod attention_filtration;
+pub mod explain;
 pub mod global_attn;
 pub mod graph_reasoning;
 pub mod head;

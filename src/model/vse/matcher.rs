@@ -2,6 +2,7 @@
 //! (`[n, 1, d]` and one row per caption); score = cosine = dot product
 //! ([`DotScorer`]). f32 only (no similarity head).
 
+use crate::model::explain::PairExplanation;
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::BlockScorer;
 use crate::model::image_encoder::ImageEncoder;
@@ -19,6 +20,18 @@ impl Matcher for Vse {
     }
     fn caption_rows(&self, _n_tokens: usize) -> usize {
         1
+    }
+    fn explain_pair(&self, img: &[f32], cap: &[f32]) -> Result<PairExplanation, ScoreError> {
+        // The score from the scorer itself (its rounding), the split from the embeddings.
+        let view = ImageView { data: img, rows: 1 };
+        let cv = CaptionView {
+            rows: cap,
+            offsets: &[0, 1],
+        };
+        let mut out = [0.0f32];
+        self.scorer(view, cv, HeadPrecision::F32)?
+            .score_block(0..1, 0..1, &mut out);
+        Ok(super::explain::pooled(img, cap, out[0]))
     }
     fn scorer<'a>(
         &'a self,

@@ -5,6 +5,7 @@
 //! `tools/reference/dbl_ref/models.py` (parameters `img_enc.fc.*`,
 //! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
 
+pub mod explain;
 pub mod matcher;
 
 use std::ops::Range;
