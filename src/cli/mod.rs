@@ -4,6 +4,7 @@ pub mod bench;
 pub mod checkpoint_args;
 pub mod demo;
 pub mod eval;
+pub mod import;
 pub mod import_torch;
 pub mod index;
 pub mod inspect;

@@ -57,7 +57,7 @@ use crate::train::config::{Regime, TrainConfig};
 use crate::train::run_lock::RunLock;
 use crate::train::run_store::{
     BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, fresh_state,
-    load_best_metrics, load_branch,
+    load_best_metrics, load_branch, write_config,
 };
 use crate::train::schedule::{loss_for_epoch, lr_at};
 use crate::train::step::{StepKind, anchored_step, cohort_step};
@@ -410,11 +410,7 @@ pub fn train<M: Trainable>(
             return Err(TrainError::RunExists(cfg.out.clone()));
         }
         store.trim_metrics(&cfg.out)?;
-        let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Io {
-            path: cfg.out.join("config.json"),
-            source: std::io::Error::other(e),
-        })?;
-        crate::store::write_atomic(&cfg.out.join("config.json"), json.as_bytes())?;
+        write_config(cfg)?;
     }
     // The other ranks read the store once rank 0 has checked and trimmed it.
     comm.barrier();
