@@ -282,6 +282,11 @@ pub struct TrainConfig {
     /// Stop (as if interrupted) after this many epochs of this invocation,
     /// leaving a resumable run; the schedules still use `epochs`.
     pub stop_after: Option<usize>,
+    /// Start every branch from these weights instead of a random
+    /// initialisation: `RUN` or `RUN:BRANCH` (a run folder, e.g. written by
+    /// `dbl import`; default branch: its last), its `best` checkpoint. The
+    /// optimisers start fresh (`dbl train --init`).
+    pub init: Option<String>,
 }
 
 impl Default for TrainConfig {
@@ -310,6 +315,7 @@ impl Default for TrainConfig {
             log_every: 10,
             patience: None,
             stop_after: None,
+            init: None,
         }
     }
 }
@@ -398,6 +404,18 @@ impl TrainConfig {
         self.vocab
             .clone()
             .unwrap_or_else(|| self.data.join("vocab.json"))
+    }
+
+    /// [`Self::init`] split into the run folder and the branch (`None`: the
+    /// run's last): a trailing `:K` with K all digits names the branch.
+    pub fn init_source(&self) -> Option<(PathBuf, Option<usize>)> {
+        let s = self.init.as_deref()?;
+        Some(match s.rsplit_once(':') {
+            Some((run, k)) if !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()) => {
+                (PathBuf::from(run), k.parse().ok())
+            }
+            _ => (PathBuf::from(s), None),
+        })
     }
 
     /// The OAS caption augmentation, when this run uses it (`vocab_len` = V).
