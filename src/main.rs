@@ -27,6 +27,8 @@ enum Command {
     Model(cli::model::Args),
     /// Convert a PyTorch checkpoint of a backbone to safetensors weights.
     ImportTorch(cli::import_torch::Args),
+    /// Turn the original codebases' checkpoints (DBL, SGRAF, VSE∞) into a run folder.
+    Import(cli::import::Args),
     /// Train a run (baseline, OAS, OSS cohort, MSS) from a config; --resume continues one.
     Train(cli::train::Args),
     /// Score a split with a trained run's checkpoint; writes the similarity matrix for `eval`.
@@ -63,6 +65,7 @@ fn main() {
         Command::Score(a) => cli::score::run(a),
         Command::Model(a) => cli::model::run(a),
         Command::ImportTorch(a) => cli::import_torch::run(a),
+        Command::Import(a) => cli::import::run(a),
         Command::Train(a) => cli::train::run(a),
         Command::Explain(a) => cli::explain::run(a),
         Command::Report(a) => cli::report::run(a),

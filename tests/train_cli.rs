@@ -719,3 +719,100 @@ fn dev_evaluation_and_scoring_show_progress_without_a_terminal() {
     assert!(shows(&err, "scoring test: 100% (720/720 pairs)"), "{err}");
     assert!(err.contains("scoring test: done, 720 pairs in"), "{err}");
 }
+
+/// Largest |a − b| over every tensor of two weights files with the same names.
+fn max_diff(a: &[u8], b: &[u8]) -> f32 {
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(a).unwrap(),
+        safetensors::SafeTensors::deserialize(b).unwrap(),
+    );
+    let f = |t: safetensors::tensor::TensorView<'_>| -> Vec<f32> {
+        t.data()
+            .chunks_exact(4)
+            .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .collect()
+    };
+    let mut m = 0.0f32;
+    for name in a.names() {
+        let (x, y) = (f(a.tensor(name).unwrap()), f(b.tensor(name).unwrap()));
+        m = x.iter().zip(&y).fold(m, |m, (p, q)| m.max((p - q).abs()));
+    }
+    m
+}
+
+/// `--init RUN[:BRANCH]`: every branch of every regime starts from the given
+/// weights (at lr 1e-12 the run ends within 1e-6 of them: rounding of the
+/// MSS EMA; without `--init`
+/// far from them), with a fresh optimiser; a bad source is refused naming
+/// `init`.
+#[test]
+fn init_starts_every_regime_from_given_weights() {
+    let (tmp, data) = data();
+    let src = support::run(tmp.path(), &data, "src", dbl::model::Backbone::Vse, 5);
+    let given = Store::open(&src)
+        .unwrap()
+        .read(0, Tag::Best, "model.safetensors")
+        .unwrap()
+        .1;
+    let sets = ["model.backbone=vse", "lr=1e-12", "oas.augment=false"];
+    for (regime, branches) in [("oss", 2), ("mss", 2), ("oas", 2), ("baseline", 1)] {
+        let out = tmp.path().join(format!("init_{regime}"));
+        let mut c = Command::new(BIN);
+        c.args(["train", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out);
+        c.args(["--regime", regime, "--epochs", "1", "--seed", "3", "--init"]);
+        c.arg(format!("{}:0", src.display()));
+        for s in [
+            "model.embed=16",
+            "model.word_dim=8",
+            "batch_size=16",
+            "max_steps_per_epoch=2",
+            "threads=1",
+            "oas.epochs=1",
+        ]
+        .iter()
+        .chain(&sets)
+        {
+            c.args(["--set", s]);
+        }
+        ok(&c.output().unwrap());
+        let store = Store::open(&out).unwrap();
+        for k in 0..branches {
+            let w = store.read(k, Tag::Last, "model.safetensors").unwrap().1;
+            let d = max_diff(&w, &given);
+            assert!(d < 1e-6, "{regime} branch {k}: {d} from the --init weights");
+        }
+        let fresh = tmp.path().join(format!("fresh_{regime}"));
+        let extra: Vec<&str> = sets.to_vec();
+        let mut extra = extra;
+        extra.push("oas.epochs=1");
+        ok(&train(&data, &fresh, regime, &extra, None));
+        let w = Store::open(&fresh)
+            .unwrap()
+            .read(0, Tag::Last, "model.safetensors")
+            .unwrap()
+            .1;
+        assert!(
+            w != given,
+            "{regime}: a random initialisation gave the --init weights"
+        );
+    }
+    // A branch the run does not have, and a folder that is not a run.
+    for bad in [
+        format!("{}:7", src.display()),
+        tmp.path().display().to_string(),
+    ] {
+        let o = Command::new(BIN)
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(tmp.path().join("bad"))
+            .args(["--init", &bad, "--set", "model.backbone=vse"])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains("init"), "{bad}: {e}");
+    }
+}

@@ -88,20 +88,25 @@ pub fn load_imported(path: &Path) -> anyhow::Result<Model> {
     Ok(model)
 }
 
-/// Runs `dbl import-torch`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let probe = Command::new(&args.python)
+/// Runs `tools/import_torch.py` (embedded) with `python`: converts the
+/// PyTorch checkpoint `input` to safetensors `output` and, with `options`,
+/// writes what the checkpoint says about itself (layout, `opt`) there.
+pub fn convert_with_python(
+    python: &str,
+    input: &Path,
+    output: &Path,
+    options: Option<&Path>,
+) -> anyhow::Result<()> {
+    let probe = Command::new(python)
         .args(["-c", "import torch, safetensors"])
         .output();
     match probe {
         Err(e) => bail!(
-            "cannot run `{}` ({e}); import-torch needs Python 3 with torch and safetensors \
-             (pip install torch safetensors), or pass --python",
-            args.python
+            "cannot run `{python}` ({e}); reading a PyTorch checkpoint needs Python 3 with torch \
+             and safetensors (pip install torch safetensors), or pass --python"
         ),
         Ok(o) if !o.status.success() => bail!(
-            "`{}` cannot import torch/safetensors: {}; install them (pip install torch safetensors)",
-            args.python,
+            "`{python}` cannot import torch/safetensors: {}; install them (pip install torch safetensors)",
             String::from_utf8_lossy(&o.stderr).trim()
         ),
         Ok(_) => {}
@@ -109,19 +114,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let script = dir.join("import_torch.py");
     std::fs::write(&script, SCRIPT).with_context(|| format!("writing {}", script.display()))?;
-    let status = Command::new(&args.python)
-        .arg(&script)
-        .arg(&args.input)
-        .arg(&args.output)
-        .status();
+    let mut cmd = Command::new(python);
+    cmd.arg(&script).arg(input).arg(output);
+    if let Some(o) = options {
+        cmd.arg(o);
+    }
+    let status = cmd.status();
     let _ = std::fs::remove_dir_all(&dir);
-    let status = status.with_context(|| format!("running {}", args.python))?;
+    let status = status.with_context(|| format!("running {python}"))?;
     if !status.success() {
         bail!(
             "converting {} failed ({status}); see the messages above",
-            args.input.display()
+            input.display()
         );
     }
+    Ok(())
+}
+
+/// Runs `dbl import-torch`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    convert_with_python(&args.python, &args.input, &args.output, None)?;
     let model = load_imported(&args.output)
         .with_context(|| format!("validating {}", args.output.display()))?;
     let cfg = model.config();
@@ -138,8 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("dbl-import-torch-{}", std::process::id()));
+pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("dbl-import-torch-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

@@ -6,6 +6,7 @@ pub mod checkpoint_args;
 pub mod demo;
 pub mod eval;
 pub mod explain;
+pub mod import;
 pub mod import_torch;
 pub mod index;
 pub mod inspect;

@@ -37,6 +37,11 @@ pub struct Args {
     /// Seed of initialisation, shuffling and dropout (config key `seed`).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Start every branch from the weights of a run's `best` checkpoint
+    /// (`RUN` or `RUN:BRANCH`, e.g. a run written by `dbl import`; default
+    /// branch: its last) with a fresh optimiser (config key `init`).
+    #[arg(long, value_name = "RUN[:BRANCH]", conflicts_with = "resume")]
+    pub init: Option<String>,
 }
 
 fn quoted(s: &str) -> String {
@@ -60,6 +65,9 @@ fn overrides(args: &Args) -> Vec<String> {
     }
     if let Some(s) = args.seed {
         o.push(format!("seed={s}"));
+    }
+    if let Some(i) = &args.init {
+        o.push(format!("init={}", quoted(i)));
     }
     o.extend(args.set.iter().cloned());
     o

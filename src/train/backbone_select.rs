@@ -77,28 +77,68 @@ fn model_builder(
     }
 }
 
-/// Runs `$body` with `$build` bound to a `&dyn Fn(&mut EngineRng) -> Result<M, TrainError>`
+/// The weights `cfg.init` names (`RUN[:BRANCH]`, its `best` checkpoint,
+/// checksums verified), read once: → (file, safetensors bytes).
+fn init_weights(cfg: &TrainConfig) -> Result<Option<(std::path::PathBuf, Vec<u8>)>, TrainError> {
+    let Some((run, branch)) = cfg.init_source() else {
+        return Ok(None);
+    };
+    let bad = |e: crate::infer::InferError| {
+        TrainError::Config(ConfigError::Invalid {
+            key: "init",
+            message: e.to_string(),
+        })
+    };
+    let dir = crate::infer::run::RunDir::open(&run).map_err(bad)?;
+    let k = dir.branch(branch).map_err(bad)?;
+    Ok(Some(dir.weights(k, "best").map_err(bad)?))
+}
+
+/// `build`, then (with `init`) the given weights loaded over the fresh
+/// initialisation (the RNG draws stay as without, so the rest of the run's
+/// random streams do not move).
+fn with_init<M: crate::engine::param::Module>(
+    init: Option<(std::path::PathBuf, Vec<u8>)>,
+    build: impl Fn(&mut crate::engine::rng::EngineRng) -> Result<M, TrainError>,
+) -> impl Fn(&mut crate::engine::rng::EngineRng) -> Result<M, TrainError> {
+    move |rng| {
+        let mut m = build(rng)?;
+        if let Some((path, bytes)) = &init {
+            crate::model::weights::load_bytes(&mut m, bytes, path).map_err(|e| {
+                TrainError::Config(ConfigError::Invalid {
+                    key: "init",
+                    message: e.to_string(),
+                })
+            })?;
+        }
+        Ok(m)
+    }
+}
+
+/// Runs `$body` with `$build` bound to (`$init`: the weights every built
+/// model starts from, see [`with_init`]) a `&dyn Fn(&mut EngineRng) -> Result<M, TrainError>`
 /// constructing the configured backbone (a registered [`Model`], or `tiny`).
 macro_rules! with_backbone {
-    ($cfg:expr, $build:ident => $body:expr) => {{
+    ($cfg:expr, $init:expr, $build:ident => $body:expr) => {{
         let cfg: &TrainConfig = $cfg;
         check_available(cfg)?;
         let d = dims(cfg)?;
         let m = cfg.model.clone();
+        let init = $init;
         match cfg.model.backbone {
             BackboneName::Tiny => {
-                let f = move |rng: &mut crate::engine::rng::EngineRng| {
+                let f = with_init(init, move |rng: &mut crate::engine::rng::EngineRng| {
                     Ok(TinyModel::new(
                         d.img_dim, d.vocab, m.word_dim, m.embed, m.dropout, rng,
                     )?)
-                };
+                });
                 let $build: &dyn Fn(
                     &mut crate::engine::rng::EngineRng,
                 ) -> Result<TinyModel, TrainError> = &f;
                 $body
             }
             BackboneName::Net(_) => {
-                let f = model_builder(&m, d);
+                let f = with_init(init, model_builder(&m, d));
                 let $build: &dyn Fn(
                     &mut crate::engine::rng::EngineRng,
                 ) -> Result<Model, TrainError> = &f;
@@ -115,12 +155,13 @@ pub fn train(
     resume: bool,
     comm: &dyn crate::dist::Comm,
 ) -> Result<RunSummary, TrainError> {
-    with_backbone!(cfg, build => runner::train(cfg, build, resume, comm))
+    let init = if resume { None } else { init_weights(cfg)? };
+    with_backbone!(cfg, init, build => runner::train(cfg, build, resume, comm))
 }
 
 /// Metrics of every branch's best checkpoint of the run `cfg` on `split`.
 pub fn test(cfg: &TrainConfig, split: Split) -> Result<Vec<Metrics>, TrainError> {
-    with_backbone!(cfg, build => runner::test_branches(cfg, split, build))
+    with_backbone!(cfg, None, build => runner::test_branches(cfg, split, build))
 }
 
 /// Similarities of branch `k`'s `tag` checkpoint on `split`, the head in
@@ -132,7 +173,7 @@ pub fn score(
     split: Split,
     precision: HeadPrecision,
 ) -> Result<(Vec<f32>, usize), TrainError> {
-    with_backbone!(cfg, build => runner::score_branch(cfg, k, tag, split, precision, build))
+    with_backbone!(cfg, None, build => runner::score_branch(cfg, k, tag, split, precision, build))
 }
 
 /// [`score`] on `device`: the CPU engine, or (feature `cuda`) the GPU scorer

@@ -294,6 +294,11 @@ pub struct TrainConfig {
     /// `branch{k}/metrics.jsonl` (none: never). Write-only: selection and
     /// patience read dev alone (docs/method.md §8, the selection-robust estimate).
     pub test_after_epoch: Option<usize>,
+    /// Start every branch from these weights instead of a random
+    /// initialisation: `RUN` or `RUN:BRANCH` (a run folder, e.g. written by
+    /// `dbl import`; default branch: its last), its `best` checkpoint. The
+    /// optimisers start fresh (`dbl train --init`).
+    pub init: Option<String>,
 }
 
 impl Default for TrainConfig {
@@ -324,6 +329,7 @@ impl Default for TrainConfig {
             patience: None,
             stop_after: None,
             test_after_epoch: None,
+            init: None,
         }
     }
 }
@@ -426,6 +432,18 @@ impl TrainConfig {
         self.vocab
             .clone()
             .unwrap_or_else(|| self.data.join("vocab.json"))
+    }
+
+    /// [`Self::init`] split into the run folder and the branch (`None`: the
+    /// run's last): a trailing `:K` with K all digits names the branch.
+    pub fn init_source(&self) -> Option<(PathBuf, Option<usize>)> {
+        let s = self.init.as_deref()?;
+        Some(match s.rsplit_once(':') {
+            Some((run, k)) if !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()) => {
+                (PathBuf::from(run), k.parse().ok())
+            }
+            _ => (PathBuf::from(s), None),
+        })
     }
 
     /// The OAS caption augmentation, when this run uses it (`vocab_len` = V).

@@ -2,7 +2,9 @@
 //! being trained with its optimiser, dropout RNG and progress, loaded from and
 //! prepared for the run's checkpoint store; the checks a run folder passes
 //! before training starts or resumes; loading a branch's `best`/`tag`
-//! checkpoint for evaluation. The epoch loop is `crate::train::runner`.
+//! checkpoint for evaluation; writing a run from given weights
+//! ([`write_imported_run`], `dbl import`). The epoch loop is
+//! `crate::train::runner`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +19,8 @@ use crate::train::TrainError;
 use crate::train::checkpoint::{self, BranchState, RngState};
 use crate::train::config::TrainConfig;
 use crate::train::metrics_log::MetricsLog;
-use crate::train::runner::{evaluate, init_rng};
+use crate::train::run_lock::RunLock;
+use crate::train::runner::{dropout_rng, evaluate, init_rng};
 
 /// One branch being trained (or held as an anchor).
 pub struct BranchRun<M> {
@@ -233,4 +236,69 @@ pub fn load_branch<M: Trainable>(
     let store = Store::open(&cfg.out)?;
     crate::store::load_weights(&store, k, Tag::parse(tag)?, &mut m)?;
     Ok(m)
+}
+
+/// Writes `cfg` as the run's `config.json` with the run's copy of its
+/// vocabulary ([`crate::train::run_config::write`]: paths recorded relative
+/// to the run folder, so the run can be moved).
+pub(crate) fn write_config(cfg: &TrainConfig) -> Result<(), TrainError> {
+    crate::train::run_config::write(cfg)
+}
+
+/// Writes a complete run folder `cfg.out` from given weights (`dbl import`):
+/// `config.json` (`cfg`) and one checksummed generation in which branch k
+/// holds `branches[k]`'s weights as both `best` and `last`, at epoch
+/// `epochs[k]`, without optimiser state (a run that continues from it starts
+/// a fresh optimiser). `cfg.out` must not exist or be empty.
+pub fn write_imported_run<M: Trainable>(
+    cfg: &TrainConfig,
+    branches: &[(M, usize)],
+) -> Result<(), TrainError> {
+    if cfg.n_branches() != branches.len() {
+        return Err(TrainError::Config(
+            crate::train::config::ConfigError::Invalid {
+                key: "branches",
+                message: format!(
+                    "{} weights given for a run of {} branches",
+                    branches.len(),
+                    cfg.n_branches()
+                ),
+            },
+        ));
+    }
+    let non_empty = std::fs::read_dir(&cfg.out).is_ok_and(|mut d| d.next().is_some());
+    if non_empty {
+        return Err(TrainError::Io {
+            path: cfg.out.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the folder is not empty; a run is written into a new or empty folder",
+            ),
+        });
+    }
+    std::fs::create_dir_all(&cfg.out).map_err(|source| TrainError::Io {
+        path: cfg.out.clone(),
+        source,
+    })?;
+    let _lock = RunLock::acquire(&cfg.out)?;
+    write_config(cfg)?;
+    let mut saves = Vec::with_capacity(branches.len());
+    for (k, (model, epoch)) in branches.iter().enumerate() {
+        let dir = branch_dir(&cfg.out, k);
+        std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let state = BranchState {
+            epoch: *epoch,
+            ..fresh_state(1, &dropout_rng(cfg.seed, k))
+        };
+        saves.push(BranchSave {
+            k,
+            files: checkpoint::encode_branch(model, None, &state)?,
+            best: true,
+        });
+    }
+    Store::open(&cfg.out)?.commit(&saves, &[])?;
+    Ok(())
 }

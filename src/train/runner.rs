@@ -57,7 +57,7 @@ use crate::train::config::{Regime, TrainConfig};
 use crate::train::run_lock::RunLock;
 use crate::train::run_store::{
     BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, fresh_state,
-    load_best_metrics, load_branch,
+    load_best_metrics, load_branch, write_config,
 };
 use crate::train::schedule::loss_for_epoch;
 use crate::train::step::{StepKind, anchored_step, cohort_step};
@@ -440,7 +440,7 @@ pub fn train<M: Trainable>(
             return Err(TrainError::RunExists(cfg.out.clone()));
         }
         store.trim_metrics(&cfg.out)?;
-        crate::train::run_config::write(cfg)?;
+        write_config(cfg)?;
     }
     // The other ranks read the store once rank 0 has checked and trimmed it.
     comm.barrier();
