@@ -3,10 +3,12 @@
 //! ε = 1e-5 (docs/method.md §13.4). Parameters `{prefix}.weight` (γ) and
 //! `{prefix}.bias` (β), both [C]; γ starts at 1, β at 0 (the authors' init).
 //!
-//! The layer never uses batch statistics, in training neither: a checkpoint's
-//! running statistics are folded into γ and β on import (`tools/import_torch.py`:
+//! This form never uses batch statistics: SAF's batch norm runs in it in
+//! training too (docs/method.md §13.4). A checkpoint's running statistics are
+//! folded into γ and β on import (`tools/import_torch.py`:
 //! γ' = γ·√(1 + ε)/√(var + ε), β' = β − mean·γ/√(var + ε)), which reproduces
-//! PyTorch's eval-mode output exactly in real arithmetic.
+//! PyTorch's eval-mode output exactly in real arithmetic. Training mode with
+//! batch statistics and running statistics: [`crate::engine::batchnorm_train`].
 //!
 //! Layout as `BatchNorm1d`: x: [n, C, inner] (inner = 1 for [n, C] input),
 //! channel c scales every `inner`-long run at position c.

@@ -71,6 +71,18 @@ impl Module for Model {
             Model::Sgraf(_, m) => m.params_mut(),
         }
     }
+    fn buffers(&self) -> Vec<&Param> {
+        match self {
+            Model::Sgraf(_, m) => m.buffers(),
+            Model::ScanAve(..) | Model::Vse(..) => Vec::new(),
+        }
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        match self {
+            Model::Sgraf(_, m) => m.buffers_mut(),
+            Model::ScanAve(..) | Model::Vse(..) => Vec::new(),
+        }
+    }
 }
 
 impl Trainable for Model {
