@@ -16,7 +16,7 @@
 //! Parity: `tests/batchnorm_parity.rs` against
 //! `tools/reference/make_batchnorm_fixtures.py`.
 
-use crate::engine::batchnorm::{BN_EPS, BatchNorm};
+use crate::engine::batchnorm::{BN_EPS, BatchNorm, channel_runs};
 use crate::engine::param::Param;
 
 /// PyTorch's default `momentum` of `BatchNorm1d`.
@@ -156,30 +156,17 @@ impl RunningStats {
         let sc = self.inv_std();
         let mut dg = vec![0.0f64; c];
         let mut db = vec![0.0f64; c];
-        for (xb, gb) in x
-            .chunks_exact(c * inner)
-            .zip(dy.chunks_exact_mut(c * inner))
-        {
-            for (ch, (xr, gr)) in xb
-                .chunks_exact(inner)
-                .zip(gb.chunks_exact_mut(inner))
-                .enumerate()
-            {
-                let (inv, m) = sc[ch];
-                let k = inv * bn.weight.value[ch] as f64;
-                for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
-                    dg[ch] += *gv as f64 * (xv as f64 - m) * inv;
-                    db[ch] += *gv as f64;
-                    *gv = (*gv as f64 * k) as f32;
-                }
+        let g = &bn.weight.value;
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            let (inv, m) = sc[ch];
+            let k = inv * g[ch] as f64;
+            for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
+                dg[ch] += *gv as f64 * (xv as f64 - m) * inv;
+                db[ch] += *gv as f64;
+                *gv = (*gv as f64 * k) as f32;
             }
-        }
-        for (p, a) in bn.weight.grad.iter_mut().zip(&dg) {
-            *p += *a as f32;
-        }
-        for (p, a) in bn.bias.grad.iter_mut().zip(&db) {
-            *p += *a as f32;
-        }
+        });
+        bn.add_grads(&dg, &db);
     }
 }
 
@@ -213,44 +200,24 @@ impl BatchNorm {
         assert_eq!(s.mean.len(), c, "{}: batch statistics", self.weight.name);
         let mut sum_dy = vec![0.0f64; c];
         let mut sum_dy_xhat = vec![0.0f64; c];
-        for (xb, gb) in x.chunks_exact(c * inner).zip(dy.chunks_exact(c * inner)) {
-            for (ch, (xr, gr)) in xb
-                .chunks_exact(inner)
-                .zip(gb.chunks_exact(inner))
-                .enumerate()
-            {
-                let (m, k) = (s.mean[ch], s.inv_std[ch]);
-                for (&xv, &gv) in xr.iter().zip(gr) {
-                    sum_dy[ch] += gv as f64;
-                    sum_dy_xhat[ch] += gv as f64 * (xv as f64 - m) * k;
-                }
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            let (m, k) = (s.mean[ch], s.inv_std[ch]);
+            for (&xv, &gv) in xr.iter().zip(gr.iter()) {
+                sum_dy[ch] += gv as f64;
+                sum_dy_xhat[ch] += gv as f64 * (xv as f64 - m) * k;
             }
-        }
+        });
         let n = s.count as f64;
-        for (xb, gb) in x
-            .chunks_exact(c * inner)
-            .zip(dy.chunks_exact_mut(c * inner))
-        {
-            for (ch, (xr, gr)) in xb
-                .chunks_exact(inner)
-                .zip(gb.chunks_exact_mut(inner))
-                .enumerate()
-            {
-                let (m, k) = (s.mean[ch], s.inv_std[ch]);
-                let g = self.weight.value[ch] as f64;
-                let (mdy, mdyx) = (sum_dy[ch] / n, sum_dy_xhat[ch] / n);
-                for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
-                    let xhat = (xv as f64 - m) * k;
-                    *gv = (g * k * (*gv as f64 - mdy - xhat * mdyx)) as f32;
-                }
+        let g = &self.weight.value;
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            let (m, k) = (s.mean[ch], s.inv_std[ch]);
+            let (mdy, mdyx) = (sum_dy[ch] / n, sum_dy_xhat[ch] / n);
+            for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
+                let xhat = (xv as f64 - m) * k;
+                *gv = (g[ch] as f64 * k * (*gv as f64 - mdy - xhat * mdyx)) as f32;
             }
-        }
-        for (p, a) in self.weight.grad.iter_mut().zip(&sum_dy_xhat) {
-            *p += *a as f32;
-        }
-        for (p, a) in self.bias.grad.iter_mut().zip(&sum_dy) {
-            *p += *a as f32;
-        }
+        });
+        self.add_grads(&sum_dy_xhat, &sum_dy);
     }
 }
 
@@ -303,30 +270,19 @@ mod tests {
     #[test]
     fn finite_differences_through_the_batch_statistics() {
         let (n, c, inner) = (4, 3, 5);
-        let mut bn = BatchNorm::new("bn", c);
-        bn.weight.value = rand_vec(c, 1, 1.0);
-        bn.bias.value = rand_vec(c, 2, 1.0);
-        let mut x = rand_vec(n * c * inner, 3, 1.0);
-        let up = rand_vec(x.len(), 4, 1.0);
-        let f = |bn: &BatchNorm, x: &[f32]| {
-            let mut y = x.to_vec();
-            bn.forward_train(&mut y, inner);
-            dot_loss(&y, &up)
-        };
-        let mut y = x.clone();
-        let s = bn.forward_train(&mut y, inner);
-        let mut dx = up.clone();
-        bn.backward_train(&x, &s, &mut dx, inner);
-        let fx = fd_grad(&mut x, FD_EPS, |x| f(&bn, x));
-        assert_grad_close("dx", &dx, &fx);
-        let mut g = bn.weight.value.clone();
-        let fg = fd_grad(&mut g, FD_EPS, |g| {
-            let mut b2 = bn.clone();
-            b2.weight.value = g.to_vec();
-            f(&b2, &x)
-        });
-        assert_grad_close("dγ", &bn.weight.grad, &fg);
-        // The output is normalised per channel: mean β, variance γ²·σ²/(σ² + ε).
+        let bn = check_batchnorm_grads(
+            (n, c, inner),
+            |bn, y| {
+                bn.forward_train(y, inner);
+            },
+            |bn, x, dy| {
+                let s = batch_stats(x, c, inner);
+                bn.backward_train(x, &s, dy, inner);
+            },
+        );
+        // The output is normalised per channel: channel 0 has mean β_0.
+        let mut y = rand_vec(n * c * inner, 3, 1.0);
+        bn.forward_train(&mut y, inner);
         let mean0: f64 = (0..n)
             .flat_map(|i| y[i * c * inner..i * c * inner + inner].to_vec())
             .map(|v| v as f64)
@@ -362,30 +318,14 @@ mod tests {
 
     #[test]
     fn eval_backward_with_running_statistics() {
-        let (n, c, inner) = (3, 4, 2);
-        let mut bn = BatchNorm::new("bn", c);
-        bn.weight.value = rand_vec(c, 1, 1.0);
-        bn.bias.value = rand_vec(c, 2, 1.0);
+        let (c, inner) = (4, 2);
         let mut r = RunningStats::new("bn", c);
         r.mean.value = rand_vec(c, 5, 0.5);
         r.var.value = rand_vec(c, 6, 0.4).iter().map(|v| v + 1.0).collect();
-        let mut x = rand_vec(n * c * inner, 3, 1.0);
-        let up = rand_vec(x.len(), 4, 1.0);
-        let f = |bn: &BatchNorm, x: &[f32]| {
-            let mut y = x.to_vec();
-            r.forward_eval(bn, &mut y, inner);
-            dot_loss(&y, &up)
-        };
-        let mut dx = up.clone();
-        r.backward_eval(&mut bn, &x, &mut dx, inner);
-        let fx = fd_grad(&mut x, FD_EPS, |x| f(&bn, x));
-        assert_grad_close("dx", &dx, &fx);
-        let mut g = bn.weight.value.clone();
-        let fg = fd_grad(&mut g, FD_EPS, |g| {
-            let mut b2 = bn.clone();
-            b2.weight.value = g.to_vec();
-            f(&b2, &x)
-        });
-        assert_grad_close("dγ", &bn.weight.grad, &fg);
+        check_batchnorm_grads(
+            (3, c, inner),
+            |bn, y| r.forward_eval(bn, y, inner),
+            |bn, x, dy| r.backward_eval(bn, x, dy, inner),
+        );
     }
 }
