@@ -420,20 +420,30 @@ fn batchnorm_training_mode_matches_pytorch() {
         let mut bn = BatchNorm::new("bn", c);
         bn.weight.value = t("weight");
         bn.bias.value = t("bias");
-        let mut running = RunningStats {
-            mean: t("running_mean"),
-            var: t("running_var"),
-            batches: 0,
-        };
+        let mut running = RunningStats::new("bn", c);
+        running.mean.value = t("running_mean");
+        running.var.value = t("running_var");
         let x = t("x");
         let mut y = x.clone();
         let stats = bn.forward_train(&mut y, inner);
         compare(file, &format!("{case}.y"), &y, &t("y"), TOL);
         running.update(&stats);
         let what = format!("{case}.running_mean");
-        compare(file, &what, &running.mean, &t("running_mean_after"), TOL);
+        compare(
+            file,
+            &what,
+            &running.mean.value,
+            &t("running_mean_after"),
+            TOL,
+        );
         let what = format!("{case}.running_var");
-        compare(file, &what, &running.var, &t("running_var_after"), TOL);
+        compare(
+            file,
+            &what,
+            &running.var.value,
+            &t("running_var_after"),
+            TOL,
+        );
         let mut dx = t("dy");
         bn.backward_train(&x, &stats, &mut dx, inner);
         compare(file, &format!("{case}.grad_x"), &dx, &t("grad_x"), TOL);

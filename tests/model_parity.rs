@@ -122,7 +122,12 @@ fn check(what: &str, ours: &[f32], torch: &[f32], tol: f64) {
 
 /// Forward (eval mode) + triplet loss + backward; returns (sims, loss).
 fn run(model: &mut Model, batch: &Batch) -> (Vec<f32>, f64) {
-    let (sims, cache) = model.forward(batch, false, &mut seeded(0));
+    step(model, batch, false)
+}
+
+/// Forward (`train`: training mode) + triplet loss + backward; returns (sims, loss).
+fn step(model: &mut Model, batch: &Batch, train: bool) -> (Vec<f32>, f64) {
+    let (sims, cache) = model.forward(batch, train, &mut seeded(0));
     let n = batch.size();
     let out = triplet(
         &ScoreMatrix::from_f32("sims", &sims, n).unwrap(),
@@ -642,4 +647,56 @@ fn score_split_matches_the_batch_forward() {
             1e-5,
         );
     }
+}
+
+/// One training step of `sgr` in training mode (dropout 0, so nothing is
+/// random): VisualSA's two batch norms normalise with the batch's statistics
+/// and take one running-statistics step, as the port's PyTorch `BatchNorm1d`
+/// does; scores, loss, every gradient and the running statistics after the
+/// step match. Fixture: `sgr_train.safetensors` by
+/// `tools/reference/make_batchnorm_fixtures.py` (sgr_small's weights and batch).
+#[test]
+fn sgr_training_step_uses_batch_statistics_like_torch() {
+    println!("sgr_train:");
+    let fx = Fixture::open("sgr_train.safetensors");
+    let batch = Fixture::open("sgr_small.safetensors").batch();
+    let cfg = ModelConfig {
+        dropout: 0.0,
+        ..small_cfg(Backbone::Sgr)
+    };
+    let mut model = Model::new(&cfg, 0).unwrap();
+    weights::load(&mut model, &fixture_path("sgr_small.weights.safetensors")).unwrap();
+    let eval_before = step(&mut model.clone(), &batch, false).0;
+    let (sims, loss) = step(&mut model, &batch, true);
+    check("sims", &sims, &fx.f32("sims").1, TOL);
+    // Batch statistics move the scores only a little here (VisualSA weights the
+    // regions); the gradients and running statistics below tell the modes apart.
+    let moved = rel(&eval_before, &sims);
+    println!("  {:<40} rel {moved:.3e}", "training vs eval mode sims");
+    assert!(moved > 0.0, "training mode changed nothing");
+    let want = fx.f64("loss")[0];
+    println!("  {:<40} ours {loss:.9} torch {want:.9}", "loss");
+    assert!((loss - want).abs() <= TOL * want.abs().max(1.0), "loss");
+    for p in model.params() {
+        check_with_f64(
+            &fx,
+            &p.name,
+            &p.grad,
+            &fx.f32(&format!("grad.{}", p.name)).1,
+        );
+    }
+    let buffers = model.buffers();
+    assert_eq!(
+        buffers.len(),
+        4,
+        "VisualSA's two running means and variances"
+    );
+    for b in buffers {
+        check(&b.name, &b.value, &fx.f32(&b.name).1, TOL);
+    }
+    // The running statistics are saved with the weights and loaded back.
+    let bytes = weights::to_bytes(&model).unwrap();
+    let mut back = Model::new(&cfg, 1).unwrap();
+    weights::load_bytes(&mut back, &bytes, Path::new("step.safetensors")).unwrap();
+    assert_eq!(back.buffers(), model.buffers());
 }

@@ -134,8 +134,5 @@ fn runs_and_indexes_work_after_a_move() {
         "c/idx",
     ];
     ok(dbl(top, &build), "index build from the moved run");
-    assert_eq!(
-        search(&c, "idx")["hits"].as_array().map(Vec::len),
-        Some(3)
-    );
+    assert_eq!(search(&c, "idx")["hits"].as_array().map(Vec::len), Some(3));
 }

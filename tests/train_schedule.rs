@@ -67,6 +67,9 @@ fn lrs(run: &Path, k: usize) -> Vec<(u64, u64, f64)> {
     v
 }
 
+/// (regime, overrides, branch, stage, expected lr per epoch).
+type Case = (&'static str, &'static [&'static str], usize, u64, [f64; 3]);
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * b.abs()
 }
@@ -89,24 +92,25 @@ fn lr_schedule_is_the_authors_per_regime_and_selectable() {
         );
     };
 
-    let oss = tmp.path().join("oss");
-    train(&d, &oss, "oss", &[]);
-    check(&oss, 1, 1, &once, "oss default (once)");
-    let oss_every = tmp.path().join("oss_every");
-    train(&d, &oss_every, "oss", &["lr_schedule=every"]);
-    check(&oss_every, 1, 1, &every, "oss with lr_schedule=every");
-
-    let mss = tmp.path().join("mss");
-    train(&d, &mss, "mss", &[]);
-    check(&mss, 1, 1, &every, "mss default (every)");
-    let mss_once = tmp.path().join("mss_once");
-    train(&d, &mss_once, "mss", &["lr_schedule=once"]);
-    check(&mss_once, 1, 1, &once, "mss with lr_schedule=once");
-
-    let oas = tmp.path().join("oas");
-    train(&d, &oas, "oas", &[]);
-    check(&oas, 0, 1, &every, "oas stage 1 (every)");
-    check(&oas, 1, 2, &every, "oas stage 2 (every)");
+    let cases: [Case; 6] = [
+        ("oss", &[], 1, 1, once),
+        ("oss", &["lr_schedule=every"], 1, 1, every),
+        ("mss", &[], 1, 1, every),
+        ("mss", &["lr_schedule=once"], 1, 1, once),
+        ("oas", &[], 0, 1, every),
+        ("oas", &[], 1, 2, every),
+    ];
+    for (i, (regime, extra, k, stage, want)) in cases.iter().enumerate() {
+        let run = tmp.path().join(format!("run{i}"));
+        train(&d, &run, regime, extra);
+        check(
+            &run,
+            *k,
+            *stage,
+            want,
+            &format!("{regime} {extra:?} stage {stage}"),
+        );
+    }
 
     let bad = Command::new(BIN)
         .args(["train", "--data"])

@@ -3,10 +3,12 @@
 //! ε = 1e-5 (docs/method.md §13.4). Parameters `{prefix}.weight` (γ) and
 //! `{prefix}.bias` (β), both [C]; γ starts at 1, β at 0 (the authors' init).
 //!
-//! The layer never uses batch statistics, in training neither: a checkpoint's
-//! running statistics are folded into γ and β on import (`tools/import_torch.py`:
+//! This form never uses batch statistics: SAF's batch norm runs in it in
+//! training too (docs/method.md §13.4). A checkpoint's running statistics are
+//! folded into γ and β on import (`tools/import_torch.py`:
 //! γ' = γ·√(1 + ε)/√(var + ε), β' = β − mean·γ/√(var + ε)), which reproduces
-//! PyTorch's eval-mode output exactly in real arithmetic.
+//! PyTorch's eval-mode output exactly in real arithmetic. Training mode with
+//! batch statistics and running statistics: [`crate::engine::batchnorm_train`].
 //!
 //! Layout as `BatchNorm1d`: x: [n, C, inner] (inner = 1 for [n, C] input),
 //! channel c scales every `inner`-long run at position c.
@@ -82,28 +84,45 @@ impl BatchNorm {
         let c = self.channels();
         let mut dg = vec![0.0f64; c];
         let mut db = vec![0.0f64; c];
-        for (xb, gb) in x
-            .chunks_exact(c * inner)
-            .zip(dy.chunks_exact_mut(c * inner))
-        {
-            for (ch, (xr, gr)) in xb
-                .chunks_exact(inner)
-                .zip(gb.chunks_exact_mut(inner))
-                .enumerate()
-            {
-                let g = self.weight.value[ch];
-                for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
-                    dg[ch] += *gv as f64 * (xv * k) as f64;
-                    db[ch] += *gv as f64;
-                    *gv *= k * g;
-                }
+        let g = &self.weight.value;
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
+                dg[ch] += *gv as f64 * (xv * k) as f64;
+                db[ch] += *gv as f64;
+                *gv *= k * g[ch];
             }
-        }
-        for (p, a) in self.weight.grad.iter_mut().zip(&dg) {
+        });
+        self.add_grads(&dg, &db);
+    }
+
+    /// Adds per-channel sums to the γ and β gradients. dg, db: [C].
+    pub(crate) fn add_grads(&mut self, dg: &[f64], db: &[f64]) {
+        for (p, a) in self.weight.grad.iter_mut().zip(dg) {
             *p += *a as f32;
         }
-        for (p, a) in self.bias.grad.iter_mut().zip(&db) {
+        for (p, a) in self.bias.grad.iter_mut().zip(db) {
             *p += *a as f32;
+        }
+    }
+}
+
+/// Calls `f(channel, x_run, dy_run)` for every `inner`-long run of
+/// x: [n, C, inner] with the matching run of dy (same shape).
+pub(crate) fn channel_runs(
+    x: &[f32],
+    dy: &mut [f32],
+    channels: usize,
+    inner: usize,
+    mut f: impl FnMut(usize, &[f32], &mut [f32]),
+) {
+    let block = channels * inner;
+    for (xb, gb) in x.chunks_exact(block).zip(dy.chunks_exact_mut(block)) {
+        for (ch, (xr, gr)) in xb
+            .chunks_exact(inner)
+            .zip(gb.chunks_exact_mut(inner))
+            .enumerate()
+        {
+            f(ch, xr, gr);
         }
     }
 }
@@ -119,39 +138,15 @@ impl Module for BatchNorm {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::engine::testutil::*;
 
     #[test]
     fn finite_differences() {
-        let (n, c, inner) = (3, 4, 5);
-        let mut bn = BatchNorm::new("bn", c);
-        bn.weight.value = rand_vec(c, 1, 1.0);
-        bn.bias.value = rand_vec(c, 2, 1.0);
-        let mut x = rand_vec(n * c * inner, 3, 1.0);
-        let up = rand_vec(x.len(), 4, 1.0);
-        let mut dx = up.clone();
-        bn.backward(&x, &mut dx, inner);
-        let f = |bn: &BatchNorm, x: &[f32]| {
-            let mut y = x.to_vec();
-            bn.forward(&mut y, inner);
-            dot_loss(&y, &up)
-        };
-        let fx = fd_grad(&mut x, FD_EPS, |x| f(&bn, x));
-        assert_grad_close("dx", &dx, &fx);
-        let mut g = bn.weight.value.clone();
-        let fg = fd_grad(&mut g, FD_EPS, |g| {
-            let mut b2 = bn.clone();
-            b2.weight.value = g.to_vec();
-            f(&b2, &x)
-        });
-        assert_grad_close("dγ", &bn.weight.grad, &fg);
-        let mut b = bn.bias.value.clone();
-        let fb = fd_grad(&mut b, FD_EPS, |b| {
-            let mut b2 = bn.clone();
-            b2.bias.value = b.to_vec();
-            f(&b2, &x)
-        });
-        assert_grad_close("dβ", &bn.bias.grad, &fb);
+        let inner = 5;
+        check_batchnorm_grads(
+            (3, 4, inner),
+            |bn, y| bn.forward(y, inner),
+            |bn, x, dy| bn.backward(x, dy, inner),
+        );
     }
 }

@@ -16,20 +16,23 @@
 //! Parity: `tests/batchnorm_parity.rs` against
 //! `tools/reference/make_batchnorm_fixtures.py`.
 
-use crate::engine::batchnorm::{BN_EPS, BatchNorm};
+use crate::engine::batchnorm::{BN_EPS, BatchNorm, channel_runs};
+use crate::engine::param::Param;
 
 /// PyTorch's default `momentum` of `BatchNorm1d`.
 pub const BN_MOMENTUM: f64 = 0.1;
 
-/// The running statistics of one batch norm (PyTorch's buffers).
+/// The running statistics of one batch norm: PyTorch's buffers
+/// `{prefix}.running_mean` and `{prefix}.running_var`, saved with the weights
+/// ([`crate::engine::param::Module::buffers`]). PyTorch's third buffer,
+/// `num_batches_tracked`, only matters with `momentum = None`, which no
+/// original uses; it is not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunningStats {
     /// `{prefix}.running_mean`: [C], starts at 0.
-    pub mean: Vec<f32>,
+    pub mean: Param,
     /// `{prefix}.running_var`: [C], starts at 1.
-    pub var: Vec<f32>,
-    /// `{prefix}.num_batches_tracked`: training forwards so far.
-    pub batches: u64,
+    pub var: Param,
 }
 
 /// One training-mode forward's batch statistics (what its backward needs).
@@ -92,41 +95,78 @@ fn affine(x: &mut [f32], a: &[f32], b: &[f32], inner: usize) {
 }
 
 impl RunningStats {
-    /// Mean 0, variance 1, no batch seen (PyTorch's initial buffers).
-    pub fn new(channels: usize) -> Self {
+    /// Mean 0, variance 1 (PyTorch's initial buffers) for the batch norm named `prefix`.
+    pub fn new(prefix: &str, channels: usize) -> Self {
         RunningStats {
-            mean: vec![0.0; channels],
-            var: vec![1.0; channels],
-            batches: 0,
+            mean: Param::zeros(format!("{prefix}.running_mean"), &[channels]),
+            var: Param::from_values(
+                format!("{prefix}.running_var"),
+                &[channels],
+                vec![1.0; channels],
+            ),
         }
     }
 
     /// One momentum step toward `s` (mean, unbiased variance).
     pub fn update(&mut self, s: &BatchStats) {
-        assert_eq!(self.mean.len(), s.mean.len(), "batch norm: channel count");
+        assert_eq!(
+            self.mean.value.len(),
+            s.mean.len(),
+            "batch norm: channel count"
+        );
         let m = BN_MOMENTUM;
-        for (r, &b) in self.mean.iter_mut().zip(&s.mean) {
+        for (r, &b) in self.mean.value.iter_mut().zip(&s.mean) {
             *r = ((1.0 - m) * *r as f64 + m * b) as f32;
         }
-        for (r, &b) in self.var.iter_mut().zip(&s.var_unbiased) {
+        for (r, &b) in self.var.value.iter_mut().zip(&s.var_unbiased) {
             *r = ((1.0 - m) * *r as f64 + m * b) as f32;
         }
-        self.batches += 1;
+    }
+
+    /// Per channel (1/√(r_σ² + ε), r_μ) in f64.
+    fn inv_std(&self) -> Vec<(f64, f64)> {
+        self.mean
+            .value
+            .iter()
+            .zip(&self.var.value)
+            .map(|(&m, &v)| (1.0 / (v as f64 + BN_EPS as f64).sqrt(), m as f64))
+            .collect()
     }
 
     /// Eval mode in place with these statistics. x: [n, C, inner].
     pub fn forward_eval(&self, bn: &BatchNorm, x: &mut [f32], inner: usize) {
         let (a, b): (Vec<f32>, Vec<f32>) = self
-            .mean
+            .inv_std()
             .iter()
-            .zip(&self.var)
             .zip(bn.weight.value.iter().zip(&bn.bias.value))
-            .map(|((&m, &v), (&g, &beta))| {
-                let k = g as f64 / (v as f64 + BN_EPS as f64).sqrt();
-                (k as f32, (beta as f64 - m as f64 * k) as f32)
+            .map(|(&(inv, m), (&g, &beta))| {
+                let k = inv * g as f64;
+                (k as f32, (beta as f64 - m * k) as f32)
             })
             .unzip();
         affine(x, &a, &b, inner);
+    }
+
+    /// Backward of [`RunningStats::forward_eval`] (statistics constant):
+    /// accumulates the γ and β gradients and turns `dy` into dx in place.
+    /// x: the forward input [n, C, inner], dy: same shape.
+    pub fn backward_eval(&self, bn: &mut BatchNorm, x: &[f32], dy: &mut [f32], inner: usize) {
+        let c = bn.channels();
+        assert_eq!(x.len(), dy.len(), "{}: gradient length", bn.weight.name);
+        let sc = self.inv_std();
+        let mut dg = vec![0.0f64; c];
+        let mut db = vec![0.0f64; c];
+        let g = &bn.weight.value;
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            let (inv, m) = sc[ch];
+            let k = inv * g[ch] as f64;
+            for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
+                dg[ch] += *gv as f64 * (xv as f64 - m) * inv;
+                db[ch] += *gv as f64;
+                *gv = (*gv as f64 * k) as f32;
+            }
+        });
+        bn.add_grads(&dg, &db);
     }
 }
 
@@ -160,44 +200,65 @@ impl BatchNorm {
         assert_eq!(s.mean.len(), c, "{}: batch statistics", self.weight.name);
         let mut sum_dy = vec![0.0f64; c];
         let mut sum_dy_xhat = vec![0.0f64; c];
-        for (xb, gb) in x.chunks_exact(c * inner).zip(dy.chunks_exact(c * inner)) {
-            for (ch, (xr, gr)) in xb
-                .chunks_exact(inner)
-                .zip(gb.chunks_exact(inner))
-                .enumerate()
-            {
-                let (m, k) = (s.mean[ch], s.inv_std[ch]);
-                for (&xv, &gv) in xr.iter().zip(gr) {
-                    sum_dy[ch] += gv as f64;
-                    sum_dy_xhat[ch] += gv as f64 * (xv as f64 - m) * k;
-                }
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            let (m, k) = (s.mean[ch], s.inv_std[ch]);
+            for (&xv, &gv) in xr.iter().zip(gr.iter()) {
+                sum_dy[ch] += gv as f64;
+                sum_dy_xhat[ch] += gv as f64 * (xv as f64 - m) * k;
             }
-        }
+        });
         let n = s.count as f64;
-        for (xb, gb) in x
-            .chunks_exact(c * inner)
-            .zip(dy.chunks_exact_mut(c * inner))
-        {
-            for (ch, (xr, gr)) in xb
-                .chunks_exact(inner)
-                .zip(gb.chunks_exact_mut(inner))
-                .enumerate()
-            {
-                let (m, k) = (s.mean[ch], s.inv_std[ch]);
-                let g = self.weight.value[ch] as f64;
-                let (mdy, mdyx) = (sum_dy[ch] / n, sum_dy_xhat[ch] / n);
-                for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
-                    let xhat = (xv as f64 - m) * k;
-                    *gv = (g * k * (*gv as f64 - mdy - xhat * mdyx)) as f32;
-                }
+        let g = &self.weight.value;
+        channel_runs(x, dy, c, inner, |ch, xr, gr| {
+            let (m, k) = (s.mean[ch], s.inv_std[ch]);
+            let (mdy, mdyx) = (sum_dy[ch] / n, sum_dy_xhat[ch] / n);
+            for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
+                let xhat = (xv as f64 - m) * k;
+                *gv = (g[ch] as f64 * k * (*gv as f64 - mdy - xhat * mdyx)) as f32;
             }
+        });
+        self.add_grads(&sum_dy_xhat, &sum_dy);
+    }
+}
+
+/// A batch norm as a training step uses it: in training mode (`train`) with
+/// the batch's statistics, which it returns; in eval mode (or when the batch
+/// has a single value per channel, where PyTorch would stop with an error)
+/// with the running statistics. x: [n, C, inner], in place.
+pub fn forward(
+    bn: &BatchNorm,
+    running: &RunningStats,
+    x: &mut [f32],
+    inner: usize,
+    train: bool,
+) -> Option<BatchStats> {
+    if train && x.len() / bn.channels() > 1 {
+        Some(bn.forward_train(x, inner))
+    } else {
+        running.forward_eval(bn, x, inner);
+        None
+    }
+}
+
+/// Backward of [`forward`]: through the batch statistics `stats` when it
+/// returned them, then one running-statistics step toward them (PyTorch
+/// takes that step in the forward; a training forward is always followed by
+/// its backward here, so the state after a step is the same); else with the
+/// running statistics. x: the forward input, dy → dx in place.
+pub fn backward(
+    bn: &mut BatchNorm,
+    running: &mut RunningStats,
+    x: &[f32],
+    stats: Option<&BatchStats>,
+    dy: &mut [f32],
+    inner: usize,
+) {
+    match stats {
+        Some(s) => {
+            bn.backward_train(x, s, dy, inner);
+            running.update(s);
         }
-        for (p, a) in self.weight.grad.iter_mut().zip(&sum_dy_xhat) {
-            *p += *a as f32;
-        }
-        for (p, a) in self.bias.grad.iter_mut().zip(&sum_dy) {
-            *p += *a as f32;
-        }
+        None => running.backward_eval(bn, x, dy, inner),
     }
 }
 
@@ -209,30 +270,19 @@ mod tests {
     #[test]
     fn finite_differences_through_the_batch_statistics() {
         let (n, c, inner) = (4, 3, 5);
-        let mut bn = BatchNorm::new("bn", c);
-        bn.weight.value = rand_vec(c, 1, 1.0);
-        bn.bias.value = rand_vec(c, 2, 1.0);
-        let mut x = rand_vec(n * c * inner, 3, 1.0);
-        let up = rand_vec(x.len(), 4, 1.0);
-        let f = |bn: &BatchNorm, x: &[f32]| {
-            let mut y = x.to_vec();
-            bn.forward_train(&mut y, inner);
-            dot_loss(&y, &up)
-        };
-        let mut y = x.clone();
-        let s = bn.forward_train(&mut y, inner);
-        let mut dx = up.clone();
-        bn.backward_train(&x, &s, &mut dx, inner);
-        let fx = fd_grad(&mut x, FD_EPS, |x| f(&bn, x));
-        assert_grad_close("dx", &dx, &fx);
-        let mut g = bn.weight.value.clone();
-        let fg = fd_grad(&mut g, FD_EPS, |g| {
-            let mut b2 = bn.clone();
-            b2.weight.value = g.to_vec();
-            f(&b2, &x)
-        });
-        assert_grad_close("dγ", &bn.weight.grad, &fg);
-        // The output is normalised per channel: mean β, variance γ²·σ²/(σ² + ε).
+        let bn = check_batchnorm_grads(
+            (n, c, inner),
+            |bn, y| {
+                bn.forward_train(y, inner);
+            },
+            |bn, x, dy| {
+                let s = batch_stats(x, c, inner);
+                bn.backward_train(x, &s, dy, inner);
+            },
+        );
+        // The output is normalised per channel: channel 0 has mean β_0.
+        let mut y = rand_vec(n * c * inner, 3, 1.0);
+        bn.forward_train(&mut y, inner);
         let mean0: f64 = (0..n)
             .flat_map(|i| y[i * c * inner..i * c * inner + inner].to_vec())
             .map(|v| v as f64)
@@ -248,18 +298,34 @@ mod tests {
         let s = batch_stats(&x, c, 1);
         assert_eq!(s.mean, vec![2.0, 12.0]);
         assert_eq!(s.var_unbiased, vec![2.0, 8.0]);
-        let mut r = RunningStats::new(c);
+        let mut r = RunningStats::new("bn", c);
+        assert_eq!(r.mean.name, "bn.running_mean");
         r.update(&s);
-        assert!((r.mean[0] - 0.2).abs() < 1e-7 && (r.mean[1] - 1.2).abs() < 1e-6);
-        assert!((r.var[0] - 1.1).abs() < 1e-6 && (r.var[1] - 1.7).abs() < 1e-6);
-        assert_eq!(r.batches, 1);
+        let (m, v) = (&r.mean.value, &r.var.value);
+        assert!((m[0] - 0.2).abs() < 1e-7 && (m[1] - 1.2).abs() < 1e-6);
+        assert!((v[0] - 1.1).abs() < 1e-6 && (v[1] - 1.7).abs() < 1e-6);
         // With the initial statistics eval mode is the inference form of BatchNorm.
-        let bn = BatchNorm::new("bn", c);
+        let mut bn = BatchNorm::new("bn", c);
+        bn.weight.value = vec![0.7, 1.3];
+        bn.bias.value = vec![0.1, -0.2];
         let (mut a, mut b) = (x.to_vec(), x.to_vec());
-        RunningStats::new(c).forward_eval(&bn, &mut a, 1);
+        RunningStats::new("bn", c).forward_eval(&bn, &mut a, 1);
         bn.forward(&mut b, 1);
         for (p, q) in a.iter().zip(&b) {
             assert!((p - q).abs() <= 1e-6 * q.abs().max(1.0), "{p} vs {q}");
         }
+    }
+
+    #[test]
+    fn eval_backward_with_running_statistics() {
+        let (c, inner) = (4, 2);
+        let mut r = RunningStats::new("bn", c);
+        r.mean.value = rand_vec(c, 5, 0.5);
+        r.var.value = rand_vec(c, 6, 0.4).iter().map(|v| v + 1.0).collect();
+        check_batchnorm_grads(
+            (3, c, inner),
+            |bn, y| r.forward_eval(bn, y, inner),
+            |bn, x, dy| r.backward_eval(bn, x, dy, inner),
+        );
     }
 }

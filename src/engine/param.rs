@@ -120,6 +120,18 @@ pub trait Module {
     fn num_params(&self) -> usize {
         self.params().iter().map(|p| p.numel()).sum()
     }
+
+    /// State saved with the weights but never optimised, clipped or averaged
+    /// (PyTorch's buffers: batch-norm running statistics), in a fixed order;
+    /// their `grad` is unused. None by default.
+    fn buffers(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+
+    /// The buffers, mutably, in the same order as [`Module::buffers`].
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

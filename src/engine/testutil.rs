@@ -82,3 +82,43 @@ pub fn assert_grad_close(name: &str, analytic: &[f32], fd: &[f64]) -> f64 {
     }
     worst
 }
+
+/// Finite-difference check of a batch-norm-like layer on x: [n, C, inner]
+/// with a random γ, β, x and upstream gradient (seeds 1–4): `forward(bn, y)`
+/// maps y in place; `backward(bn, x, dy)` accumulates γ, β gradients and turns
+/// dy into dx. Checks dx, dγ and dβ; returns the layer after its backward.
+pub fn check_batchnorm_grads(
+    (n, c, inner): (usize, usize, usize),
+    forward: impl Fn(&crate::engine::batchnorm::BatchNorm, &mut [f32]),
+    backward: impl FnOnce(&mut crate::engine::batchnorm::BatchNorm, &[f32], &mut [f32]),
+) -> crate::engine::batchnorm::BatchNorm {
+    let mut bn = crate::engine::batchnorm::BatchNorm::new("bn", c);
+    bn.weight.value = rand_vec(c, 1, 1.0);
+    bn.bias.value = rand_vec(c, 2, 1.0);
+    let mut x = rand_vec(n * c * inner, 3, 1.0);
+    let up = rand_vec(x.len(), 4, 1.0);
+    let f = |bn: &crate::engine::batchnorm::BatchNorm, x: &[f32]| {
+        let mut y = x.to_vec();
+        forward(bn, &mut y);
+        dot_loss(&y, &up)
+    };
+    let mut dx = up.clone();
+    backward(&mut bn, &x, &mut dx);
+    let fx = fd_grad(&mut x, FD_EPS, |x| f(&bn, x));
+    assert_grad_close("dx", &dx, &fx);
+    let mut g = bn.weight.value.clone();
+    let fg = fd_grad(&mut g, FD_EPS, |g| {
+        let mut b2 = bn.clone();
+        b2.weight.value = g.to_vec();
+        f(&b2, &x)
+    });
+    assert_grad_close("dγ", &bn.weight.grad, &fg);
+    let mut b = bn.bias.value.clone();
+    let fb = fd_grad(&mut b, FD_EPS, |b| {
+        let mut b2 = bn.clone();
+        b2.bias.value = b.to_vec();
+        f(&b2, &x)
+    });
+    assert_grad_close("dβ", &bn.bias.grad, &fb);
+    bn
+}

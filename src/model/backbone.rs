@@ -98,6 +98,16 @@ macro_rules! backbones {
                     $(Model::$variant(_, m) => m.params_mut(),)+
                 }
             }
+            fn buffers(&self) -> Vec<&Param> {
+                match self {
+                    $(Model::$variant(_, m) => m.buffers(),)+
+                }
+            }
+            fn buffers_mut(&mut self) -> Vec<&mut Param> {
+                match self {
+                    $(Model::$variant(_, m) => m.buffers_mut(),)+
+                }
+            }
         }
 
         impl Trainable for Model {

@@ -1,6 +1,9 @@
-//! Model weights as safetensors (weights move between dbl and PyTorch): one f32 tensor per parameter,
-//! named by its PyTorch `state_dict` name. Loading checks that the file holds
-//! exactly the model's tensors, each with the model's shape; saving writes a
+//! Model weights as safetensors (weights move between dbl and PyTorch): one
+//! f32 tensor per parameter
+//! and per buffer (batch-norm running statistics), named by its PyTorch
+//! `state_dict` name. Loading checks that the file holds exactly the model's
+//! tensors, each with the model's shape (a buffer may be absent: files written
+//! before the model kept it; it then keeps its initial value); saving writes a
 //! temporary file next to the target and renames it (atomic).
 
 use std::collections::HashSet;
@@ -83,9 +86,10 @@ pub enum WeightsError {
     },
 }
 
-/// Serialises every parameter's value (state_dict names, f32, little-endian).
+/// Serialises every parameter's and buffer's value (state_dict names, f32, little-endian).
 pub fn to_bytes<M: Module + ?Sized>(model: &M) -> Result<Vec<u8>, safetensors::SafeTensorError> {
-    let params = model.params();
+    let mut params = model.params();
+    params.extend(model.buffers());
     let bytes: Vec<Vec<u8>> = params
         .iter()
         .map(|p| p.value.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -144,7 +148,12 @@ pub fn load_bytes<M: Module + ?Sized>(
     let p = || path.to_path_buf();
     let st = SafeTensors::deserialize(bytes)
         .map_err(|source| WeightsError::Format { path: p(), source })?;
-    let wanted: HashSet<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    let wanted: HashSet<String> = model
+        .params()
+        .iter()
+        .chain(&model.buffers())
+        .map(|p| p.name.clone())
+        .collect();
     let mut names = st.names();
     names.sort();
     if let Some(n) = names.iter().find(|n| !wanted.contains(**n)) {
@@ -154,12 +163,26 @@ pub fn load_bytes<M: Module + ?Sized>(
         });
     }
     let mut values = Vec::new();
-    for param in model.params() {
-        let t = st.tensor(&param.name).map_err(|_| WeightsError::Missing {
-            path: p(),
-            name: param.name.clone(),
-            shape: param.shape.clone(),
-        })?;
+    let n_params = model.params().len();
+    for (i, param) in model
+        .params()
+        .into_iter()
+        .chain(model.buffers())
+        .enumerate()
+    {
+        let Ok(t) = st.tensor(&param.name) else {
+            if i >= n_params {
+                // A buffer the file lacks (written before the model kept it)
+                // keeps its initial value.
+                values.push(None);
+                continue;
+            }
+            return Err(WeightsError::Missing {
+                path: p(),
+                name: param.name.clone(),
+                shape: param.shape.clone(),
+            });
+        };
         if t.dtype() != Dtype::F32 {
             return Err(WeightsError::Dtype {
                 path: p(),
@@ -187,10 +210,16 @@ pub fn load_bytes<M: Module + ?Sized>(
                 index,
             });
         }
-        values.push(v);
+        values.push(Some(v));
     }
-    for (param, v) in model.params_mut().into_iter().zip(values) {
-        param.value = v;
+    let mut values = values.into_iter();
+    for (param, v) in model.params_mut().into_iter().zip(values.by_ref()) {
+        param.value = v.expect("every parameter was read");
+    }
+    for (buffer, v) in model.buffers_mut().into_iter().zip(values) {
+        if let Some(v) = v {
+            buffer.value = v;
+        }
     }
     Ok(())
 }
@@ -243,6 +272,47 @@ mod tests {
             assert!(e.to_string().contains("h.safetensors"), "{e}");
         }
         assert_eq!(m, before);
+    }
+
+    /// Batch-norm running statistics (sgr's VisualSA) travel with the
+    /// weights; a file without them (written before they were kept) loads
+    /// with the initial statistics; a model without them refuses them.
+    #[test]
+    fn buffers_round_trip_and_may_be_absent() {
+        let mut a = tiny(Backbone::Sgr, 1);
+        assert_eq!(a.buffers().len(), 4);
+        for b in a.buffers_mut() {
+            b.value.iter_mut().for_each(|v| *v += 0.5);
+        }
+        let bytes = to_bytes(&a).unwrap();
+        let mut c = tiny(Backbone::Sgr, 2);
+        load_bytes(&mut c, &bytes, Path::new("w.safetensors")).unwrap();
+        assert_eq!(a, c);
+        // Parameters only: the buffers keep their initial values.
+        let params = a.params();
+        let data: Vec<Vec<u8>> = params
+            .iter()
+            .map(|p| p.value.iter().flat_map(|v| v.to_le_bytes()).collect())
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = params
+            .iter()
+            .zip(&data)
+            .map(|(p, d)| {
+                (
+                    p.name.clone(),
+                    TensorView::new(Dtype::F32, p.shape.clone(), d).unwrap(),
+                )
+            })
+            .collect();
+        let old = safetensors::serialize(views, None).unwrap();
+        let mut d = tiny(Backbone::Sgr, 2);
+        load_bytes(&mut d, &old, Path::new("old.safetensors")).unwrap();
+        assert_eq!(d.params(), a.params());
+        assert_eq!(d.buffers(), tiny(Backbone::Sgr, 3).buffers());
+        // A model without those buffers refuses them, naming the tensor.
+        let mut e = tiny(Backbone::Vse, 1);
+        let err = load_bytes(&mut e, &bytes, Path::new("x.safetensors")).unwrap_err();
+        assert!(err.to_string().contains("unexpected tensor"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! For one item with rows `x_k` (k = 1..n, L2-normalised embeddings) and
 //! their mean `x̄`:
-//! - `l_k = drop(tanh(bn_R(W_l·x_k + b_l)))` (bn over the region index, images only),
+//! - `l_k = drop(tanh(bn_R(W_l·x_k + b_l)))` (bn over the region index, images only;
+//!   both batch norms use batch statistics in training mode, [`batchnorm_train`]),
 //! - `g = drop(tanh(bn_d(W_g·x̄ + b_g)))` (bn over features, images only),
 //! - `a = softmax_k(w_c·(l_k ⊙ g) + b_c)`, output `L2(Σ_k a_k x_k)`.
 //!
@@ -15,6 +16,7 @@ use rand::Rng;
 
 use crate::engine::activation::softmax_backward;
 use crate::engine::batchnorm::BatchNorm;
+use crate::engine::batchnorm_train::{self, BatchStats, RunningStats};
 use crate::engine::dropout::{Dropout, DropoutMask};
 use crate::engine::gemm::Par;
 use crate::engine::l2norm;
@@ -33,6 +35,9 @@ pub struct GlobalAttention {
     pub global: Linear,
     /// `{prefix}.embedding_global.1`: over d features (VisualSA only).
     pub global_bn: Option<BatchNorm>,
+    /// Running statistics of `local_bn` and `global_bn` (buffers).
+    pub local_running: Option<RunningStats>,
+    pub global_running: Option<RunningStats>,
     /// `{prefix}.embedding_common.0`: d → 1.
     pub common: Linear,
     /// Dropout after both tanh (0.4 in the authors' code).
@@ -57,6 +62,9 @@ pub struct GlobalCache {
     mean: Vec<f32>,
     /// Attention weights. [N]
     a: Vec<f32>,
+    /// Batch statistics of the two batch norms (training mode only).
+    l_stats: Option<BatchStats>,
+    g_stats: Option<BatchStats>,
     /// Normalised outputs and their norms. [n, d], [n]
     out: Vec<f32>,
     norms: Vec<f32>,
@@ -72,14 +80,14 @@ impl GlobalAttention {
         rng: &mut R,
     ) -> Self {
         let mut m = Self::textual(prefix, embed, dropout, rng);
-        m.local_bn = Some(BatchNorm::new(
-            &format!("{prefix}.embedding_local.1"),
-            regions,
-        ));
-        m.global_bn = Some(BatchNorm::new(
-            &format!("{prefix}.embedding_global.1"),
-            embed,
-        ));
+        let (local, global) = (
+            format!("{prefix}.embedding_local.1"),
+            format!("{prefix}.embedding_global.1"),
+        );
+        m.local_bn = Some(BatchNorm::new(&local, regions));
+        m.global_bn = Some(BatchNorm::new(&global, embed));
+        m.local_running = Some(RunningStats::new(&local, regions));
+        m.global_running = Some(RunningStats::new(&global, embed));
         m
     }
 
@@ -107,6 +115,8 @@ impl GlobalAttention {
                 rng,
             ),
             global_bn: None,
+            local_running: None,
+            global_running: None,
             common: Linear::xavier(&format!("{prefix}.embedding_common.0"), embed, 1, true, rng),
             dropout,
         }
@@ -141,17 +151,19 @@ impl GlobalAttention {
                 .zip(&acc)
                 .for_each(|(y, &a)| *y = (a * inv) as f32);
         }
-        let branch = |lin: &Linear, bn: &Option<BatchNorm>, input: &[f32], inner: usize| {
+        // Batch norms: batch statistics in training mode (docs/method.md §13.4).
+        let branch = |lin: &Linear, bn: Option<(&BatchNorm, &RunningStats)>, input, inner| {
             let pre = lin.forward(input, par);
             let mut t = pre.clone();
-            if let Some(bn) = bn {
-                bn.forward(&mut t, inner);
-            }
+            let stats =
+                bn.and_then(|(bn, r)| batchnorm_train::forward(bn, r, &mut t, inner, train));
             crate::engine::activation::tanh_forward(&mut t);
-            (if bn.is_some() { pre } else { Vec::new() }, t)
+            (if bn.is_some() { pre } else { Vec::new() }, t, stats)
         };
-        let (l_lin, l_tanh) = branch(&self.local, &self.local_bn, &x[..offsets[n] * d], d);
-        let (g_lin, g_tanh) = branch(&self.global, &self.global_bn, &mean, 1);
+        let local_bn = self.local_bn.as_ref().zip(self.local_running.as_ref());
+        let global_bn = self.global_bn.as_ref().zip(self.global_running.as_ref());
+        let (l_lin, l_tanh, l_stats) = branch(&self.local, local_bn, &x[..offsets[n] * d], d);
+        let (g_lin, g_tanh, g_stats) = branch(&self.global, global_bn, &mean, 1);
         let mut l = l_tanh.clone();
         let l_mask = self.dropout.forward(&mut l, train, rng);
         let mut g = g_tanh.clone();
@@ -193,6 +205,8 @@ impl GlobalAttention {
             g_mask,
             mean,
             a,
+            l_stats,
+            g_stats,
             out: out.clone(),
             norms,
         };
@@ -266,7 +280,8 @@ impl GlobalAttention {
         }
         // Dropout, tanh, batch norm, linear: local branch on x, global on the means.
         let back = |lin: &mut Linear,
-                    bn: &mut Option<BatchNorm>,
+                    bn: Option<(&mut BatchNorm, &mut RunningStats)>,
+                    stats: Option<&BatchStats>,
                     mask: &DropoutMask,
                     t: &[f32],
                     pre: &[f32],
@@ -276,8 +291,8 @@ impl GlobalAttention {
          -> Vec<f32> {
             mask.backward(&mut dy);
             dy.iter_mut().zip(t).for_each(|(g, &y)| *g *= 1.0 - y * y);
-            if let Some(bn) = bn {
-                bn.backward(pre, &mut dy, inner);
+            if let Some((bn, r)) = bn {
+                batchnorm_train::backward(bn, r, pre, stats, &mut dy, inner);
             }
             let mut din = vec![0.0f32; input.len()];
             lin.backward(input, &dy, Some(&mut din), par);
@@ -285,7 +300,8 @@ impl GlobalAttention {
         };
         let dxl = back(
             &mut self.local,
-            &mut self.local_bn,
+            self.local_bn.as_mut().zip(self.local_running.as_mut()),
+            cache.l_stats.as_ref(),
             &cache.l_mask,
             &cache.l_tanh,
             &cache.l_lin,
@@ -296,7 +312,8 @@ impl GlobalAttention {
         dx.iter_mut().zip(&dxl).for_each(|(g, &v)| *g += v);
         let dmean = back(
             &mut self.global,
-            &mut self.global_bn,
+            self.global_bn.as_mut().zip(self.global_running.as_mut()),
+            cache.g_stats.as_ref(),
             &cache.g_mask,
             &cache.g_tanh,
             &cache.g_lin,
@@ -333,5 +350,16 @@ impl Module for GlobalAttention {
         v.extend(self.global_bn.iter_mut().flat_map(|b| b.params_mut()));
         v.extend(self.common.params_mut());
         v
+    }
+    fn buffers(&self) -> Vec<&Param> {
+        let r = self.local_running.iter().chain(&self.global_running);
+        r.flat_map(|r| [&r.mean, &r.var]).collect()
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        let r = self
+            .local_running
+            .iter_mut()
+            .chain(&mut self.global_running);
+        r.flat_map(|r| [&mut r.mean, &mut r.var]).collect()
     }
 }

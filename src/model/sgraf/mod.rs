@@ -255,4 +255,10 @@ impl Module for Sgraf {
         v.extend(self.head.params_mut());
         v
     }
+    fn buffers(&self) -> Vec<&Param> {
+        self.v_global.buffers()
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        self.v_global.buffers_mut()
+    }
 }
