@@ -137,6 +137,8 @@ def main():
                     help="boosting form (Max reduction: RM or AM)")
     ap.add_argument("--test-after-epoch", type=int, default=5,
                     help="score test after every epoch past this burn-in (5)")
+    ap.add_argument("--max-steps-per-epoch", type=int, default=None,
+                    help="cap on steps per epoch (smoke tests only)")
     ap.add_argument("--stop-after", type=int, default=None,
                     help="train at most N epochs in this invocation (resumable)")
     args = ap.parse_args()
@@ -189,7 +191,8 @@ def main():
         order = torch.randperm(n_caps, generator=gen).tolist()
         for m in branches:
             m.train()
-        for b in range(0, n_caps, args.batch):
+        starts = list(range(0, n_caps, args.batch))[: args.max_steps_per_epoch]
+        for b in starts:
             ims, ids, lengths = train.batch(order[b : b + args.batch])
             s = [m(ims, ids, lengths) for m in branches]
             loss_a = losses.triplet(s[0], 0.2, hardest=hardest)

@@ -8,8 +8,10 @@ checkpoints where the target scored higher; per seed, both differences.
 
     python3 tools/study/power_report.py [--dest experiments/power-study]
 
-Writes DEST/report.md and DEST/report.json and prints the Markdown. Rows with
-fewer seeds than the protocol's are marked partial.
+Writes DEST/report.md, DEST/report.json and DEST/report.svg (per row, every
+seed's paired difference under each estimator as dots, with the mean and its
+95 % interval; a zero line) and prints the Markdown. Rows with fewer seeds
+than the protocol's are marked partial.
 """
 
 import argparse
@@ -44,6 +46,50 @@ def paired(d):
 def text(p):
     ci = f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}]" if "ci95" in p else "[CI needs 2 seeds]"
     return f"{p['mean']:+.1f} {ci}, {p['wins']}/{p['n']}"
+
+
+def svg(report, names):
+    """Dot plot: per row, both estimators' per-seed differences, mean and 95 % CI."""
+    w, h, left, top, bottom = 900, 460, 80, 50, 110
+    vals = [x for n in names for k in ("best_on_dev", "late") for x in report[n][k]["diffs"]]
+    vals += [v for n in names for k in ("best_on_dev", "late")
+             for v in report[n][k].get("ci95", [])]
+    lo, hi = min(vals + [0.0]) - 2, max(vals + [0.0]) + 2
+    y = lambda v: top + (hi - v) / (hi - lo) * (h - top - bottom)
+    step = (w - left - 20) / max(len(names), 1)
+    colours = {"best_on_dev": "#d95f02", "late": "#1b9e77"}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="22" text-anchor="middle" font-size="15">Power study (issue #30): '
+           'target − anchor test rSum per seed, mean and 95 % CI</text>',
+           f'<line x1="{left}" x2="{w - 20}" y1="{y(0)}" y2="{y(0)}" stroke="#888" stroke-dasharray="4"/>',
+           f'<line x1="{left}" x2="{left}" y1="{top}" y2="{h - bottom}" stroke="black"/>',
+           f'<text x="18" y="{(top + h - bottom) / 2}" transform="rotate(-90 18 {(top + h - bottom) / 2})" '
+           'text-anchor="middle">Δ test rSum (target − anchor), of 600</text>']
+    for t in range(int(math.ceil(lo / 5)) * 5, int(hi) + 1, 5):
+        out.append(f'<text x="{left - 6}" y="{y(t) + 4}" text-anchor="end">{t}</text>')
+        out.append(f'<line x1="{left - 3}" x2="{left}" y1="{y(t)}" y2="{y(t)}" stroke="black"/>')
+    for i, n in enumerate(names):
+        cx = left + step * (i + 0.5)
+        out.append(f'<text x="{cx}" y="{h - bottom + 18}" text-anchor="middle">{n}</text>')
+        out.append(f'<text x="{cx}" y="{h - bottom + 34}" text-anchor="middle">'
+                   f'{len(report[n]["seeds"])} of {report[n]["planned"]} seeds</text>')
+        for j, k in enumerate(("best_on_dev", "late")):
+            x = cx + (j - 0.5) * step * 0.35
+            p = report[n][k]
+            for v in p["diffs"]:
+                out.append(f'<circle cx="{x}" cy="{y(v)}" r="3" fill="{colours[k]}" fill-opacity="0.5"/>')
+            if "ci95" in p:
+                out.append(f'<line x1="{x + 8}" x2="{x + 8}" y1="{y(p["ci95"][0])}" y2="{y(p["ci95"][1])}" '
+                           f'stroke="{colours[k]}" stroke-width="2"/>')
+            out.append(f'<rect x="{x + 4}" y="{y(p["mean"]) - 1.5}" width="8" height="3" fill="{colours[k]}"/>')
+    for j, (k, label) in enumerate((("best_on_dev", "best-on-dev checkpoints"),
+                                    ("late", "mean over the epochs after the burn-in (primary)"))):
+        lx, ly = left, h - 48 + 20 * j
+        out.append(f'<circle cx="{lx}" cy="{ly}" r="4" fill="{colours[k]}"/>')
+        out.append(f'<text x="{lx + 10}" y="{ly + 4}">{label}: seeds (dots), mean (bar), 95 % CI (line)</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def main():
@@ -91,6 +137,8 @@ def main():
     text_md = "\n".join(md) + "\n"
     with open(os.path.join(args.dest, "report.md"), "w") as f:
         f.write(text_md)
+    with open(os.path.join(args.dest, "report.svg"), "w") as f:
+        f.write(svg(report, names))
     with open(os.path.join(args.dest, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     print(text_md, end="")

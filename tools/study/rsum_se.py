@@ -11,11 +11,16 @@
    sd of rSum(half 1) − rSum(half 2) over partitions is √2 · SE(N/2), and
    SE(N) ≈ SE(N/2) / √2 = sd / 2.
 
+With --paired OTHER.npy (a second checkpoint scored on the same split) it
+also reports the SE of rSum(SIMS) − rSum(OTHER) by the same bootstrap (both
+matrices resampled with the same images): the noise of a paired difference,
+which is what the sweep's estimators average.
+
 With --prefix P it also reports both for the first P images alone (the
 synthetic generator gives every image its own stream, so the first 200 test
 images of a larger split are the 200-image split of the earlier study).
 
-    /work/venv/bin/python tools/study/rsum_se.py SIMS.npy [--prefix 200] [--json OUT]
+    /work/venv/bin/python tools/study/rsum_se.py SIMS.npy [--paired OTHER.npy] [--prefix 200] [--json OUT]
 
 SIMS.npy: [N images, 5N captions] float32, as `dbl score --split test --out` writes.
 """
@@ -76,9 +81,24 @@ def estimate(s, reps, partitions, rng):
     }
 
 
+def paired_se(s, o, reps, rng):
+    """Bootstrap SE of rSum(s) − rSum(o) over images (the same draw for both)."""
+    n = s.shape[0]
+    a_i2t, a_t2i = ranks(s)
+    b_i2t, b_t2i = ranks(o)
+    a_t, b_t = a_t2i.reshape(n, CAPS), b_t2i.reshape(n, CAPS)
+    diff = rsum_of(a_i2t, a_t2i) - rsum_of(b_i2t, b_t2i)
+    boot = []
+    for _ in range(reps):
+        pick = rng.integers(0, n, n)
+        boot.append(rsum_of(a_i2t[pick], a_t[pick].ravel()) - rsum_of(b_i2t[pick], b_t[pick].ravel()))
+    return {"images": n, "diff": diff, "se_bootstrap": float(np.std(boot, ddof=1)), "bootstrap_reps": reps}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sims", help="[N, 5N] similarity matrix (.npy)")
+    ap.add_argument("--paired", help="a second [N, 5N] matrix: SE of the rSum difference")
     ap.add_argument("--prefix", type=int, nargs="*", default=[], help="also for the first P images")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (2000)")
     ap.add_argument("--partitions", type=int, default=200, help="random half-splits (200)")
@@ -96,6 +116,16 @@ def main():
         print(f"{p} images: rSum {r['rsum']:.1f}, SE {r['se_bootstrap']:.2f} (bootstrap over "
               f"images, {args.reps} reps), {r['se_halves']:.2f} (disjoint halves, "
               f"{args.partitions} partitions)")
+    if args.paired:
+        o = np.load(args.paired).astype(np.float64)
+        if o.shape != s.shape:
+            raise SystemExit(f"{args.paired}: shape {o.shape}, expected {s.shape}")
+        for p in [s.shape[0]] + args.prefix:
+            r = paired_se(s[:p, : CAPS * p], o[:p, : CAPS * p], args.reps,
+                          np.random.default_rng(args.seed))
+            out.append(r)
+            print(f"{p} images: rSum difference {r['diff']:+.1f}, SE {r['se_bootstrap']:.2f} "
+                  f"(bootstrap over images, {args.reps} reps)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
