@@ -30,6 +30,9 @@
 //! complete, consistent checkpoint exists (or none, before the first commit).
 //! Leftovers are unreferenced and removed by the next commit.
 //!
+//! [`paths`]: how a run or index folder records the paths it depends on
+//! (relative to itself, so that it can move).
+//!
 //! Test hooks: `DBL_TEST_CRASH_AT=N` aborts the process just before the N-th
 //! filesystem step of this process's commits (counted from 1 across commits);
 //! [`Store::fail_at`] makes the N-th step return [`CheckpointError::Injected`]
