@@ -12,7 +12,8 @@ use anyhow::{Context, bail};
 use safetensors::SafeTensors;
 
 use crate::engine::param::Module;
-use crate::model::{Backbone, Model, ModelConfig, weights};
+use crate::model::weights::TensorShapes;
+use crate::model::{Model, ModelConfig, weights};
 
 /// The conversion script, shipped inside the binary.
 const SCRIPT: &str = include_str!("../../tools/import_torch.py");
@@ -36,47 +37,13 @@ pub struct Args {
     pub python: String,
 }
 
-/// Infers the backbone and sizes from a weights file's tensor shapes.
+/// Infers the backbone and sizes from a weights file's tensor names and
+/// shapes (the backbone table's `detect`).
 pub fn infer_config(bytes: &[u8], path: &Path) -> anyhow::Result<ModelConfig> {
     let st = SafeTensors::deserialize(bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let shape = |name: &str| -> anyhow::Result<Vec<usize>> {
-        Ok(st
-            .tensor(name)
-            .with_context(|| format!("{}: no tensor `{name}`", path.display()))?
-            .shape()
-            .to_vec())
-    };
-    let fc = shape("img_enc.fc.weight")?;
-    let emb = shape("txt_enc.embed.weight")?;
-    let names = st.names();
-    let has = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
-    let has_head = has("sim_enc.");
-    let backbone = if has("sim_enc.SGR_module.") {
-        Backbone::Sgr
-    } else if has("sim_enc.SAF_module.") {
-        Backbone::Saf
-    } else if has_head {
-        Backbone::ScanAve
-    } else {
-        Backbone::Vse
-    };
-    let mut cfg = ModelConfig {
-        embed: fc[0],
-        img_dim: fc[1],
-        word_dim: emb[1],
-        ..ModelConfig::new(backbone, emb[0])
-    };
-    match backbone {
-        Backbone::ScanAve => cfg.sim_dim = shape("sim_enc.sim_tran_w.weight")?[0],
-        Backbone::Sgr | Backbone::Saf => {
-            cfg.sim_dim = shape("sim_enc.sim_tranloc_w.weight")?[0];
-            cfg.regions = shape("sim_enc.v_global_w.embedding_local.1.weight")?[0];
-        }
-        Backbone::Vse if has("img_enc.gpool.") => cfg.vse_pool = crate::model::VsePool::Gpo,
-        Backbone::Vse => {}
-    }
-    Ok(cfg)
+    crate::model::registry::detect(&TensorShapes::of(&st))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Loads a converted weights file into the model its shapes imply.

@@ -7,10 +7,12 @@
 //!   forward cache), and their forwarding of [`Module`](crate::engine::param::Module)
 //!   and [`Trainable`](crate::model::Trainable);
 //! - `Model::new`, `Model::config`, `Model::matcher`;
-//! - the inference registry `BACKBONES` (`Entry`: name → network builder).
+//! - the inference registry `BACKBONES` (`Entry`: name → network builder);
+//! - `detect`: which backbone a weights file is (import detection).
 //!
 //! A row's type must provide `Type::new(&ModelConfig, seed) -> Result<Self,
-//! ConfigError>`, [`Trainable`](crate::model::Trainable),
+//! ConfigError>`, `Type::from_tensors(Backbone, &TensorShapes) ->
+//! Option<Result<ModelConfig, String>>` (its checkpoint layout), [`Trainable`](crate::model::Trainable),
 //! [`Module`](crate::engine::param::Module) and
 //! [`Matcher`](crate::model::matcher::Matcher). Two rows may share a type
 //! (sgr and saf are one network with two heads).
@@ -202,6 +204,29 @@ macro_rules! backbones {
             /// Builds the network from a config (weights initialised from seed 0;
             /// callers load a checkpoint over them).
             pub build: fn(&ModelConfig) -> Result<Box<dyn Net>, ConfigError>,
+        }
+
+        /// Recognises a weights file (dbl names, e.g. converted from an
+        /// original checkpoint): the one registered backbone whose
+        /// `from_tensors` claims `t`, with its sizes; or what is wrong.
+        pub fn detect(t: &crate::model::weights::TensorShapes) -> Result<ModelConfig, String> {
+            let mut found: Vec<ModelConfig> = Vec::new();
+            $(
+                if let Some(c) = <$ty>::from_tensors(Backbone::$variant, t) {
+                    found.push(c?);
+                }
+            )+
+            match found.len() {
+                1 => Ok(found.remove(0)),
+                0 => Err(format!(
+                    "the tensors are no registered backbone's ({})",
+                    [$($name),+].join(", ")
+                )),
+                _ => Err(format!(
+                    "the tensors fit several backbones: {}",
+                    found.iter().map(|c| c.backbone.name()).collect::<Vec<_>>().join(", ")
+                )),
+            }
         }
 
         /// Every backbone inference knows, in table order.

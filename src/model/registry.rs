@@ -1,9 +1,10 @@
 //! THE backbone table: one row per backbone, from which [`backbones!`]
 //! writes the [`Backbone`] enum (the config's and the CLI's choice), [`Model`]
-//! with its forwarding of the training contract, [`Model::matcher`], and the
-//! inference registry [`BACKBONES`]. Adding a backbone = its own folder under
-//! `src/model/` (network, `Trainable`, `Matcher`) + one row here + its `pub
-//! mod` line in `src/model/mod.rs`.
+//! with its forwarding of the training contract, [`Model::matcher`], the
+//! inference registry [`BACKBONES`] and import detection ([`detect`]).
+//! Adding a backbone = its own folder under `src/model/` (network,
+//! `Trainable`, `Matcher`, `from_tensors`) + one row here + its `pub mod`
+//! line in `src/model/mod.rs`.
 
 use crate::data::batch::Batch;
 use crate::data::precomp::Precomp;
@@ -65,6 +66,19 @@ mod tests {
             assert_eq!(model.config().backbone, b);
             let spelled: Backbone = serde_json::from_str(&format!("\"{}\"", b.name())).unwrap();
             assert_eq!(spelled, b);
+            // Import detection finds the backbone and its sizes from the weights alone.
+            let bytes = crate::model::weights::to_bytes(&model).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let shapes = crate::model::weights::TensorShapes::of(&st);
+            // (vse has no similarity head: its sim_dim is the default.)
+            let want = match b {
+                Backbone::Vse => ModelConfig {
+                    sim_dim: ModelConfig::new(b, 7).sim_dim,
+                    ..cfg.clone()
+                },
+                _ => cfg.clone(),
+            };
+            assert_eq!(detect(&shapes).unwrap(), want, "{}", b.name());
         }
         assert_eq!(names(), "scan-ave, vse, sgr, saf");
     }

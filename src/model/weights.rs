@@ -14,6 +14,7 @@ use safetensors::{Dtype, SafeTensors};
 use thiserror::Error;
 
 use crate::engine::param::Module;
+use crate::model::config::{Backbone, ModelConfig};
 
 /// Failure to read or write a weights file.
 #[derive(Debug, Error)]
@@ -222,6 +223,61 @@ pub fn load_bytes<M: Module + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// The names and shapes of a weights file's tensors: what a backbone's
+/// `from_tensors` reads to recognise its own weights and their sizes
+/// (`crate::model::registry::detect`).
+#[derive(Debug, Clone, Default)]
+pub struct TensorShapes {
+    shapes: std::collections::BTreeMap<String, Vec<usize>>,
+}
+
+impl TensorShapes {
+    /// The shapes of every tensor in a safetensors file.
+    pub fn of(st: &SafeTensors<'_>) -> Self {
+        let shapes = st
+            .names()
+            .into_iter()
+            .filter_map(|n| Some((n.to_owned(), st.tensor(n).ok()?.shape().to_vec())))
+            .collect();
+        TensorShapes { shapes }
+    }
+
+    /// Whether tensor `name` is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.shapes.contains_key(name)
+    }
+
+    /// Whether some tensor's name starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.shapes.keys().any(|n| n.starts_with(prefix))
+    }
+
+    /// Dimension `axis` of tensor `name`, or what is missing.
+    pub fn dim(&self, name: &str, axis: usize) -> Result<usize, String> {
+        let s = self
+            .shapes
+            .get(name)
+            .ok_or_else(|| format!("no tensor `{name}`"))?;
+        s.get(axis).copied().ok_or_else(|| {
+            format!(
+                "tensor `{name}` has shape {s:?}, expected ≥ {} dims",
+                axis + 1
+            )
+        })
+    }
+
+    /// The sizes every backbone shares, from `img_enc.fc.weight` [d, D] and
+    /// `txt_enc.embed.weight` [V, word dim], for `backbone`.
+    pub fn encoder_config(&self, backbone: Backbone) -> Result<ModelConfig, String> {
+        Ok(ModelConfig {
+            embed: self.dim("img_enc.fc.weight", 0)?,
+            img_dim: self.dim("img_enc.fc.weight", 1)?,
+            word_dim: self.dim("txt_enc.embed.weight", 1)?,
+            ..ModelConfig::new(backbone, self.dim("txt_enc.embed.weight", 0)?)
+        })
+    }
 }
 
 #[cfg(test)]

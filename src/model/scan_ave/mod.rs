@@ -15,13 +15,14 @@ use crate::data::precomp::Precomp;
 use crate::engine::dropout::{Dropout, RowWindow};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::model::config::{ConfigError, ModelConfig};
+use crate::model::config::{Backbone, ConfigError, ModelConfig};
 use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::scan_head::{HeadCache, ScanHead, Words};
 use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
+use crate::model::weights::TensorShapes;
 use crate::model::{ENCODER_PAR, Trainable};
 
 /// scan-ave: 13,052,077 parameters at the default sizes and V = 8,481.
@@ -102,6 +103,25 @@ pub fn unstack_words(words: &[f32], offsets: &[usize], l: usize, d: usize) -> Ve
         pad[j * l * d..(j * l + b - a) * d].copy_from_slice(&words[a * d..b * d]);
     }
     pad
+}
+
+impl ScanAve {
+    /// Its configuration read from a weights file's tensors (`None`: not
+    /// scan-ave's layout, which has `sim_enc.sim_tran_w` and no SGRAF module).
+    pub fn from_tensors(
+        backbone: Backbone,
+        t: &TensorShapes,
+    ) -> Option<Result<ModelConfig, String>> {
+        let ours = t.has("sim_enc.sim_tran_w.weight")
+            && !t.has_prefix("sim_enc.SGR_module.")
+            && !t.has_prefix("sim_enc.SAF_module.");
+        ours.then(|| {
+            Ok(ModelConfig {
+                sim_dim: t.dim("sim_enc.sim_tran_w.weight", 0)?,
+                ..t.encoder_config(backbone)?
+            })
+        })
+    }
 }
 
 impl Trainable for ScanAve {

@@ -29,6 +29,7 @@ use crate::model::sgraf::global_attn::{GlobalAttention, GlobalCache};
 use crate::model::sgraf::head::{SgrafHead, SgrafHeadCache};
 use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
+use crate::model::weights::TensorShapes;
 use crate::model::{ENCODER_PAR, Trainable};
 
 /// sgr or saf (which one: [`SgrafHead::reason`]).
@@ -136,6 +137,29 @@ impl Sgraf {
         self.t_global
             .forward(words, offsets, false, &mut rng, ENCODER_PAR)
             .0
+    }
+}
+
+impl Sgraf {
+    /// Its configuration read from a weights file's tensors (`None`: not
+    /// `backbone`'s layout: `sim_enc.SGR_module.*` for sgr,
+    /// `sim_enc.SAF_module.*` for saf).
+    pub fn from_tensors(
+        backbone: Backbone,
+        t: &TensorShapes,
+    ) -> Option<Result<ModelConfig, String>> {
+        let module = if backbone == Backbone::Sgr {
+            "sim_enc.SGR_module."
+        } else {
+            "sim_enc.SAF_module."
+        };
+        t.has_prefix(module).then(|| {
+            Ok(ModelConfig {
+                sim_dim: t.dim("sim_enc.sim_tranloc_w.weight", 0)?,
+                regions: t.dim("sim_enc.v_global_w.embedding_local.1.weight", 0)?,
+                ..t.encoder_config(backbone)?
+            })
+        })
     }
 }
 

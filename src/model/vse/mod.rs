@@ -16,12 +16,13 @@ use crate::engine::dropout::{Dropout, RowWindow};
 use crate::engine::gemm::{MatMut, MatRef, gemm};
 use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
-use crate::model::config::{ConfigError, ModelConfig, VsePool};
+use crate::model::config::{Backbone, ConfigError, ModelConfig, VsePool};
 use crate::model::encode::EncodedCaptions;
 use crate::model::image_encoder::{ImageCache, ImageEncoder};
 use crate::model::precision::HeadPrecision;
 use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
+use crate::model::weights::TensorShapes;
 use crate::model::{ENCODER_PAR, Trainable};
 
 /// vse: the scan-ave encoders with pooling, no similarity head.
@@ -72,6 +73,28 @@ impl Vse {
 
     fn embed(&self) -> usize {
         self.img_enc.embed()
+    }
+}
+
+impl Vse {
+    /// Its configuration read from a weights file's tensors (`None`: not
+    /// vse's layout, which has no similarity head `sim_enc.*`; GPO pooling
+    /// when `img_enc.gpool.*` is there).
+    pub fn from_tensors(
+        backbone: Backbone,
+        t: &TensorShapes,
+    ) -> Option<Result<ModelConfig, String>> {
+        (!t.has_prefix("sim_enc.") && !t.has_prefix("img_enc.mlp.")).then(|| {
+            let pool = if t.has_prefix("img_enc.gpool.") {
+                VsePool::Gpo
+            } else {
+                VsePool::Mean
+            };
+            Ok(ModelConfig {
+                vse_pool: pool,
+                ..t.encoder_config(backbone)?
+            })
+        })
     }
 }
 
