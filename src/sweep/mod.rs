@@ -13,6 +13,7 @@
 
 pub mod compare;
 pub mod curves;
+pub mod lock;
 pub mod run;
 pub mod seeds;
 pub mod stats;

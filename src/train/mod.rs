@@ -21,6 +21,7 @@ pub mod run_lock;
 pub mod runner;
 pub mod schedule;
 pub mod sharded;
+pub mod stale_branches;
 pub mod test_model;
 
 use std::path::PathBuf;
