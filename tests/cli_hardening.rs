@@ -5,21 +5,13 @@
 //! rerun adopted seeds of another configuration, a huge range was expanded
 //! (aborting on allocation), and `println!` panicked on the closed pipe.
 
+mod support;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbl");
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use support::{BIN, ok};
 
 /// Synthetic data and a tiny-model sweep config with `lr`.
 fn setup(lr: f64) -> (tempfile::TempDir, PathBuf, PathBuf) {

@@ -18,10 +18,14 @@ pub fn max_threads() -> usize {
 /// and the cgroup v2 limit left (`memory.max` − `memory.current` of this
 /// process's cgroup); `None` where none is readable.
 pub fn mem_available() -> Option<u64> {
-    [meminfo_available(), address_space_limit(), cgroup_left()]
-        .into_iter()
-        .flatten()
-        .min()
+    [
+        meminfo_available(),
+        soft_limit(Limit::AddressSpace),
+        cgroup_left(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 fn meminfo_available() -> Option<u64> {
@@ -31,20 +35,36 @@ fn meminfo_available() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// The soft `RLIMIT_AS` (`ulimit -v`), None when unlimited.
-fn address_space_limit() -> Option<u64> {
+/// A process resource limit ([`soft_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `RLIMIT_AS` (`ulimit -v`), bytes.
+    AddressSpace,
+    /// `RLIMIT_NOFILE` (`ulimit -n`), descriptors.
+    OpenFiles,
+}
+
+/// The soft value of `limit` for this process; None when unlimited or unknown.
+pub fn soft_limit(limit: Limit) -> Option<u64> {
     #[cfg(unix)]
     {
+        let resource = match limit {
+            Limit::AddressSpace => libc::RLIMIT_AS,
+            Limit::OpenFiles => libc::RLIMIT_NOFILE,
+        };
         let mut r = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
         // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) };
+        let rc = unsafe { libc::getrlimit(resource, &mut r) };
         (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
     }
     #[cfg(not(unix))]
-    None
+    {
+        let _ = limit;
+        None
+    }
 }
 
 /// `memory.max − memory.current` of this process's cgroup (v2), None when

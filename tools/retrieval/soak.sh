@@ -5,6 +5,7 @@
 #   - disconnect mid-request (curl --max-time far below a search),
 #   - send over-limit bodies (declared Content-Length over --body-limit, with
 #     and without Expect: 100-continue),
+#   - flood the server with 100 near-limit bodies at once every 5 s,
 # and a file of a second served index ("spare", a copy) is replaced half-way.
 # Well-formed requests go to index "g" only: every one must answer 200.
 # At the end: SIGTERM, and the server must exit 0 within the deadline.
@@ -82,6 +83,19 @@ done ) > "$W/disconnect.codes" &
         -H 'Expect: 100-continue' --data-binary "@$W/big.json" "$URL/v1/search/images"
     sleep 0.2
 done ) > "$W/overlimit.codes" &
+# Floods: every 5 s, 100 clients at once each send a 3.9 MiB body (within the
+# limit; spaces, so 400 once read): the body budget (64 MiB) admits some and
+# answers 503 to the rest, so the server's RSS stays bounded.
+head -c $((3900 << 10)) /dev/zero | tr '\0' ' ' > "$W/near.json"
+( while alive; do
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 -H 'Expect:' \
+            -H 'Content-Type: application/json' --data-binary "@$W/near.json" \
+            "$URL/v1/search/captions" &
+    done
+    wait
+    sleep 5
+done ) > "$W/flood.codes" &
 # Half-way: replace a file of the spare index (a new inode, same bytes).
 ( sleep $((SECS / 2))
   cp "$W/spare/images_global.npy" "$W/spare/images_global.npy.new"
@@ -118,6 +132,7 @@ for d in t2i i2t; do
 done
 echo "rss_kb: peak $(sort -n "$W/rss.kb" | tail -1), first $(head -1 "$W/rss.kb"), final $RSS_FINAL"
 echo "over-limit answers: $(sort "$W/overlimit.codes" | uniq -c | tr '\n' ' ')"
+echo "flood answers (3.9 MiB bodies): $(sort "$W/flood.codes" | uniq -c | tr '\n' ' ')"
 echo "disconnects: $(wc -l < "$W/disconnect.codes") (curl exit codes: $(sort "$W/disconnect.codes" | uniq -c | tr '\n' ' '))"
 echo "spare after replace: $(cat "$W/spare.code" 2> /dev/null) healthz: $(head -c 300 "$W/healthz.json" 2> /dev/null)"
 grep -q '^503$' "$W/spare.code" || fail=1
