@@ -199,7 +199,10 @@ fn search_cli_text_and_image() {
         "no word of the vocabulary",
     );
     // Out of --k's range: a usage error from the parser (issue 25 §2).
-    bad(&["--index", idx, "--text", "a dog", "--k", "0"], "'--k <K>'");
+    bad(
+        &["--index", idx, "--text", "a dog", "--k", "0"],
+        "'--k <K>'",
+    );
     bad(&["--index", idx, "--text", "a dog", "--k", "13"], "k = 13");
     bad(
         &[

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use dbl::data::npy::NpyF32;
-use dbl::model::Backbone;
 use dbl::serve::http::ServeConfig;
 use dbl::serve::{Index, Models};
 use serde_json::{Value, json};
@@ -29,11 +28,8 @@ struct Fix {
 
 fn fix() -> Fix {
     let tmp = tempfile::tempdir().unwrap();
-    let data = support::synth(tmp.path());
-    let run = support::run(tmp.path(), &data, "run", Backbone::ScanAve, 3);
-    let idx = tmp.path().join("idx");
+    let (data, run, idx) = support::scan_index(tmp.path(), &[]);
     let idx2 = tmp.path().join("idx2");
-    ok(&build_index(&run, &data, &idx, &[]));
     ok(&build_index(&run, &data, &idx2, &["--ann-threshold", "1"]));
     Fix {
         _tmp: tmp,

@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dbl::model::Backbone;
 use dbl::serve::http::{ServeConfig, router};
 use dbl::serve::{Index, Models};
 use serde_json::json;
+use support::BIN;
 use support::http::{exchange, head, post, request, start};
-use support::{BIN, build_index, ok};
 
 const IMG: &str = "/v1/search/images";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -33,10 +32,7 @@ struct Fix {
 
 fn fix() -> Fix {
     let tmp = tempfile::tempdir().unwrap();
-    let data = support::synth(tmp.path());
-    let run = support::run(tmp.path(), &data, "run", Backbone::ScanAve, 3);
-    let idx = tmp.path().join("idx");
-    ok(&build_index(&run, &data, &idx, &[]));
+    let (data, _, idx) = support::scan_index(tmp.path(), &[]);
     Fix {
         _tmp: tmp,
         data,

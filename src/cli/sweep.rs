@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", required = true)]
     pub config: Option<PathBuf>,
     /// Seeds: `A..B` (B exclusive), `A..=B`, or a list `0,3,7`.
-    #[arg(long, value_name = "SEEDS", required = true)]
+    #[arg(long, value_name = "SEEDS", required = true, value_parser = seeds_arg)]
     pub seeds: Option<String>,
     /// Override any config key by dotted path (repeatable), e.g. --set loss.peer.form=relative.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -83,6 +83,14 @@ pub struct CompareArgs {
     pub baseline: Option<PathBuf>,
 }
 
+/// `--seeds` checked as the command line is parsed (a usage error naming
+/// the flag, never blamed on the config file).
+fn seeds_arg(s: &str) -> Result<String, String> {
+    parse_seeds(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// Runs `dbl sweep`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(SweepCommand::Summarize(a)) = &args.command {
@@ -110,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(anyhow!("--config, --seeds and --out are required"));
     };
     let seeds = parse_seeds(seeds)?;
+    let _lock = crate::sweep::lock::lock(out)?;
     let mut manifest = open_sweep(config, &args.set, out, None)?;
     if let Some(n) = args.extend_epochs {
         // Check the extended configuration before recording it.
@@ -137,6 +146,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|&s| seed_config(&manifest, &what, out, s, &extra))
         .collect::<Result<Vec<_>, _>>()?;
+    for c in &cfgs {
+        crate::sweep::lock::check_recorded(out, c)?;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfgs[0].threads)
         .build()

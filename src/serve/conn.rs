@@ -51,20 +51,9 @@ pub struct ShutdownReport {
     pub cut: usize,
 }
 
-/// The soft `RLIMIT_NOFILE` of this process (None where unknown).
+/// The soft `RLIMIT_NOFILE` of this process (None where unlimited or unknown).
 pub fn fd_limit() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-        (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
-    }
-    #[cfg(not(unix))]
-    None
+    crate::train::resources::soft_limit(crate::train::resources::Limit::OpenFiles)
 }
 
 /// The connection cap actually used: `wanted`, lowered so that the open

@@ -1,15 +1,22 @@
 //! The integrity of index files (issue 25 §3). At build every file gets its
-//! size and SHA-256 in the manifest ([`sum_file`]). At open each file is read
-//! whole into memory owned by the process while being checked against that
-//! sum ([`read_verified`], [`read_verified_f32`]): what is served is what was
-//! built, and nothing is memory-mapped, so a file truncated or rewritten
-//! under the server can never fault it (SIGBUS). Each file's identity
-//! (size, modification time, inode) is kept ([`Watched`]); a request to an
-//! index whose files changed on disk since it was opened is answered 503
-//! naming the index and the file, while other indexes keep serving.
+//! size and SHA-256 in the manifest ([`sum_file`]). At open every file is
+//! read once and checked against that sum, and float arrays are checked for
+//! NaN/Inf: what is served is what was built. Nothing is memory-mapped, so a
+//! file truncated or rewritten under the server can never fault it (SIGBUS):
+//! the small files are kept in memory ([`Watched::read_verified`],
+//! [`Watched::read_verified_f32`]), and the two large arrays
+//! (`images.npy`, `caption_rows.npy`, most of an index's bytes) stay on disk
+//! and are read row by row with `pread` into owned buffers
+//! ([`Watched::open_verified_rows`], [`RowsF32`]); a short read is reported,
+//! not faulted. Each file's identity (size, modification time, inode) is kept
+//! ([`Watched`]); a request to an index whose files changed on disk since it
+//! was opened is answered 503 naming the index and the file, while other
+//! indexes keep serving.
 
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -93,8 +100,8 @@ fn open_checked(path: &Path, sum: &FileSum) -> Result<(File, Stamp), ServeError>
     Ok((f, stamp))
 }
 
-fn check_sum(path: &Path, bytes: &[u8], sum: &FileSum) -> Result<(), ServeError> {
-    let found = sha256_hex(bytes);
+/// Err unless the SHA-256 `found` is the one `sum` records.
+fn check_sha(path: &Path, found: &str, sum: &FileSum) -> Result<(), ServeError> {
     if found != sum.sha256 {
         return Err(corrupt(
             path,
@@ -106,6 +113,31 @@ fn check_sum(path: &Path, bytes: &[u8], sum: &FileSum) -> Result<(), ServeError>
         ));
     }
     Ok(())
+}
+
+/// The header of the `.npy` float32 file at `path` of `bytes` bytes, from
+/// its first bytes `head`: `ndim` dimensions whose values fill the rest.
+fn check_header(
+    path: &Path,
+    head: &[u8],
+    bytes: u64,
+    ndim: usize,
+) -> Result<crate::data::npy::NpyHeader, ServeError> {
+    let header = parse_header(path, head)?;
+    if header.shape.len() != ndim {
+        return Err(corrupt(
+            path,
+            format!("shape {:?}, expected {ndim} dimensions", header.shape),
+        ));
+    }
+    let offset = header.data_offset as u64;
+    if !offset.is_multiple_of(4) || bytes.checked_sub(offset) != Some(header.len() as u64 * 4) {
+        return Err(corrupt(
+            path,
+            format!("shape {:?} does not match the file's size", header.shape),
+        ));
+    }
+    Ok(header)
 }
 
 /// The files of one opened index and their stamps at open.
@@ -121,7 +153,7 @@ impl Watched {
         // Cannot truncate: the file's length is a u64 held in memory next.
         let mut buf = vec![0u8; sum.bytes as usize];
         f.read_exact(&mut buf).map_err(io(path))?;
-        check_sum(path, &buf, sum)?;
+        check_sha(path, &sha256_hex(&buf), sum)?;
         self.files.push((path.to_path_buf(), stamp));
         Ok(buf)
     }
@@ -143,20 +175,8 @@ impl Watched {
         f.read_exact(bytemuck::cast_slice_mut(&mut data))
             .map_err(io(path))?;
         let bytes: &[u8] = bytemuck::cast_slice(&data);
-        check_sum(path, bytes, sum)?;
-        let header = parse_header(path, bytes)?;
-        if header.shape.len() != ndim {
-            return Err(corrupt(
-                path,
-                format!("shape {:?}, expected {ndim} dimensions", header.shape),
-            ));
-        }
-        if !header.data_offset.is_multiple_of(4) || bytes.len() - header.data_offset != header.len() * 4 {
-            return Err(corrupt(
-                path,
-                format!("shape {:?} does not match the file's size", header.shape),
-            ));
-        }
+        check_sha(path, &sha256_hex(bytes), sum)?;
+        let header = check_header(path, bytes, sum.bytes, ndim)?;
         data.drain(..header.data_offset / 4);
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(corrupt(
@@ -169,6 +189,43 @@ impl Watched {
             path: path.to_path_buf(),
             shape: header.shape,
             data,
+        })
+    }
+
+    /// Opens the `.npy` float32 array at `path` for reading by rows: streams
+    /// the whole file once through SHA-256 (checked against `sum`) and a
+    /// NaN/Inf scan, keeps only the open file; watches it.
+    pub fn open_verified_rows(
+        &mut self,
+        path: &Path,
+        sum: &FileSum,
+        ndim: usize,
+    ) -> Result<RowsF32, ServeError> {
+        let (f, stamp) = open_checked(path, sum)?;
+        let mut head = vec![0u8; sum.bytes.min(1 << 16) as usize];
+        f.read_exact_at(&mut head, 0).map_err(io(path))?;
+        let header = check_header(path, &head, sum.bytes, ndim)?;
+        let offset = header.data_offset as u64;
+        let mut scan = FiniteScan {
+            inner: &f,
+            pos: 0,
+            offset,
+            carry: Vec::with_capacity(4),
+            values: 0,
+            first_bad: None,
+        };
+        let (_, sha) = sha256_reader(&mut scan).map_err(io(path))?;
+        check_sha(path, &sha, sum)?;
+        if let Some(i) = scan.first_bad {
+            return Err(corrupt(path, format!("value {i} is NaN or infinite")));
+        }
+        self.files.push((path.to_path_buf(), stamp));
+        Ok(RowsF32 {
+            path: path.to_path_buf(),
+            file: f,
+            row_len: header.shape.iter().skip(1).product(),
+            shape: header.shape,
+            offset,
         })
     }
 
@@ -235,5 +292,99 @@ impl OwnedF32 {
     pub fn row(&self, i: usize) -> &[f32] {
         let n = self.row_len();
         &self.data[i * n..(i + 1) * n]
+    }
+}
+
+/// A reader that notes the first non-finite f32 after `offset` bytes of
+/// what passes through it (values counted from `offset`).
+struct FiniteScan<R> {
+    inner: R,
+    pos: u64,
+    offset: u64,
+    /// Bytes of a value split across two reads.
+    carry: Vec<u8>,
+    /// Values seen.
+    values: u64,
+    first_bad: Option<u64>,
+}
+
+impl<R: Read> Read for FiniteScan<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let start = self.pos;
+        self.pos += n as u64;
+        // The part of this chunk at or after `offset`.
+        let skip = self.offset.saturating_sub(start).min(n as u64) as usize;
+        for &b in &buf[skip..n] {
+            self.carry.push(b);
+            if self.carry.len() == 4 {
+                let v = f32::from_le_bytes([
+                    self.carry[0],
+                    self.carry[1],
+                    self.carry[2],
+                    self.carry[3],
+                ]);
+                self.carry.clear();
+                if !v.is_finite() && self.first_bad.is_none() {
+                    self.first_bad = Some(self.values);
+                }
+                self.values += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A float32 array left on disk and read by rows with `pread` (never
+/// mapped): `shape` in C order, a row being everything after the first axis.
+#[derive(Debug)]
+pub struct RowsF32 {
+    path: PathBuf,
+    file: File,
+    shape: Vec<usize>,
+    row_len: usize,
+    /// Byte offset of the first value.
+    offset: u64,
+}
+
+impl RowsF32 {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Shape in C order.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Values per row.
+    pub fn row_len(&self) -> usize {
+        self.row_len
+    }
+
+    /// Appends rows `rows` to `out`. A file that shrank since it was opened
+    /// is an error naming it ([`ServeError::Changed`]), never a fault.
+    pub fn read_rows(&self, rows: Range<usize>, out: &mut Vec<f32>) -> Result<(), ServeError> {
+        let first = out.len();
+        out.resize(first + rows.len() * self.row_len, 0.0);
+        let at = self.offset + (rows.start * self.row_len * 4) as u64;
+        self.file
+            .read_exact_at(bytemuck::cast_slice_mut(&mut out[first..]), at)
+            .map_err(|e| {
+                out.truncate(first);
+                ServeError::Changed {
+                    index: self.path.parent().unwrap_or(Path::new("")).to_path_buf(),
+                    file: self.path.clone(),
+                    what: format!("reading rows {rows:?} failed: {e}"),
+                }
+            })
+    }
+
+    /// Every row: `[shape]`, flattened.
+    pub fn read_all(&self) -> Result<Vec<f32>, ServeError> {
+        let mut v = Vec::new();
+        self.read_rows(0..self.shape.first().copied().unwrap_or(0), &mut v)?;
+        Ok(v)
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::ServeError;
-use super::files::{OwnedF32, Watched};
+use super::files::{RowsF32, Watched};
 use super::manifest::Manifest;
 use super::models::Models;
 use super::shortlist::Shortlist;
@@ -54,8 +54,8 @@ pub struct SearchResult {
 #[derive(Debug)]
 struct Captions {
     texts: Vec<String>,
-    /// `[n_rows, d]`.
-    rows: OwnedF32,
+    /// `[n_rows, d]`, on disk.
+    rows: RowsF32,
     /// `[n_cap + 1]`.
     offsets: Vec<usize>,
     short: Shortlist,
@@ -68,8 +68,8 @@ pub struct Index {
     manifest: Manifest,
     model: Arc<LoadedMatcher>,
     shortlist_model: Option<Arc<LoadedMatcher>>,
-    /// `[n_img, rows, d]`.
-    images: OwnedF32,
+    /// `[n_img, rows, d]`, on disk.
+    images: RowsF32,
     img_short: Shortlist,
     ids: Option<Vec<String>>,
     captions: Option<Captions>,
@@ -176,7 +176,7 @@ impl Index {
         }
         let mut watched = Watched::default();
         let sum = |name: &str| m.files.get(name).expect("checked by check_files_listed");
-        let images = watched.read_verified_f32(&dir.join("images.npy"), sum("images.npy"), 3)?;
+        let images = watched.open_verified_rows(&dir.join("images.npy"), sum("images.npy"), 3)?;
         if images.shape() != [m.n_images, m.image_rows, m.embed_dim] {
             return Err(corrupt(
                 images.path(),
@@ -213,7 +213,7 @@ impl Index {
                     ),
                 ));
             }
-            let rows = watched.read_verified_f32(
+            let rows = watched.open_verified_rows(
                 &dir.join("caption_rows.npy"),
                 sum("caption_rows.npy"),
                 2,
@@ -334,10 +334,10 @@ impl Index {
         let mut cand = self.img_short.candidates(&q, shortlist.max(k))?;
         cand.sort_unstable();
         let per = self.images.row_len();
-        let gathered: Vec<f32> = cand
-            .iter()
-            .flat_map(|&r| self.images.row(r).iter().copied())
-            .collect();
+        let mut gathered = Vec::with_capacity(cand.len() * per);
+        for &r in &cand {
+            self.images.read_rows(r..r + 1, &mut gathered)?;
+        }
         let img = ImageView {
             data: &gathered,
             rows: per / self.manifest.embed_dim,
@@ -373,7 +373,9 @@ impl Index {
             )));
         }
         let g = self.img_short.global(row).to_vec();
-        self.rank_captions(self.images.row(row), &g, k, shortlist)
+        let mut rep = Vec::new();
+        self.images.read_rows(row..row + 1, &mut rep)?;
+        self.rank_captions(&rep, &g, k, shortlist)
     }
 
     /// Image (region features `[R, D]`, flattened) → captions.
@@ -422,11 +424,11 @@ impl Index {
         let mut cand = c.short.candidates(q, shortlist.max(k))?;
         cand.sort_unstable();
         let d = self.manifest.embed_dim;
-        let all = c.rows.data();
         let mut rows = Vec::new();
         let mut offsets = vec![0usize];
         for &j in &cand {
-            rows.extend_from_slice(&all[c.offsets[j] * d..c.offsets[j + 1] * d]);
+            c.rows
+                .read_rows(c.offsets[j]..c.offsets[j + 1], &mut rows)?;
             offsets.push(rows.len() / d);
         }
         let img = ImageView {
@@ -534,12 +536,13 @@ impl Index {
             .captions
             .as_ref()
             .ok_or_else(|| ServeError::BadRequest("this index has no captions".into()))?;
+        let (images, rows) = (self.images.read_all()?, c.rows.read_all()?);
         let img = ImageView {
-            data: self.images.data(),
+            data: &images,
             rows: self.manifest.image_rows,
         };
         let cap = CaptionView {
-            rows: c.rows.data(),
+            rows: &rows,
             offsets: &c.offsets,
         };
         let scorer = self

@@ -16,6 +16,7 @@
 pub mod compare;
 pub mod curves;
 pub mod estimator;
+pub mod lock;
 pub mod run;
 pub mod seeds;
 pub mod stats;

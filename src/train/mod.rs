@@ -31,6 +31,7 @@ pub mod runner;
 pub mod schedule;
 pub mod sharded;
 pub mod step;
+pub mod stale_branches;
 pub mod test_model;
 
 use std::path::PathBuf;

@@ -439,6 +439,13 @@ pub fn train<M: Trainable>(
         if !resume && store.has_checkpoint() {
             return Err(TrainError::RunExists(cfg.out.clone()));
         }
+        if !store.has_checkpoint() {
+            crate::train::stale_branches::remove_stale_branches(&cfg.out, cfg.n_branches())
+                .map_err(|source| TrainError::Io {
+                    path: cfg.out.clone(),
+                    source,
+                })?;
+        }
         store.trim_metrics(&cfg.out)?;
         write_config(cfg)?;
     }

@@ -95,6 +95,16 @@ pub fn build_index(run: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::
         .unwrap()
 }
 
+/// In `dir`: the data set, an untrained scan-ave run (seed 3) and its index
+/// of the test split (`extra`: more `index build` flags) → (data, run, index).
+pub fn scan_index(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    let data = synth(dir);
+    let run = run(dir, &data, "run", Backbone::ScanAve, 3);
+    let idx = dir.join("idx");
+    ok(&build_index(&run, &data, &idx, extra));
+    (data, run, idx)
+}
+
 /// Asserts success and returns stdout.
 pub fn ok(o: &std::process::Output) -> String {
     assert!(
