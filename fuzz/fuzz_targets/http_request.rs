@@ -36,6 +36,7 @@ fn fixture() -> &'static Fixture {
             body_limit: 64 << 10,
             token: Some(TOKEN.into()),
             shortlist: 8,
+            image_dir: None,
         };
         let st = AppState::new(BTreeMap::from([("g".to_string(), index)]), cfg)
             .expect("serve state");
@@ -55,10 +56,11 @@ fuzz_target!(|data: &[u8]| {
         [r, fl, rest @ ..] => (*r, *fl, rest),
         _ => return,
     };
-    let path = match route % 6 {
+    let path = match route % 7 {
         0 | 1 => "/v1/search/images",
         2 | 3 => "/v1/search/captions",
-        4 => "/healthz",
+        4 => "/v1/explain",
+        5 => "/healthz",
         _ => "/metrics",
     };
     let method = if flags & 1 == 0 { "POST" } else { "GET" };
