@@ -56,10 +56,11 @@ fuzz_target!(|data: &[u8]| {
         [r, fl, rest @ ..] => (*r, *fl, rest),
         _ => return,
     };
-    let path = match route % 6 {
+    let path = match route % 7 {
         0 | 1 => "/v1/search/images",
         2 | 3 => "/v1/search/captions",
-        4 => "/healthz",
+        4 => "/v1/explain",
+        5 => "/healthz",
         _ => "/metrics",
     };
     let method = if flags & 1 == 0 { "POST" } else { "GET" };

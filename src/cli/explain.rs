@@ -283,8 +283,10 @@ fn word_boxes(ex: &Explanation, boxes: &[[f32; 4]], n: usize) -> Vec<WordBoxes> 
 fn print_table(ex: &Explanation, what_image: &str) {
     println!("{}", title(ex, what_image));
     println!(
-        "logit {:.4} = Σ contributions + constant {:+.4}; score = {:?}(logit)",
-        ex.logit, ex.pair.constant, ex.pair.link
+        "logit {:.4} = Σ contributions + constant {:+.4}; score = {}(logit)",
+        ex.logit,
+        ex.pair.constant,
+        format!("{:?}", ex.pair.link).to_lowercase()
     );
     println!("contributions: {}", ex.pair.method);
     if let Some(g) = ex.pair.global_contribution {
