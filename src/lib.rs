@@ -13,6 +13,8 @@
 //!   re-ranking) and the HTTP service.
 //! - [`plot`]: readable pictures (bundled font, titles, axes, legends).
 //! - [`sweep`]: one configuration over seeds, summaries with confidence intervals.
+//! - [`watch`]: progress reports and stop requests of long calls (training,
+//!   scoring), for callers such as the Python binding.
 //! - [`cli`]: one file per `dbl` subcommand; `main.rs` only dispatches.
 
 pub mod bench;
@@ -30,3 +32,4 @@ pub mod serve;
 pub mod store;
 pub mod sweep;
 pub mod train;
+pub mod watch;

@@ -9,10 +9,11 @@ use super::InferError;
 use super::matcher::{CaptionView, ImageView, Matcher, encode_image_rows};
 use crate::data::precomp::Precomp;
 use crate::dist::{Comm, Solo, shard_rows};
-use crate::eval::sharded::{BlockSize, score_full};
+use crate::eval::sharded::{BlockSize, score_full_watched};
 use crate::model::encode::ENCODE_CHUNK;
 use crate::model::encode::EncodedCaptions;
 use crate::model::precision::{HeadPrecision, PrecisionError};
+use crate::watch::{Unwatched, Watch};
 
 /// Encodes images `0..ds.n_images()` (im_div rule): → `[n_img, rows, d]`.
 pub fn encode_split_images(m: &dyn Matcher, ds: &Precomp) -> Vec<f32> {
@@ -50,6 +51,18 @@ pub fn score_split_ranks(
     precision: HeadPrecision,
     comm: &dyn Comm,
 ) -> Result<Vec<f32>, InferError> {
+    score_split_watched(m, ds, precision, comm, &Unwatched)
+}
+
+/// [`score_split_ranks`] observed by `watch` (block progress; a stop request
+/// ends the scoring with an `Interrupted` error).
+pub fn score_split_watched(
+    m: &dyn Matcher,
+    ds: &Precomp,
+    precision: HeadPrecision,
+    comm: &dyn Comm,
+    watch: &dyn Watch,
+) -> Result<Vec<f32>, InferError> {
     let rows = image_shard(ds.n_images(), comm.size(), comm.rank());
     let img = encode_image_rows(m, ds.images(), rows.clone(), ds.n_regions(), &|_| {});
     let cap = encode_split_captions(m, ds);
@@ -57,13 +70,14 @@ pub fn score_split_ranks(
     let mine = if rows.is_empty() && comm.size() > 1 {
         Vec::new()
     } else {
-        score_encoded(
+        score_encoded_watched(
             m,
             &img,
             ds.n_regions(),
             &cap,
             precision,
             BlockSize::default(),
+            watch,
         )?
     };
     Ok(comm.all_gather_f32(&mine).0)
@@ -79,12 +93,25 @@ pub fn score_encoded(
     precision: HeadPrecision,
     block: BlockSize,
 ) -> Result<Vec<f32>, InferError> {
+    score_encoded_watched(m, img, regions, cap, precision, block, &Unwatched)
+}
+
+/// [`score_encoded`] observed by `watch` ([`score_full_watched`]).
+pub fn score_encoded_watched(
+    m: &dyn Matcher,
+    img: &[f32],
+    regions: usize,
+    cap: &EncodedCaptions,
+    precision: HeadPrecision,
+    block: BlockSize,
+    watch: &dyn Watch,
+) -> Result<Vec<f32>, InferError> {
     let view = ImageView {
         data: img,
         rows: m.image_rows(regions),
     };
     let scorer = m.scorer(view, CaptionView::from(cap), precision)?;
-    Ok(score_full(scorer.as_ref(), block)?)
+    Ok(score_full_watched(scorer.as_ref(), block, watch)?)
 }
 
 /// [`score_split`] for `Trainable::score_split_with`: precision errors are
