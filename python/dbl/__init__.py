@@ -194,14 +194,13 @@ class _Bar:
             self._bar.n = ev["step"]
             self._bar.set_postfix(loss=f"{ev['loss']:.3f}", refresh=False)
             self._bar.refresh()
+            if ev["step"] == ev["steps"]:
+                # dbl prints the epoch's dev rSum line next, on stderr.
+                self.close()
         elif ev["kind"] == "blocks":
             self._open("blocks", ev["total"], "scoring blocks")
             self._bar.n = ev["done"]
             self._bar.refresh()
-        elif ev["kind"] == "eval":
-            self.close()
-            rsum = ", ".join(f"b{k} {r:.2f}" for k, r in enumerate(ev["rsum"]))
-            self._tqdm.write(f"stage {ev['stage']} epoch {ev['epoch'] + 1}: dev rSum {rsum}")
 
     def close(self) -> None:
         if self._bar is not None:
