@@ -24,7 +24,7 @@ import json
 import os
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from . import _native
+from . import _native, errors
 from ._native import Index, Model, __version__
 from .errors import (
     BadDataError,
@@ -46,14 +46,7 @@ __all__ = [
     "resume",
     "Model",
     "Index",
-    "DblError",
-    "BadInputError",
-    "BadDataError",
-    "CorruptFileError",
-    "CorruptCheckpointError",
-    "CorruptIndexError",
-    "RunFolderError",
-    "DblIOError",
+    *errors.__all__,
     "__version__",
 ]
 

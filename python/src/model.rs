@@ -12,16 +12,23 @@ use dbl::engine::param::Param;
 use dbl::eval::sharded::BlockSize;
 use dbl::infer::LoadedMatcher;
 use dbl::infer::run::RunDir;
-use dbl::infer::split::{score_encoded_watched, score_split_watched};
+use dbl::infer::split::{score_encoded, score_split_watched};
 use dbl::model::precision::HeadPrecision;
 use numpy::PyArrayDyn;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::arrays::{f32_in, f32_out, i64_out};
+use crate::arrays::{F32In, f32_in, f32_out, i64_out};
 use crate::convert::{choice, pool, to_py};
 use crate::errors::{Failure, Kind, raise};
 use crate::watch::run_watched;
+
+/// `encode_captions`' answer: (rows `[n_rows, d]`, offsets `[n + 1]`, unknown words).
+type EncodedCaptions<'py> = (
+    Bound<'py, PyArrayDyn<f32>>,
+    Bound<'py, numpy::PyArray1<i64>>,
+    Bound<'py, PyList>,
+);
 
 /// Where a model came from.
 #[derive(Debug)]
@@ -117,6 +124,13 @@ pub fn load_weights(
         pool,
         threads,
     })
+}
+
+/// Region features `[N, R, D]` (argument `features`): → (array, N, R).
+fn regions_in<'py>(features: &Bound<'py, PyAny>) -> PyResult<(F32In<'py>, usize, usize)> {
+    let x = f32_in(features, "features", &[3], "[N, R, D]")?;
+    let (n, r) = (x.shape()[0], x.shape()[1]);
+    Ok((x, n, r))
 }
 
 impl Model {
@@ -253,8 +267,7 @@ impl Model {
         features: &Bound<'py, PyAny>,
         progress: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let x = f32_in(features, "features", &[3], "[N, R, D]")?;
-        let (n, r) = (x.shape()[0], x.shape()[1]);
+        let (x, n, r) = regions_in(features)?;
         let values = x.values();
         let out = run_watched(py, &self.pool, progress, |w| {
             Ok(self.inner.encode_features(values, r, w)?)
@@ -269,11 +282,7 @@ impl Model {
         &self,
         py: Python<'py>,
         captions: Vec<String>,
-    ) -> PyResult<(
-        Bound<'py, PyArrayDyn<f32>>,
-        Bound<'py, numpy::PyArray1<i64>>,
-        Bound<'py, PyList>,
-    )> {
+    ) -> PyResult<EncodedCaptions<'py>> {
         Self::check_captions(py, &captions)?;
         let (enc, unknown) = run_watched(py, &self.pool, None, |_| {
             let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
@@ -301,15 +310,14 @@ impl Model {
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let precision = Self::precision(py, head_precision)?;
         Self::check_captions(py, &captions)?;
-        let x = f32_in(features, "features", &[3], "[N, R, D]")?;
-        let (n, r) = (x.shape()[0], x.shape()[1]);
+        let (x, n, r) = regions_in(features)?;
         let values = x.values();
         let sims = run_watched(py, &self.pool, progress, |w| {
             let img = self.inner.encode_features(values, r, w)?;
             let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
             let (cap, _) = self.inner.encode_texts(&refs)?;
             let m = self.inner.matcher();
-            Ok(score_encoded_watched(
+            Ok(score_encoded(
                 m,
                 &img,
                 r,

@@ -23,6 +23,7 @@ use crate::infer::matcher::encode_image_rows;
 use crate::infer::split::score_encoded;
 use crate::model::Model;
 use crate::model::precision::{HeadPrecision, PrecisionError};
+use crate::watch::Unwatched;
 
 /// Seconds of each phase of one repetition.
 #[derive(Debug, Clone, Copy, Default)]
@@ -98,7 +99,7 @@ impl ScoreBench {
             captions: SHARD,
         };
         block.validate()?;
-        let sims = match score_encoded(m, &img, self.regions, &cap, precision, block) {
+        let sims = match score_encoded(m, &img, self.regions, &cap, precision, block, &Unwatched) {
             Ok(s) => s,
             Err(InferError::Precision(PrecisionError::NoHead)) => {
                 return Err(BenchError::Bf16NeedsScan);

@@ -70,7 +70,7 @@ pub fn score_split_watched(
     let mine = if rows.is_empty() && comm.size() > 1 {
         Vec::new()
     } else {
-        score_encoded_watched(
+        score_encoded(
             m,
             &img,
             ds.n_regions(),
@@ -84,20 +84,9 @@ pub fn score_split_watched(
 }
 
 /// Scores encoded images (`[n_img, image_rows(regions), d]`) × captions in
-/// blocks of `block`: → `[n_img, n_cap]`.
+/// blocks of `block`, observed by `watch` ([`score_full_watched`];
+/// [`Unwatched`] for none): → `[n_img, n_cap]`.
 pub fn score_encoded(
-    m: &dyn Matcher,
-    img: &[f32],
-    regions: usize,
-    cap: &EncodedCaptions,
-    precision: HeadPrecision,
-    block: BlockSize,
-) -> Result<Vec<f32>, InferError> {
-    score_encoded_watched(m, img, regions, cap, precision, block, &Unwatched)
-}
-
-/// [`score_encoded`] observed by `watch` ([`score_full_watched`]).
-pub fn score_encoded_watched(
     m: &dyn Matcher,
     img: &[f32],
     regions: usize,
