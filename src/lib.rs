@@ -4,6 +4,8 @@
 //! Module map (lower layers first; a module imports only modules above it in
 //! this list, never one below):
 //! - [`os_error`]: operating-system errors in words.
+//! - [`watch`]: progress reports and stop requests of long calls (training,
+//!   scoring), for callers such as the Python binding.
 //! - [`progress`]: progress of long phases (a bar on a terminal, periodic lines otherwise).
 //! - [`engine`]: parameters, GEMM, layers with hand-written forward/backward,
 //!   Adam, clipping, EMA, the CUDA backend.
@@ -42,3 +44,4 @@ pub mod serve;
 pub mod store;
 pub mod sweep;
 pub mod train;
+pub mod watch;

@@ -77,7 +77,7 @@ fn main() {
         Command::Serve(a) => cli::serve::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", describe(&e));
+        eprintln!("error: {}", dbl::os_error::describe(e.as_ref()));
         std::process::exit(1);
     }
 }
@@ -93,28 +93,4 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-/// The error and its causes joined by ": ", skipping a cause whose text the
-/// message already contains (many error types embed their source's text).
-/// Operating-system errors are rewritten in words ([`dbl::os_error::in_words`]).
-fn describe(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    let mut os = Vec::new();
-    for cause in e.chain() {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            os.push((io.to_string(), dbl::os_error::in_words(io)));
-        }
-        let text = cause.to_string();
-        if msg.is_empty() {
-            msg = text;
-        } else if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-    }
-    for (raw, words) in os {
-        msg = msg.replace(&raw, &words);
-    }
-    msg
 }

@@ -3,7 +3,7 @@
 //! "Too many levels of symbolic links") become what is wrong and what to
 //! check. The CLI rewrites every `std::io::Error` in an error chain with
 //! [`in_words`]; [`check_file`] and [`check_dir`] name the problem with a
-//! path before any work.
+//! path before any work; [`describe`] is the whole `error:` line.
 
 use std::io;
 use std::path::Path;
@@ -59,6 +59,34 @@ pub fn check_dir(path: &Path) -> Result<(), String> {
         Ok(_) => Err("is a file, where a folder was expected".into()),
         Err(e) => Err(in_words(&e)),
     }
+}
+
+/// The line the CLI prints after `error: `: the error and its causes
+/// joined by ": ", skipping a cause whose text the message already contains
+/// (many error types embed their source's text), with operating-system
+/// errors rewritten in words ([`in_words`]). The Python binding raises its
+/// exceptions with the same text.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = String::new();
+    let mut os = Vec::new();
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            os.push((io.to_string(), in_words(io)));
+        }
+        let text = c.to_string();
+        if msg.is_empty() {
+            msg = text;
+        } else if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    for (raw, words) in os {
+        msg = msg.replace(&raw, &words);
+    }
+    msg
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use dbl::model::encode::EncodedCaptions;
 use dbl::model::precision::HeadPrecision;
 use dbl::model::split::score_encoded;
 use dbl::serve::{Hit, Index, Models};
+use dbl::watch::Unwatched;
 use proptest::prelude::*;
 use support::{BIN, build_index, ok};
 
@@ -70,7 +71,18 @@ fn exact(
     cap: &EncodedCaptions,
 ) -> Vec<(usize, f32)> {
     let bs = BlockSize::default();
-    rank(score_encoded(m.matcher(), img, regions, cap, HeadPrecision::F32, bs).unwrap())
+    rank(
+        score_encoded(
+            m.matcher(),
+            img,
+            regions,
+            cap,
+            HeadPrecision::F32,
+            bs,
+            &Unwatched,
+        )
+        .unwrap(),
+    )
 }
 
 fn exact_for_text(m: &LoadedMatcher, ims: &NpyF32, text: &str) -> Vec<(usize, f32)> {

@@ -23,6 +23,7 @@ use crate::model::Model;
 use crate::model::matcher::{ScoreError, encode_image_rows};
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::split::score_encoded;
+use crate::watch::Unwatched;
 
 /// Seconds of each phase of one repetition.
 #[derive(Debug, Clone, Copy, Default)]
@@ -98,7 +99,7 @@ impl ScoreBench {
             captions: SHARD,
         };
         block.validate()?;
-        let sims = match score_encoded(m, &img, self.regions, &cap, precision, block) {
+        let sims = match score_encoded(m, &img, self.regions, &cap, precision, block, &Unwatched) {
             Ok(s) => s,
             Err(ScoreError::Precision(PrecisionError::NoHead)) => {
                 return Err(BenchError::Bf16NeedsScan);

@@ -61,6 +61,10 @@ pub enum EvalError {
     #[error("cannot average metrics over zero folds")]
     NoFolds,
 
+    /// Scoring was stopped by its caller ([`crate::watch::Watch::stop_requested`]).
+    #[error("scoring interrupted after {done} of {total} blocks; nothing was returned")]
+    Interrupted { done: usize, total: usize },
+
     /// A zero block size for sharded scoring.
     #[error("block size must be at least 1 image x 1 caption, got {images} x {captions}")]
     BlockSize { images: usize, captions: usize },

@@ -11,10 +11,12 @@
 //! score to the open [`crate::progress`] phase, if any.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use super::error::EvalError;
+use crate::watch::{Event, Watch};
 
 /// Something that scores blocks of the image x caption similarity matrix.
 ///
@@ -142,6 +144,61 @@ pub fn score_full<S: BlockScorer + ?Sized>(
     Ok(out)
 }
 
+/// A scorer that reports each block to a [`Watch`] and, once a stop is
+/// requested, skips the blocks still to come (they stay NaN).
+struct Watched<'a, S: ?Sized> {
+    inner: &'a S,
+    watch: &'a dyn Watch,
+    done: AtomicUsize,
+    total: usize,
+}
+
+impl<S: BlockScorer + ?Sized> BlockScorer for Watched<'_, S> {
+    fn n_images(&self) -> usize {
+        self.inner.n_images()
+    }
+    fn n_captions(&self) -> usize {
+        self.inner.n_captions()
+    }
+    fn score_block(&self, images: Range<usize>, captions: Range<usize>, out: &mut [f32]) {
+        if self.watch.stop_requested() {
+            return;
+        }
+        self.inner.score_block(images, captions, out);
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.watch.report(&Event::Blocks {
+            done,
+            total: self.total,
+        });
+    }
+}
+
+/// [`score_full`] observed by `watch`: one [`Event::Blocks`] per block;
+/// when `watch` asks to stop, the remaining blocks are skipped and
+/// [`EvalError::Interrupted`] is returned.
+pub fn score_full_watched<S: BlockScorer + ?Sized>(
+    scorer: &S,
+    block: BlockSize,
+    watch: &dyn Watch,
+) -> Result<Vec<f32>, EvalError> {
+    let (n_img, n_cap) = check(scorer, block)?;
+    let w = Watched {
+        inner: scorer,
+        watch,
+        done: AtomicUsize::new(0),
+        total: n_img.div_ceil(block.images) * n_cap.div_ceil(block.captions),
+    };
+    let out = score_full(&w, block)?;
+    let done = w.done.into_inner();
+    if done < w.total {
+        return Err(EvalError::Interrupted {
+            done,
+            total: w.total,
+        });
+    }
+    Ok(out)
+}
+
 /// Scores the matrix one band of `block.images` images at a time (rayon over
 /// the band's caption blocks) and hands each band, in order, to `sink`
 /// together with its image range. band: `[range.len(), n_cap]`.
@@ -234,6 +291,56 @@ mod tests {
             })
             .unwrap();
             assert_eq!(streamed, want, "bands {bi}x{bc}");
+        }
+    }
+
+    /// Stops once `after` blocks were reported; counts the reports.
+    struct StopAfter {
+        after: usize,
+        seen: AtomicUsize,
+    }
+
+    impl Watch for StopAfter {
+        fn report(&self, event: &Event) {
+            assert!(matches!(event, Event::Blocks { total: 12, .. }));
+            self.seen.fetch_add(1, Ordering::Relaxed);
+        }
+        fn stop_requested(&self) -> bool {
+            self.seen.load(Ordering::Relaxed) >= self.after
+        }
+    }
+
+    /// Watched scoring gives the same matrix and one report per block; a
+    /// stop request ends it with `Interrupted` before every block is scored.
+    #[test]
+    fn watched_scoring_reports_and_stops() {
+        let s = Coords {
+            n_img: 7,
+            n_cap: 13,
+        };
+        let block = BlockSize {
+            images: 2,
+            captions: 5,
+        };
+        let never = StopAfter {
+            after: usize::MAX,
+            seen: AtomicUsize::new(0),
+        };
+        let got = score_full_watched(&s, block, &never).unwrap();
+        assert_eq!(got, score_full(&s, block).unwrap());
+        assert_eq!(never.seen.into_inner(), 4 * 3);
+        let stop = StopAfter {
+            after: 3,
+            seen: AtomicUsize::new(0),
+        };
+        // One worker: the stop is seen right after the third block.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        match pool.install(|| score_full_watched(&s, block, &stop)) {
+            Err(EvalError::Interrupted { done, total: 12 }) => assert_eq!(done, 3),
+            other => panic!("expected Interrupted, got {other:?}"),
         }
     }
 

@@ -68,6 +68,9 @@ pub enum InferError {
     /// A text query that cannot be encoded.
     #[error("text query: {0}")]
     Text(String),
+    /// The caller asked a long call to stop ([`crate::watch::Watch`]).
+    #[error("{0} interrupted; nothing was returned")]
+    Interrupted(&'static str),
     /// Region features of the wrong shape or with non-finite values.
     #[error("image features: {0}")]
     Features(String),
@@ -86,6 +89,7 @@ impl From<crate::model::matcher::ScoreError> for InferError {
             ScoreError::Precision(p) => InferError::Precision(p),
             ScoreError::Eval(e) => InferError::Eval(e),
             ScoreError::Shape(m) => InferError::Features(m),
+            ScoreError::Interrupted(what) => InferError::Interrupted(what),
         }
     }
 }

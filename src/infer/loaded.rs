@@ -12,11 +12,13 @@ use serde_json::Value;
 use super::InferError;
 use super::run::RunDir;
 use crate::data::vocab::{UNK, Vocab};
+use crate::engine::param::Param;
 use crate::model::config::ModelConfig;
 use crate::model::encode::EncodedCaptions;
-use crate::model::matcher::{Matcher, Net};
+use crate::model::matcher::{Matcher, Net, encode_image_array};
 use crate::model::registry;
 use crate::model::weights;
+use crate::watch::Watch;
 
 /// Longest text query accepted, in bytes (captions are a sentence).
 pub const MAX_TEXT_BYTES: usize = 4096;
@@ -84,6 +86,23 @@ impl LoadedMatcher {
             vocab,
             run.appended_tokens,
         )
+    }
+
+    /// A weights file outside a run (e.g. one `dbl import-torch` wrote) with
+    /// the vocabulary file `vocab`; `model` is a run config's `model` object
+    /// (at least `backbone`; sizes other than the vocabulary and feature
+    /// widths, which are read from the weights, default as in a run config).
+    pub fn from_weights(
+        model: &serde_json::Map<String, Value>,
+        weights: &Path,
+        vocab: &Path,
+    ) -> Result<Self, InferError> {
+        let bytes = std::fs::read(weights).map_err(|source| InferError::Io {
+            path: weights.to_path_buf(),
+            source,
+        })?;
+        let vocab = Vocab::load(vocab)?;
+        Self::load(model, weights, weights, &bytes, vocab, 0)
     }
 
     /// Builds the backbone `model` describes (a run config's `model` object,
@@ -175,6 +194,12 @@ impl LoadedMatcher {
         self.net.as_matcher()
     }
 
+    /// The parameters in the backbone's fixed order, each named by its
+    /// PyTorch `state_dict` name (the names of `tools/reference/dbl_ref`).
+    pub fn params(&self) -> Vec<&Param> {
+        self.net.params()
+    }
+
     /// The vocabulary.
     pub fn vocab(&self) -> &Vocab {
         &self.vocab
@@ -238,6 +263,19 @@ impl LoadedMatcher {
             .matcher()
             .encode_captions(queries.len(), &|k| &queries[k].ids);
         Ok((enc, queries.into_iter().map(|q| q.unknown).collect()))
+    }
+
+    /// Checks ([`Self::check_features`]) and encodes region features
+    /// x: `[n, R, D]` flattened, in `dbl score`'s chunks (same rows, same
+    /// bits): → `[n, image_rows(R), d]`. `watch` may stop it between chunks.
+    pub fn encode_features(
+        &self,
+        x: &[f32],
+        regions: usize,
+        watch: &dyn Watch,
+    ) -> Result<Vec<f32>, InferError> {
+        self.check_features(x, regions)?;
+        encode_image_array(self.matcher(), x, regions, watch)
     }
 
     /// Checks region features for one or more images: `[n, R, D]` flattened,

@@ -18,6 +18,7 @@ use crate::model::encode::{ENCODE_CHUNK, EncodedCaptions, encode_caption_list, r
 use crate::model::image_encoder::ImageEncoder;
 use crate::model::precision::{HeadPrecision, PrecisionError};
 use crate::model::text_encoder::TextEncoder;
+use crate::watch::Watch;
 
 use thiserror::Error;
 
@@ -33,6 +34,9 @@ pub enum ScoreError {
     /// Encoded inputs of the wrong shape (the message says which).
     #[error("{0}")]
     Shape(String),
+    /// The caller asked the call to stop ([`crate::watch::Watch`]).
+    #[error("{0} interrupted; nothing was returned")]
+    Interrupted(&'static str),
 }
 
 /// Encoded images, borrowed. data: `[n_img, rows, d]`.
@@ -139,6 +143,15 @@ impl<T: Matcher + Module> Net for T {
     }
 }
 
+/// The encoding chunks of rows `rows`: [`ENCODE_CHUNK`] rows each, from
+/// `rows.start`. An image's bits depend on its chunk's GEMM shapes, so every
+/// path that must give `dbl score`'s bits chunks this way.
+fn encode_chunks(rows: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let n = rows.end;
+    rows.step_by(ENCODE_CHUNK)
+        .map(move |start| start..(start + ENCODE_CHUNK).min(n))
+}
+
 /// Encodes rows `rows` of a memory-mapped `[N, R, D]` feature array in chunks
 /// of [`ENCODE_CHUNK`] from `rows.start`, dropping each chunk's pages once
 /// copied (the resident set holds one chunk of raw features):
@@ -152,13 +165,35 @@ pub fn encode_image_rows(
     each_chunk: &dyn Fn(usize),
 ) -> Vec<f32> {
     let mut out = Vec::new();
-    let n = rows.end;
-    for start in rows.step_by(ENCODE_CHUNK) {
-        let end = (start + ENCODE_CHUNK).min(n);
-        out.extend(m.encode_images(&read_rows(map, start..end), regions));
+    for chunk in encode_chunks(rows) {
+        let end = chunk.end;
+        out.extend(m.encode_images(&read_rows(map, chunk), regions));
         each_chunk(end);
     }
     out
+}
+
+/// Encodes in-memory region features x: `[n, R, D]` (checked by the caller,
+/// e.g. [`LoadedMatcher::check_features`](super::LoadedMatcher::check_features))
+/// in the chunks of [`encode_image_rows`], so the same rows give the same
+/// bits as `dbl score`: → `[n, image_rows(R), d]`. `watch` is asked between
+/// chunks whether to stop ([`ScoreError::Interrupted`]).
+pub fn encode_image_array(
+    m: &dyn Matcher,
+    x: &[f32],
+    regions: usize,
+    watch: &dyn Watch,
+) -> Result<Vec<f32>, ScoreError> {
+    let per = regions * m.img_dim();
+    let n = x.len() / per.max(1);
+    let mut out = Vec::with_capacity(n * m.image_rows(regions) * m.embed_dim());
+    for chunk in encode_chunks(0..n) {
+        if watch.stop_requested() {
+            return Err(ScoreError::Interrupted("encoding images"));
+        }
+        out.extend(m.encode_images(&x[chunk.start * per..chunk.end * per], regions));
+    }
+    Ok(out)
 }
 
 /// The encoders' threading (re-exported for implementations).

@@ -7,11 +7,12 @@
 
 use crate::data::precomp::Precomp;
 use crate::dist::{Comm, Solo, shard_rows};
-use crate::eval::sharded::{BlockSize, score_full};
+use crate::eval::sharded::{BlockSize, score_full_watched};
 use crate::model::encode::ENCODE_CHUNK;
 use crate::model::encode::EncodedCaptions;
 use crate::model::matcher::{CaptionView, ImageView, Matcher, ScoreError, encode_image_rows};
 use crate::model::precision::{HeadPrecision, PrecisionError};
+use crate::watch::{Unwatched, Watch};
 
 /// Encodes images `0..ds.n_images()` (im_div rule): → `[n_img, rows, d]`.
 pub fn encode_split_images(m: &dyn Matcher, ds: &Precomp) -> Vec<f32> {
@@ -49,6 +50,18 @@ pub fn score_split_ranks(
     precision: HeadPrecision,
     comm: &dyn Comm,
 ) -> Result<Vec<f32>, ScoreError> {
+    score_split_watched(m, ds, precision, comm, &Unwatched)
+}
+
+/// [`score_split_ranks`] observed by `watch` (block progress; a stop request
+/// ends the scoring with an `Interrupted` error).
+pub fn score_split_watched(
+    m: &dyn Matcher,
+    ds: &Precomp,
+    precision: HeadPrecision,
+    comm: &dyn Comm,
+    watch: &dyn Watch,
+) -> Result<Vec<f32>, ScoreError> {
     let rows = image_shard(ds.n_images(), comm.size(), comm.rank());
     let img = encode_image_rows(m, ds.images(), rows.clone(), ds.n_regions(), &|_| {});
     let cap = encode_split_captions(m, ds);
@@ -63,13 +76,15 @@ pub fn score_split_ranks(
             &cap,
             precision,
             BlockSize::default(),
+            watch,
         )?
     };
     Ok(comm.all_gather_f32(&mine).0)
 }
 
 /// Scores encoded images (`[n_img, image_rows(regions), d]`) × captions in
-/// blocks of `block`: → `[n_img, n_cap]`.
+/// blocks of `block`, observed by `watch` ([`score_full_watched`];
+/// [`Unwatched`] for none): → `[n_img, n_cap]`.
 pub fn score_encoded(
     m: &dyn Matcher,
     img: &[f32],
@@ -77,13 +92,14 @@ pub fn score_encoded(
     cap: &EncodedCaptions,
     precision: HeadPrecision,
     block: BlockSize,
+    watch: &dyn Watch,
 ) -> Result<Vec<f32>, ScoreError> {
     let view = ImageView {
         data: img,
         rows: m.image_rows(regions),
     };
     let scorer = m.scorer(view, CaptionView::from(cap), precision)?;
-    Ok(score_full(scorer.as_ref(), block)?)
+    Ok(score_full_watched(scorer.as_ref(), block, watch)?)
 }
 
 /// [`score_split`] for `Trainable::score_split_with`: precision errors are

@@ -14,6 +14,7 @@ use crate::train::TrainError;
 use crate::train::config::{BackboneName, ConfigError, TrainConfig};
 use crate::train::runner::{self, RunSummary};
 use crate::train::test_model::TinyModel;
+use crate::watch::{Unwatched, Watch};
 
 /// Vocabulary size and region-feature dimension the model is built for.
 #[derive(Debug, Clone, Copy)]
@@ -155,8 +156,20 @@ pub fn train(
     resume: bool,
     comm: &dyn crate::dist::Comm,
 ) -> Result<RunSummary, TrainError> {
+    train_watched(cfg, resume, comm, &Unwatched)
+}
+
+/// [`train`] observed by `watch`: every step and dev evaluation is reported,
+/// and a stop request ends the run with [`TrainError::Interrupted`] in the
+/// state a killed process leaves (see [`runner::train`]).
+pub fn train_watched(
+    cfg: &TrainConfig,
+    resume: bool,
+    comm: &dyn crate::dist::Comm,
+    watch: &dyn Watch,
+) -> Result<RunSummary, TrainError> {
     let init = if resume { None } else { init_weights(cfg)? };
-    with_backbone!(cfg, init, build => runner::train(cfg, build, resume, comm))
+    with_backbone!(cfg, init, build => runner::train(cfg, build, resume, comm, watch))
 }
 
 /// Metrics of every branch's best checkpoint of the run `cfg` on `split`.

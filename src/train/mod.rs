@@ -75,4 +75,9 @@ pub enum TrainError {
     ForeignFiles { out: PathBuf, name: String },
     #[error("{0}")]
     Resources(String),
+    #[error(
+        "training interrupted: {0} keeps its last committed epoch; continue with \
+         dbl train --resume {0}"
+    )]
+    Interrupted(PathBuf),
 }

@@ -61,6 +61,7 @@ use crate::train::run_store::{
 };
 use crate::train::schedule::loss_for_epoch;
 use crate::train::step::{StepKind, anchored_step, cohort_step};
+use crate::watch::{Event, Watch};
 
 /// What a finished (or stopped) run reports.
 #[derive(Debug, Clone)]
@@ -118,6 +119,8 @@ struct Ctx<'a> {
     augment: Option<CaptionAugment>,
     /// The job's ranks (one process: [`crate::dist::Solo`]).
     comm: &'a dyn Comm,
+    /// Progress reports and stop requests (checked before every step).
+    watch: &'a dyn Watch,
 }
 
 impl Ctx<'_> {
@@ -224,11 +227,15 @@ fn run_phase<M: Trainable>(
         let shuffle_epoch = epoch as u64 + 1_000_000 * u64::from(phase.stage - 1);
         let plan = BatchPlan::train(ctx.train.len(), cfg.batch_size, cfg.seed, shuffle_epoch);
         let mut loader = Loader::new(ctx.train, plan);
-        let pb = progress(iters as u64, epoch, phase.epochs, phase.stage, ctx.lead());
+        let own_bar = ctx.lead() && !ctx.watch.shows_progress();
+        let pb = progress(iters as u64, epoch, phase.epochs, phase.stage, own_bar);
         let t0 = Instant::now();
         let mut aug_rng = augment_rng(cfg.seed, phase.stage, epoch);
         let mut augmented = crate::data::batch::Batch::default();
-        for _ in 0..iters {
+        for i in 0..iters {
+            if ctx.watch.stop_requested() {
+                return Err(TrainError::Interrupted(cfg.out.clone()));
+            }
             let Some(batch) = loader.next_batch() else {
                 break;
             };
@@ -259,12 +266,18 @@ fn run_phase<M: Trainable>(
                 branches[k].state.step += 1;
             }
             let step = step + 1;
-            if let Some((_, r)) = records.last() {
-                pb.set_message(format!(
-                    "loss {:.3}",
-                    r["loss"].as_f64().unwrap_or(f64::NAN)
-                ));
-            }
+            let loss = records
+                .last()
+                .map_or(f64::NAN, |(_, r)| r["loss"].as_f64().unwrap_or(f64::NAN));
+            pb.set_message(format!("loss {loss:.3}"));
+            ctx.watch.report(&Event::Step {
+                stage: phase.stage,
+                epoch,
+                epochs: phase.epochs,
+                step: i + 1,
+                steps: iters,
+                loss,
+            });
             if step.is_multiple_of(cfg.log_every as u64) || step == 1 {
                 for (k, mut r) in records {
                     r["kind"] = json!("step");
@@ -293,6 +306,11 @@ fn run_phase<M: Trainable>(
             let shown = crate::progress::begin(&phase_name, "pairs", ctx.lead());
             let dev = ctx.dev_metrics(branches)?;
             drop(shown);
+            ctx.watch.report(&Event::Eval {
+                stage: phase.stage,
+                epoch,
+                rsum: dev.iter().map(|m| m.rsum).collect(),
+            });
             for (k, b) in branches.iter_mut().enumerate() {
                 let sel = phase.select_by.unwrap_or(k);
                 let r = dev[sel].rsum;
@@ -386,11 +404,18 @@ fn stalled<M>(branches: &[BranchRun<M>], patience: usize) -> bool {
 /// between the OAS stages), so the run folder must be on a file system
 /// every rank sees. The result does not depend on the number of ranks
 /// beyond f32 rounding (docs/method.md §14); only rank 0's summary is filled.
+///
+/// `watch` receives every step and dev evaluation and is asked before every
+/// step whether to stop: then [`TrainError::Interrupted`] is returned with
+/// nothing written since the last committed epoch, the state a killed
+/// process leaves (`resume` continues from there). Under several ranks a
+/// stop must be requested on every rank.
 pub fn train<M: Trainable>(
     cfg: &TrainConfig,
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
     resume: bool,
     comm: &dyn Comm,
+    watch: &dyn Watch,
 ) -> Result<RunSummary, TrainError> {
     let lead = comm.rank() == 0;
     let vocab = Vocab::load(cfg.vocab_path())?;
@@ -461,6 +486,7 @@ pub fn train<M: Trainable>(
         par: Par::threads(cfg.threads.max(1)),
         augment: cfg.caption_augment(vocab.len()),
         comm,
+        watch,
     };
     let mut budget = cfg.stop_after;
     let out = &cfg.out;

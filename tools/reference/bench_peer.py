@@ -152,6 +152,53 @@ def make_train(cfg):
     return step
 
 
+def score_split(model, backbone, embed, images, ids, lengths, shard, sync=lambda: None,
+                pair_context=None):
+    """Encodes images [n_img, R, D] and captions (ids [n_cap, L], lengths [n_cap], on the CPU)
+    in batches of `shard` and scores every pair in `shard` x `shard` blocks, eval mode, no_grad:
+    -> {phase: seconds} and the scores [n_img, n_cap] (under `pair_context()` if given).
+    Also used by tools/bench/python_binding.py (the port called from one Python process)."""
+    import contextlib
+
+    import torch
+
+    pair_context = pair_context or contextlib.nullcontext
+    n_img, n_cap = images.size(0), ids.size(0)
+    dev = images.device
+    max_len = int(lengths.max())
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        img = torch.cat([model.img_enc(images[i : i + shard]) for i in range(0, n_img, shard)])
+        sync()
+        t1 = time.perf_counter()
+        if backbone in PER_WORD:
+            cap = torch.zeros(n_cap, max_len, embed, device=dev)
+        else:
+            cap = torch.zeros(n_cap, embed, device=dev)
+        for j in range(0, n_cap, shard):
+            lens = lengths[j : j + shard]
+            out = model.txt_enc(ids[j : j + shard, : int(lens.max())], lens)
+            if backbone in PER_WORD:
+                cap[j : j + shard, : out.size(1)] = out
+            else:
+                cap[j : j + shard] = out
+        sync()
+        t2 = time.perf_counter()
+        if backbone in PER_WORD:
+            sims = torch.zeros(n_img, n_cap, device=dev)
+            with pair_context():
+                for i in range(0, n_img, shard):
+                    for j in range(0, n_cap, shard):
+                        sims[i : i + shard, j : j + shard] = model.sim_enc(
+                            img[i : i + shard], cap[j : j + shard], lengths[j : j + shard]
+                        )
+        else:
+            sims = img @ cap.t()
+        sync()
+        t3 = time.perf_counter()
+    return {"encode_images": t1 - t0, "encode_captions": t2 - t1, "score": t3 - t2}, sims
+
+
 def make_score(cfg, n_img, n_cap, precision="f32", device="cpu"):
     """Returns score() -> {phase: seconds}: encode the split and score every pair
     (under bf16 autocast when precision is "bf16"), on `device`."""
@@ -175,7 +222,6 @@ def make_score(cfg, n_img, n_cap, precision="f32", device="cpu"):
     ids_np, len_np = configs.caption_ids(0, n_cap, cfg.vocab)
     ids = torch.from_numpy(ids_np).to(dev)
     lengths = torch.from_numpy(len_np)  # stays on the CPU, as pack_padded_sequence wants
-    max_len = int(len_np.max())
     model = build_model(cfg).to(dev)
     model.eval()
     if dev.type == "cuda":
@@ -188,39 +234,11 @@ def make_score(cfg, n_img, n_cap, precision="f32", device="cpu"):
         sync()
 
     def score():
-        with torch.no_grad():
-            t0 = time.perf_counter()
-            img = torch.cat([model.img_enc(images[i : i + shard]) for i in range(0, n_img, shard)])
-            sync()
-            t1 = time.perf_counter()
-            if cfg.backbone in PER_WORD:
-                cap = torch.zeros(n_cap, max_len, cfg.embed, device=dev)
-            else:
-                cap = torch.zeros(n_cap, cfg.embed, device=dev)
-            for j in range(0, n_cap, shard):
-                lens = lengths[j : j + shard]
-                out = model.txt_enc(ids[j : j + shard, : int(lens.max())], lens)
-                if cfg.backbone in PER_WORD:
-                    cap[j : j + shard, : out.size(1)] = out
-                else:
-                    cap[j : j + shard] = out
-            sync()
-            t2 = time.perf_counter()
-            if cfg.backbone in PER_WORD:
-                sims = torch.zeros(n_img, n_cap, device=dev)
-                with pair_context():
-                    for i in range(0, n_img, shard):
-                        for j in range(0, n_cap, shard):
-                            sims[i : i + shard, j : j + shard] = model.sim_enc(
-                                img[i : i + shard], cap[j : j + shard], lengths[j : j + shard]
-                            )
-            else:
-                sims = img @ cap.t()
-            sync()
-            t3 = time.perf_counter()
+        phases, sims = score_split(model, cfg.backbone, cfg.embed, images, ids, lengths, shard,
+                                   sync, pair_context)
         if not torch.isfinite(sims).all():
             raise SystemExit(f"{cfg.name}: non-finite scores")
-        return {"encode_images": t1 - t0, "encode_captions": t2 - t1, "score": t3 - t2}
+        return phases
 
     return score
 
