@@ -275,7 +275,7 @@ impl LoadedMatcher {
         watch: &dyn Watch,
     ) -> Result<Vec<f32>, InferError> {
         self.check_features(x, regions)?;
-        encode_image_array(self.matcher(), x, regions, watch)
+        Ok(encode_image_array(self.matcher(), x, regions, watch)?)
     }
 
     /// Checks region features for one or more images: `[n, R, D]` flattened,
