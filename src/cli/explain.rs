@@ -21,10 +21,10 @@ use super::score::ScoreSplit;
 use crate::data::npy::NpyF32;
 use crate::data::precomp::{Precomp, Split};
 use crate::infer::LoadedMatcher;
-use crate::model::explain::{Explanation, explain_encoded, words_of};
-use crate::model::matcher::encode_image_rows;
 use crate::infer::run::RunDir;
 use crate::model::encode::{ENCODE_CHUNK, caption_chunk};
+use crate::model::explain::{Explanation, explain_encoded, words_of};
+use crate::model::matcher::encode_image_rows;
 use crate::plot::heatmap::Heatmap;
 use crate::plot::regions::{WordBoxes, draw_regions};
 

@@ -211,10 +211,10 @@ mod tests {
     use super::*;
     use crate::engine::testutil::rand_vec;
     use crate::eval::sharded::BlockSize;
-    use crate::model::registry;
-    use crate::model::split::score_encoded;
     use crate::model::config::{Backbone, ModelConfig};
     use crate::model::precision::HeadPrecision;
+    use crate::model::registry;
+    use crate::model::split::score_encoded;
 
     /// For every backbone, each pair's explanation has the score `dbl score`
     /// computes (the same encoded images and captions through

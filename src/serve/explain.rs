@@ -53,7 +53,7 @@ pub fn explain(ix: &Index, q: &ExplainRequest) -> Result<Explanation, ServeError
         }
         (None, Some(j)) => {
             let (text, rows) = ix.caption_rep(j)?;
-            (m.vocab().encode_caption(text), rows.to_vec())
+            (m.vocab().encode_caption(text), rows)
         }
         _ => {
             return Err(ServeError::BadRequest(
@@ -61,7 +61,7 @@ pub fn explain(ix: &Index, q: &ExplainRequest) -> Result<Explanation, ServeError
             ));
         }
     };
-    let pair = explain_encoded(m.matcher(), img, regions, &encoded, ids.len())
+    let pair = explain_encoded(m.matcher(), &img, regions, &encoded, ids.len())
         .map_err(crate::infer::InferError::from)?;
     let backbone = &ix.manifest().model.backbone;
     Ok(Explanation::new(

@@ -478,20 +478,23 @@ impl Index {
         Ok(s)
     }
 
-    /// Stored representation of gallery image `row`: `[image_rows, d]`.
-    pub fn image_rep(&self, row: usize) -> Result<&[f32], ServeError> {
+    /// Stored representation of gallery image `row`: `[image_rows, d]`
+    /// (read from the file: a file changed under the server is an error).
+    pub fn image_rep(&self, row: usize) -> Result<Vec<f32>, ServeError> {
         if row >= self.manifest.n_images {
             return Err(ServeError::BadRequest(format!(
                 "image_row {row}: the gallery has rows 0..{}",
                 self.manifest.n_images
             )));
         }
-        Ok(self.images.row(row))
+        let mut out = Vec::new();
+        self.images.read_rows(row..row + 1, &mut out)?;
+        Ok(out)
     }
 
     /// Gallery caption `row`: its text and stored representation
     /// `[caption rows, d]` (caption galleries only).
-    pub fn caption_rep(&self, row: usize) -> Result<(&str, &[f32]), ServeError> {
+    pub fn caption_rep(&self, row: usize) -> Result<(&str, Vec<f32>), ServeError> {
         let c = self.captions.as_ref().ok_or_else(|| {
             ServeError::BadRequest("this index has no captions (built without --captions)".into())
         })?;
@@ -501,8 +504,9 @@ impl Index {
                 c.texts.len()
             )));
         }
-        let d = self.manifest.embed_dim;
-        let rows = &c.rows.data()[c.offsets[row] * d..c.offsets[row + 1] * d];
+        let mut rows = Vec::new();
+        c.rows
+            .read_rows(c.offsets[row]..c.offsets[row + 1], &mut rows)?;
         Ok((&c.texts[row], rows))
     }
 

@@ -30,8 +30,8 @@ pub mod run_store;
 pub mod runner;
 pub mod schedule;
 pub mod sharded;
-pub mod step;
 pub mod stale_branches;
+pub mod step;
 pub mod test_model;
 
 use std::path::PathBuf;

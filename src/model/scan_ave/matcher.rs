@@ -4,9 +4,9 @@
 
 use std::ops::Range;
 
-use crate::model::explain::PairExplanation;
 use crate::engine::amx;
 use crate::eval::sharded::BlockScorer;
+use crate::model::explain::PairExplanation;
 use crate::model::image_encoder::ImageEncoder;
 use crate::model::matcher::{CaptionView, ImageView, Matcher, ScoreError};
 use crate::model::precision::{HeadPrecision, PrecisionError};

@@ -5,9 +5,9 @@
 
 use std::ops::Range;
 
-use crate::model::explain::PairExplanation;
 use crate::eval::sharded::BlockScorer;
 use crate::model::encode::{EncodedCaptions, encode_caption_list};
+use crate::model::explain::PairExplanation;
 use crate::model::image_encoder::ImageEncoder;
 use crate::model::matcher::{CaptionView, ImageView, Matcher, PAR, ScoreError};
 use crate::model::precision::{HeadPrecision, PrecisionError};

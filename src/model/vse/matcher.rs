@@ -2,9 +2,9 @@
 //! (`[n, 1, d]` and one row per caption); score = cosine = dot product
 //! ([`DotScorer`]). f32 only (no similarity head).
 
-use crate::model::explain::PairExplanation;
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::BlockScorer;
+use crate::model::explain::PairExplanation;
 use crate::model::image_encoder::ImageEncoder;
 use crate::model::matcher::{CaptionView, ImageView, Matcher, ScoreError};
 use crate::model::precision::{HeadPrecision, PrecisionError};
