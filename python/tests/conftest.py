@@ -4,6 +4,7 @@ capability of the package is checked against the CLI's output on these."""
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -86,3 +87,13 @@ def index(run, data, tmp_path_factory) -> Path:
 
 def cli_json(*args):
     return json.loads(cli(*args).stdout)
+
+
+@pytest.fixture
+def sigint():
+    """Ctrl-C raises KeyboardInterrupt during the test, also when the test
+    process was started with SIGINT ignored (a background job of a shell
+    without job control, as CI scripts may run it)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)

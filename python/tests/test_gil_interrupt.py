@@ -43,7 +43,7 @@ def test_other_threads_run_during_a_long_score(run, data):
     assert len(during) > 0.2 * (t1 - t0) / 0.001, (len(during), t1 - t0)
 
 
-def test_keyboard_interrupt_stops_scoring(run, data):
+def test_keyboard_interrupt_stops_scoring(sigint, run, data):
     m = dbl.load(run, threads=1)
     feats, caps = big_inputs(m, data, 1000)
     started = threading.Event()
@@ -62,8 +62,8 @@ def test_keyboard_interrupt_stops_scoring(run, data):
         m.score(feats, caps, progress=progress)
     stopped_after = time.perf_counter() - t0
     k.join()
-    # The whole matrix takes 10 x one band of 100 images; stopping came early.
+    # Scoring the whole matrix takes much longer than stopping did.
     t1 = time.perf_counter()
-    m.score(feats[:100], caps)
-    one_band = time.perf_counter() - t1
-    assert stopped_after < 3 * one_band, (stopped_after, one_band)
+    m.score(feats, caps)
+    full = time.perf_counter() - t1
+    assert stopped_after < 0.5 * full, (stopped_after, full)
