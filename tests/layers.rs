@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 /// Lower layers first, as in `src/lib.rs`.
-const LAYERS: [&str; 16] = [
-    "os_error", "progress", "engine", "data", "dist", "eval", "loss", "plot", "model", "store",
-    "infer", "train", "serve", "sweep", "bench", "cli",
+const LAYERS: [&str; 17] = [
+    "os_error", "progress", "watch", "engine", "data", "dist", "eval", "loss", "plot", "model",
+    "store", "infer", "train", "serve", "sweep", "bench", "cli",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -120,12 +120,15 @@ fn train_kind(e: &TrainError) -> Kind {
 fn serve_kind(e: &ServeError) -> Kind {
     match e {
         ServeError::Io { .. } => Kind::Io,
-        ServeError::Corrupt { .. } | ServeError::OtherModel { .. } | ServeError::Ann { .. } => {
-            Kind::CorruptIndex
-        }
+        ServeError::Corrupt { .. }
+        | ServeError::OtherModel { .. }
+        | ServeError::Ann { .. }
+        | ServeError::Changed { .. } => Kind::CorruptIndex,
         ServeError::Infer(e) => infer_kind(e),
         ServeError::Npy(_) | ServeError::Precomp(_) => Kind::BadData,
-        ServeError::BadRequest(_) | ServeError::Usage(_) => Kind::BadInput,
+        ServeError::BadRequest(_) | ServeError::Usage(_) | ServeError::NotFinite(_) => {
+            Kind::BadInput
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub fn train<'py>(
         regime: None,
         epochs: None,
         seed: None,
+        init: None,
     };
     let cfg = py
         .detach(|| self::config(&args))
