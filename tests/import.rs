@@ -106,6 +106,7 @@ fn scores_like_the_port(run: &Path, batch: &str, want: &str) {
         &cap,
         HeadPrecision::F32,
         BlockSize::default(),
+        &dbl::watch::Unwatched,
     )
     .unwrap();
     let wb = std::fs::read(fixture("model", want)).unwrap();

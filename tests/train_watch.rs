@@ -68,6 +68,7 @@ fn args(data: &Path, out: &Path, resume: bool) -> Args {
         regime: None,
         epochs: None,
         seed: None,
+        init: None,
     }
 }
 

@@ -215,6 +215,7 @@ mod tests {
     use crate::model::precision::HeadPrecision;
     use crate::model::registry;
     use crate::model::split::score_encoded;
+    use crate::watch::Unwatched;
 
     /// For every backbone, each pair's explanation has the score `dbl score`
     /// computes (the same encoded images and captions through
@@ -248,8 +249,16 @@ mod tests {
                 .collect();
             let img = m.encode_images(&x, r);
             let cap = m.encode_captions(n_cap, &|j| &caps[j]);
-            let sims =
-                score_encoded(m, &img, r, &cap, HeadPrecision::F32, BlockSize::default()).unwrap();
+            let sims = score_encoded(
+                m,
+                &img,
+                r,
+                &cap,
+                HeadPrecision::F32,
+                BlockSize::default(),
+                &Unwatched,
+            )
+            .unwrap();
             let (d, per) = (m.embed_dim(), m.image_rows(r) * m.embed_dim());
             for i in 0..n_img {
                 for j in 0..n_cap {
