@@ -19,21 +19,38 @@ pub fn lock(out: &Path) -> Result<RunLock, LockError> {
 
 /// Err when `out`'s seed folder for `cfg.seed` holds a `config.json` that
 /// differs from `cfg` in anything but what a sweep may change between
-/// invocations (`epochs`, raised by `--extend-epochs`; `stop_after`).
+/// invocations (`epochs`, raised by `--extend-epochs`; `stop_after`). The
+/// seed's `config.json` is compared in its recorded form (paths relative to
+/// the seed folder, [`crate::train::run_config::recorded`]) and its copy of
+/// the vocabulary by content.
 pub fn check_recorded(out: &Path, cfg: &TrainConfig) -> Result<(), SweepError> {
-    let path = seed_dir(out, cfg.seed).join("config.json");
+    let dir = seed_dir(out, cfg.seed);
+    let path = dir.join("config.json");
     if !path.is_file() {
         return Ok(());
     }
-    let mut rec = TrainConfig::load_json(&path, &[]).map_err(|e| SweepError::Record {
+    let record = |message: String| SweepError::Record {
         path: path.clone(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| record(e.to_string()))?;
+    let mut rec: TrainConfig = serde_json::from_str(&text).map_err(|e| record(e.to_string()))?;
     rec.epochs = cfg.epochs;
     rec.stop_after = cfg.stop_after;
-    if rec.vocab.is_none() {
-        rec.vocab = cfg.vocab.clone();
+    let want_vocab = cfg.vocab_path();
+    let mut want = crate::train::run_config::recorded(&TrainConfig {
+        out: dir.clone(),
+        ..cfg.clone()
+    });
+    let rec_vocab = crate::store::paths::resolve(&dir, &rec.vocab_path());
+    let same_words = match (std::fs::read(&rec_vocab), std::fs::read(&want_vocab)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same_words {
+        want.vocab = rec.vocab.clone();
     }
+    let cfg = &want;
     if rec == *cfg {
         return Ok(());
     }
