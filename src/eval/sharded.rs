@@ -88,6 +88,16 @@ fn check<S: BlockScorer + ?Sized>(
     n_img
         .checked_mul(n_cap)
         .ok_or(EvalError::TooLarge { n_img, n_cap })?;
+    Ok((n_img, n_cap))
+}
+
+/// [`check`], then announces the `n_img × n_cap` pairs to the open progress
+/// phase (once per matrix: the drivers call this, wrappers call [`check`]).
+fn check_and_announce<S: BlockScorer + ?Sized>(
+    scorer: &S,
+    block: BlockSize,
+) -> Result<(usize, usize), EvalError> {
+    let (n_img, n_cap) = check(scorer, block)?;
     crate::progress::add_total((n_img * n_cap) as u64);
     Ok((n_img, n_cap))
 }
@@ -113,7 +123,7 @@ pub fn score_full<S: BlockScorer + ?Sized>(
     scorer: &S,
     block: BlockSize,
 ) -> Result<Vec<f32>, EvalError> {
-    let (n_img, n_cap) = check(scorer, block)?;
+    let (n_img, n_cap) = check_and_announce(scorer, block)?;
     let mut out = vec![0.0f32; n_img * n_cap];
     let n_cb = n_cap.div_ceil(block.captions);
     let n_ib = n_img.div_ceil(block.images);
@@ -210,7 +220,7 @@ where
     F: FnMut(Range<usize>, &[f32]) -> Result<(), E>,
     E: From<EvalError>,
 {
-    let (n_img, n_cap) = check(scorer, block)?;
+    let (n_img, n_cap) = check_and_announce(scorer, block)?;
     let n_cb = n_cap.div_ceil(block.captions);
     let mut band = Vec::new();
     for ib in 0..n_img.div_ceil(block.images) {
