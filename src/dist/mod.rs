@@ -12,6 +12,9 @@
 #[cfg(feature = "mpi")]
 pub mod mpi;
 pub mod shard;
+// Used by `mpi` only; its text is tested without the feature.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod whereabouts;
 pub mod world;
 
 use std::sync::atomic::{AtomicU64, Ordering};
