@@ -136,7 +136,8 @@ fn config_of(c: &Converted) -> anyhow::Result<ModelConfig> {
         ("word_dim", cfg.word_dim),
         ("img_dim", cfg.img_dim),
     ];
-    if cfg.backbone != Backbone::Vse {
+    // `sim_dim` sizes a similarity head (`sim_enc.*`); embedding models have none.
+    if st.names().iter().any(|n| n.starts_with("sim_enc.")) {
         checks.push(("sim_dim", cfg.sim_dim));
     }
     for (key, ours) in checks {

@@ -6,6 +6,7 @@
 //! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
 
 pub mod explain;
+pub mod flops;
 pub mod matcher;
 
 use std::ops::Range;
