@@ -24,6 +24,9 @@ backbones! {
     ScanAve = "scan-ave" => crate::model::scan_ave::ScanAve,
     /// Embedding model: pooled image and caption embeddings, cosine score.
     Vse = "vse" => crate::model::vse::Vse,
+    /// VSE∞'s precomp model: vse with the region MLP (`precomp_enc_type
+    /// basic`) and GPO pooling (docs/method.md §13.7).
+    VseInfty = "vse-infty" => crate::model::vse::Vse,
     /// SGRAF's similarity graph reasoning head (docs/method.md §13.2).
     Sgr = "sgr" => crate::model::sgraf::Sgraf,
     /// SGRAF's similarity attention filtration head (docs/method.md §13.3).
@@ -82,6 +85,6 @@ mod tests {
             let again = crate::model::weights::to_bytes(&rebuilt).unwrap();
             assert!(again == bytes, "{}: the detected network differs", b.name());
         }
-        assert_eq!(names(), "scan-ave, vse, sgr, saf");
+        assert_eq!(names(), "scan-ave, vse, vse-infty, sgr, saf");
     }
 }
