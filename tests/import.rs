@@ -144,6 +144,14 @@ fn every_layout_imports_and_scores_like_the_port() {
             "vse_gpo_small.safetensors",
             "vse_gpo_small.safetensors",
         ),
+        // VSE∞'s `precomp_enc_type basic`: the region MLP's batch norm with
+        // running statistics (folded on import), scored in eval mode.
+        (
+            "vse_infty_basic",
+            "vse-infty",
+            "vse_infty_small.safetensors",
+            "vse_infty_small.safetensors",
+        ),
     ] {
         let (o, run) = import_converted(name, tmp.path());
         let stdout = String::from_utf8_lossy(&o.stdout);
@@ -254,6 +262,30 @@ fn malformed_checkpoints_are_refused_with_what_is_wrong() {
         &out,
     );
     assert!(e.contains("different networks"), "{e}");
+    // VSE∞'s image encoder on raw images (`precomp_enc_type backbone`).
+    let e = refused(
+        &[&fixture("import", "bad_precomp.safetensors")],
+        Some(&fixture("import", "bad_precomp.json")),
+        &data,
+        &out,
+    );
+    assert!(
+        e.contains("precomp_enc_type = \"backbone\"") && e.contains("basic"),
+        "{e}"
+    );
+    // Options that say `basic` over a checkpoint without the region MLP.
+    std::fs::write(
+        &opts,
+        r#"{"layout": "vse_infty", "opt": {"precomp_enc_type": "basic"}}"#,
+    )
+    .unwrap();
+    let e = refused(
+        &[&fixture("import", "vse_infty.safetensors")],
+        Some(&opts),
+        &data,
+        &out,
+    );
+    assert!(e.contains("img_enc.mlp"), "{e}");
     // No dataset given and the options' one is not here.
     let o = Command::new(env!("CARGO_BIN_EXE_dbl"))
         .arg("import")
@@ -285,6 +317,25 @@ fn pth_checkpoints_import_through_python() {
     let o = import(&[&fixture("import", "sgraf_sgr.pth.tar")], &data, &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     scores_like_the_port(&out, "sgr_small.safetensors", "sgr_ckpt.sims.safetensors");
+    let out = tmp.path().join("vse_infty_basic");
+    let o = import(
+        &[&fixture("import", "vse_infty_basic.pth.tar")],
+        &data,
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    scores_like_the_port(
+        &out,
+        "vse_infty_small.safetensors",
+        "vse_infty_small.safetensors",
+    );
+    let e = refused(
+        &[&fixture("import", "bad_precomp.pth.tar")],
+        None,
+        &data,
+        &tmp.path().join("bad"),
+    );
+    assert!(e.contains("precomp_enc_type"), "{e}");
     let e = refused(
         &[&fixture("import", "bad_layout.pth.tar")],
         None,

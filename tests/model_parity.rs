@@ -166,7 +166,10 @@ fn parity_small(name: &str, cfg: ModelConfig) {
 
 /// A gradient with a float64 reference (`grad64.`, the SGRAF fixtures):
 /// - zero in exact arithmetic (|float64| < 1e-12: a bias before a softmax,
-///   which is shift-invariant): ours must be as small as float32 noise (1e-8);
+///   which is shift-invariant, or before a batch norm with batch
+///   statistics): ours must be as small as float32 noise: 1e-8, or at most
+///   twice torch's own float32 value (vse-infty's `mlp.layers.0.bias` sums
+///   288 rounded rows of a zero-sum gradient: torch 2.9e-7, ours 2.7e-7);
 /// - otherwise within TOL of torch, or — where a cancelling sum puts float32
 ///   torch itself off the float64 value (saf's `img_enc.fc.bias` sums
 ///   B·R = 288 nearly cancelling rows: torch is 2.5e-5 off float64, ours
@@ -182,8 +185,12 @@ fn check_with_f64(fx: &Fixture, name: &str, ours: &[f32], torch: &[f32]) {
     let scale = exact.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     if scale < 1e-12 {
         let big = ours.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        println!("  {what:<40} zero in exact arithmetic: ours max {big:.1e}");
-        assert!(big <= 1e-8, "{what}: {big:.3e} should be 0");
+        let noise = torch.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        println!("  {what:<40} zero in exact arithmetic: ours max {big:.1e}, torch {noise:.1e}");
+        assert!(
+            big <= 1e-8f32.max(2.0 * noise),
+            "{what}: {big:.3e} should be 0 (torch {noise:.3e})"
+        );
         return;
     }
     let r = rel(ours, torch);
@@ -230,6 +237,13 @@ fn vse_gpo_small_matches_torch() {
             ..small_cfg(Backbone::Vse)
         },
     );
+}
+
+/// VSE∞'s precomp model (the region MLP with BatchNorm, GPO) in eval mode:
+/// the batch norm on the fixture's random running statistics.
+#[test]
+fn vse_infty_small_matches_torch() {
+    parity_small("vse_infty_small", small_cfg(Backbone::VseInfty));
 }
 
 #[test]
@@ -657,20 +671,41 @@ fn score_split_matches_the_batch_forward() {
 /// `tools/reference/make_batchnorm_fixtures.py` (sgr_small's weights and batch).
 #[test]
 fn sgr_training_step_uses_batch_statistics_like_torch() {
-    println!("sgr_train:");
-    let fx = Fixture::open("sgr_train.safetensors");
-    let batch = Fixture::open("sgr_small.safetensors").batch();
+    // VisualSA's two running means and variances.
+    training_step_parity("sgr_train", "sgr_small", Backbone::Sgr, 4);
+}
+
+/// The same for vse-infty: the region MLP's batch norm over every region of
+/// the batch (`bns.0`; `bns.1` is never applied and keeps its statistics).
+/// Fixture: `vse_infty_train.safetensors` by
+/// `tools/reference/make_model_fixtures.py vse_infty`.
+#[test]
+fn vse_infty_training_step_uses_batch_statistics_like_torch() {
+    training_step_parity("vse_infty_train", "vse_infty_small", Backbone::VseInfty, 4);
+}
+
+/// One training step (dropout 0) of `backbone` from the weights and batch of
+/// the fixture `small` against the port's step in `name`: scores, loss,
+/// every gradient and the `n_buffers` running statistics after the step.
+fn training_step_parity(name: &str, small: &str, backbone: Backbone, n_buffers: usize) {
+    println!("{name}:");
+    let fx = Fixture::open(&format!("{name}.safetensors"));
+    let batch = Fixture::open(&format!("{small}.safetensors")).batch();
     let cfg = ModelConfig {
         dropout: 0.0,
-        ..small_cfg(Backbone::Sgr)
+        ..small_cfg(backbone)
     };
     let mut model = Model::new(&cfg, 0).unwrap();
-    weights::load(&mut model, &fixture_path("sgr_small.weights.safetensors")).unwrap();
+    weights::load(
+        &mut model,
+        &fixture_path(&format!("{small}.weights.safetensors")),
+    )
+    .unwrap();
     let eval_before = step(&mut model.clone(), &batch, false).0;
     let (sims, loss) = step(&mut model, &batch, true);
     check("sims", &sims, &fx.f32("sims").1, TOL);
-    // Batch statistics move the scores only a little here (VisualSA weights the
-    // regions); the gradients and running statistics below tell the modes apart.
+    // Batch statistics may move the scores only a little (sgr: VisualSA weights
+    // the regions); the gradients and running statistics below tell the modes apart.
     let moved = rel(&eval_before, &sims);
     println!("  {:<40} rel {moved:.3e}", "training vs eval mode sims");
     assert!(moved > 0.0, "training mode changed nothing");
@@ -686,11 +721,7 @@ fn sgr_training_step_uses_batch_statistics_like_torch() {
         );
     }
     let buffers = model.buffers();
-    assert_eq!(
-        buffers.len(),
-        4,
-        "VisualSA's two running means and variances"
-    );
+    assert_eq!(buffers.len(), n_buffers, "running means and variances");
     for b in buffers {
         check(&b.name, &b.value, &fx.f32(&b.name).1, TOL);
     }

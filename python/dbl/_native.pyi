@@ -19,7 +19,7 @@ class Model:
 
     @property
     def backbone(self) -> str:
-        """Backbone name: "scan-ave", "vse", "sgr" or "saf"."""
+        """Backbone name: "scan-ave", "vse", "vse-infty", "sgr" or "saf"."""
     @property
     def embed_dim(self) -> int:
         """Joint embedding width d."""

@@ -152,7 +152,7 @@ impl Model {
 
 #[pymethods]
 impl Model {
-    /// Backbone name (`scan-ave`, `vse`, `sgr`, `saf`).
+    /// Backbone name (`scan-ave`, `vse`, `vse-infty`, `sgr`, `saf`).
     #[getter]
     fn backbone(&self) -> String {
         self.inner.config().backbone.name().to_string()

@@ -108,6 +108,7 @@ impl BenchConfig {
             embed: self.embed,
             sim_dim: self.sim_dim,
             img_dim: self.img_dim,
+            regions: self.regions,
             ..ModelConfig::new(self.backbone, self.vocab)
         }
     }

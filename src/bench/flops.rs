@@ -1,47 +1,18 @@
 //! Analytic FLOP count of one benchmark repetition: a port of
 //! `tools/bench/flops.py` (its header documents the formula; the driver
-//! `run_bench.py` checks the number we print against it). Dominant GEMM terms
-//! only, multiply-add = 2 FLOP; a training step counts 2× image FC and 3× every
-//! other forward term (backward = 1× / 2× extra), times the branch count.
+//! `run_bench.py` checks the number we print against it). Each backbone's
+//! forward terms come from its own folder through the backbone table
+//! ([`crate::model::registry::forward_flops`]); a training step counts 2×
+//! every `image_*` term (its input is data: weight gradient only) and 3×
+//! every other forward term (backward = 1× / 2× extra), times the branch count.
 
 use super::config::{BenchConfig, Kind};
-use crate::model::Backbone;
+use crate::model::flops::FlopTerms;
+use crate::model::registry;
 
 /// Forward FLOP of `n_img` images and captions of `lengths`.
-pub fn forward_terms(
-    cfg: &BenchConfig,
-    n_img: usize,
-    lengths: &[usize],
-) -> Vec<(&'static str, u128)> {
-    let tokens: u128 = lengths.iter().map(|&l| l as u128).sum();
-    let n_cap = lengths.len() as u128;
-    let n = n_img as u128;
-    let (e, r, s) = (cfg.embed as u128, cfg.regions as u128, cfg.sim_dim as u128);
-    let mut t = vec![
-        ("image_fc", 2 * n * r * cfg.img_dim as u128 * e),
-        ("gru", 12 * tokens * e * (cfg.word_dim as u128 + e)),
-    ];
-    match cfg.backbone {
-        Backbone::ScanAve => {
-            t.push(("head_attn", 2 * n * tokens * r * e));
-            t.push(("head_ctx", 2 * n * tokens * r * e));
-            t.push(("head_tran", 2 * n * tokens * e * s));
-            t.push(("head_eval", 2 * n * n_cap * s));
-        }
-        Backbone::Vse => t.push(("vse_score", 2 * n * n_cap * e)),
-        Backbone::Sgr | Backbone::Saf => {
-            t.push(("head_attn", 2 * n * tokens * r * e));
-            t.push(("head_ctx", 2 * n * tokens * r * e));
-            t.push(("head_tran", 2 * n * tokens * e * s));
-            t.push(("head_glo", 2 * n * n_cap * e * s));
-            t.push(("global_sa", 2 * (n * r + tokens + n + n_cap) * e * e));
-            if cfg.backbone == Backbone::Sgr {
-                // 3 steps of query, key and graph maps over every node.
-                t.push(("sgr", 9 * 2 * n * (tokens + n_cap) * s * s));
-            }
-        }
-    }
-    t
+pub fn forward_terms(cfg: &BenchConfig, n_img: usize, lengths: &[usize]) -> FlopTerms {
+    registry::forward_flops(&cfg.model(), n_img, lengths)
 }
 
 /// Total FLOP of one repetition (`flops.count`): training configs use their
@@ -53,7 +24,7 @@ pub fn count(cfg: &BenchConfig, n_img: usize, n_cap: usize) -> u128 {
             forward_terms(cfg, cfg.batch, &lengths)
                 .into_iter()
                 .map(|(k, v)| {
-                    let extra = if k == "image_fc" { 1 } else { 2 };
+                    let extra = if k.starts_with("image_") { 1 } else { 2 };
                     cfg.branches as u128 * v * (1 + extra)
                 })
                 .sum()

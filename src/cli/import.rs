@@ -123,11 +123,22 @@ fn config_of(c: &Converted) -> anyhow::Result<ModelConfig> {
     let p = c.path.display();
     let st = safetensors::SafeTensors::deserialize(&c.bytes)
         .with_context(|| format!("{p}: not a valid converted checkpoint"))?;
-    if st.names().iter().any(|n| n.starts_with("img_enc.mlp.")) {
-        bail!(
-            "{p}: VSE∞'s `precomp_enc_type basic` region encoder (img_enc.mlp.*) is not a dbl \
-             backbone yet; only the linear region encoder imports"
-        );
+    // VSE∞'s image encoder choice: 'basic' (the region MLP: vse-infty) is
+    // the one for region features.
+    if let Some(t) = c.opt.get("precomp_enc_type") {
+        let mlp = st.names().iter().any(|n| n.starts_with("img_enc.mlp."));
+        match t.as_str() {
+            Some("basic") if mlp => {}
+            Some("basic") => bail!(
+                "{p}: its options say precomp_enc_type = basic, but it has no region MLP \
+                 (img_enc.mlp.*)"
+            ),
+            _ => bail!(
+                "{p}: precomp_enc_type = {t} is not importable: dbl reads VSE∞'s precomp \
+                 checkpoints with precomp_enc_type \"basic\" (backbone vse-infty); \"backbone\" \
+                 encodes raw images with a ResNet, and dbl reads region features"
+            ),
+        }
     }
     let cfg = crate::cli::import_torch::infer_config(&c.bytes, &c.path)?;
     let mut checks = vec![
@@ -136,7 +147,8 @@ fn config_of(c: &Converted) -> anyhow::Result<ModelConfig> {
         ("word_dim", cfg.word_dim),
         ("img_dim", cfg.img_dim),
     ];
-    if cfg.backbone != Backbone::Vse {
+    // `sim_dim` sizes a similarity head (`sim_enc.*`); embedding models have none.
+    if st.names().iter().any(|n| n.starts_with("sim_enc.")) {
         checks.push(("sim_dim", cfg.sim_dim));
     }
     for (key, ours) in checks {

@@ -8,11 +8,14 @@
 //!   and [`Trainable`](crate::model::Trainable);
 //! - `Model::new`, `Model::config`, `Model::matcher`;
 //! - the inference registry `BACKBONES` (`Entry`: name → network builder);
-//! - `detect`: which backbone a weights file is (import detection).
+//! - `detect`: which backbone a weights file is (import detection);
+//! - `forward_flops`: a pass's FLOP terms (`dbl bench`).
 //!
 //! A row's type must provide `Type::new(&ModelConfig, seed) -> Result<Self,
 //! ConfigError>`, `Type::from_tensors(Backbone, &TensorShapes) ->
-//! Option<Result<ModelConfig, String>>` (its checkpoint layout), [`Trainable`](crate::model::Trainable),
+//! Option<Result<ModelConfig, String>>` (its checkpoint layout),
+//! `Type::forward_flops(&ModelConfig, n_img, lengths) ->
+//! FlopTerms` ([`crate::model::flops`]), [`Trainable`](crate::model::Trainable),
 //! [`Module`](crate::engine::param::Module) and
 //! [`Matcher`](crate::model::matcher::Matcher). Two rows may share a type
 //! (sgr and saf are one network with two heads).
@@ -226,6 +229,18 @@ macro_rules! backbones {
                     "the tensors fit several backbones: {}",
                     found.iter().map(|c| c.backbone.name()).collect::<Vec<_>>().join(", ")
                 )),
+            }
+        }
+
+        /// The forward FLOP terms of `cfg`'s backbone scoring `n_img`
+        /// images against captions of `lengths` tokens ([`crate::model::flops`]).
+        pub fn forward_flops(
+            cfg: &ModelConfig,
+            n_img: usize,
+            lengths: &[usize],
+        ) -> crate::model::flops::FlopTerms {
+            match cfg.backbone {
+                $(Backbone::$variant => <$ty>::forward_flops(cfg, n_img, lengths),)+
             }
         }
 

@@ -227,12 +227,7 @@ mod tests {
     #[test]
     fn explanation_scores_are_the_scorer_scores() {
         let (r, v, n_img, n_cap) = (5, 20, 7, 6);
-        for backbone in [
-            Backbone::ScanAve,
-            Backbone::Sgr,
-            Backbone::Saf,
-            Backbone::Vse,
-        ] {
+        for &backbone in Backbone::ALL {
             let cfg = ModelConfig {
                 embed: 16,
                 word_dim: 8,

@@ -1,6 +1,7 @@
 //! Matching networks (docs/method.md §5): shared layers (encoders, the SCAN
 //! head's kernels, GPO), one folder per backbone (`scan_ave/`, `vse/`,
-//! `sgraf/`: network, forward/backward, scorer, parameter names), the table
+//! `sgraf/`: network, forward/backward, scorer, parameter names, FLOP
+//! count), the table
 //! that registers them ([`registry`]), and the two contracts a backbone
 //! implements: [`Trainable`] (what the trainer drives) and
 //! [`matcher::Matcher`] (what inference and split scoring drive).
@@ -12,6 +13,7 @@ pub mod config;
 pub mod cuda;
 pub mod encode;
 pub mod explain;
+pub mod flops;
 pub mod gpo;
 pub mod image_encoder;
 pub mod matcher;

@@ -19,9 +19,14 @@ need no Python:
   Port scores: model/saf_small.safetensors `sims`.
 - vse_infty.pth.tar: VSE∞'s precomp layout, {'model': [img_enc, txt_enc],
   'opt': Namespace(...)}, the GRU named `txt_enc.rnn.*`, from
-  vse_gpo_small's weights (GPO pooling; the linear region encoder only:
-  `precomp_enc_type basic`'s MLP is not a dbl backbone yet).
+  vse_gpo_small's weights (GPO pooling, the linear region encoder only; no
+  `precomp_enc_type` in its options).
   Port scores: model/vse_gpo_small.safetensors `sims`.
+- vse_infty_basic.pth.tar: the same layout with `precomp_enc_type basic`
+  ('opt' says so), from vse_infty_small's weights: the region MLP with random
+  BatchNorm running statistics (and `num_batches_tracked`, as PyTorch saves
+  them). Port scores (eval mode): model/vse_infty_small.safetensors `sims`.
+- bad_precomp.pth.tar: that checkpoint with `precomp_enc_type backbone`.
 - bad_*.pth.tar: malformed checkpoints (a missing tensor, a wrong shape, an
   unknown layout) converted the same way where conversion succeeds.
 
@@ -89,6 +94,17 @@ def main():
     txt = {("rnn." + k[len("cap_rnn."):] if k.startswith("cap_rnn.") else k): v
            for k, v in txt.items()}
     convert(save({"model": [img, txt], "epoch": 1, "opt": opt()}, "vse_infty"), "vse_infty")
+
+    basic = weights("vse_infty_small")
+    for k in [k for k in basic if k.endswith(".running_mean")]:
+        basic[k[:-len("running_mean")] + "num_batches_tracked"] = torch.tensor(40, dtype=torch.int64)
+    img, txt = split(basic, ["img_enc", "txt_enc"])
+    txt = {("rnn." + k[len("cap_rnn."):] if k.startswith("cap_rnn.") else k): v
+           for k, v in txt.items()}
+    convert(save({"model": [img, txt], "epoch": 2, "opt": opt(precomp_enc_type="basic")},
+                 "vse_infty_basic"), "vse_infty_basic")
+    convert(save({"model": [img, txt], "epoch": 2, "opt": opt(precomp_enc_type="backbone")},
+                 "bad_precomp"), "bad_precomp")
 
     missing = dict(scan)
     del missing["module.sim_enc.sim_eval_w.weight"]

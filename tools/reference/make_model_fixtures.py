@@ -42,6 +42,18 @@ Weights:
   model with random BatchNorm running statistics, saved in the authors' layout,
   converted by tools/import_torch.py (which folds the statistics into weight and
   bias), and its eval-mode `sims` on the sgr_small batch.
+- vse_infty_small (VSE-infinity's precomp model "vse-infty": vse with the region MLP of
+  `precomp_enc_type basic` and GPO; B=8, R=36, img_dim 64, embed 32 (MLP hidden 16),
+  word_dim 16, V=50, lengths 12..2), eval mode: the batch norms use random running
+  statistics; `vse_infty_small.weights.safetensors` holds the parameters and the
+  running statistics (`num_batches_tracked` left out); biases and batch-norm weights
+  perturbed; the never-applied `img_enc.mlp.bns.1` has gradient 0.
+  vse_infty_train: one training step of the same model and batch in training mode with
+  the word dropout at 0: "sims", "loss", "grad.<param>", "grad64.<param>" (the same step
+  in float64: `layers.0.bias`, right before a batch norm with batch statistics, has
+  gradient 0 in exact arithmetic), and the running statistics after the step under
+  their state_dict names. `python3 tools/reference/make_model_fixtures.py vse_infty`
+  writes only these two.
 Checkpoint import (`dbl import-torch`):
 - tiny_ckpt.pth.tar: {'model': scan_small's state_dict with the `module.`
   prefix nn.DataParallel adds, 'epoch': 1, 'opt': None}, the authors' layout;
@@ -109,8 +121,9 @@ def make_batch(gen, b, r, img_dim, vocab, lengths):
     return images, tokens, torch.tensor(lengths, dtype=torch.int64)
 
 
-def run(model, images, tokens, lengths):
-    model.eval()
+def run(model, images, tokens, lengths, train=False):
+    """Forward in eval mode (`train`: training mode), triplet loss, backward."""
+    model.train(train)
     model.zero_grad()
     sims = model(images, tokens, lengths)
     loss = losses.triplet(sims.double(), 0.2, hardest=True)
@@ -249,11 +262,57 @@ def main_sgraf():
     sgraf_checkpoint(sgr, batch)
 
 
+def vse_infty(seed=17):
+    """vse_infty_small (eval mode, random running statistics) and vse_infty_train."""
+    torch.manual_seed(seed)
+    model = models.Vse(50, img_dim=64, word_dim=16, embed_size=32, precomp_enc_type="basic")
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k.endswith("bias") or (p.dim() == 1 and k.endswith("weight")):
+                p.add_(torch.empty_like(p).uniform_(-0.05, 0.05))
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 1.5 + 0.25)
+    lengths = [12, 11, 9, 7, 6, 4, 3, 2]
+    images, tokens, lens = make_batch(gen, 8, 36, 64, 50, lengths)
+    weights = {k: v.clone() for k, v in model.state_dict().items()
+               if not k.endswith("num_batches_tracked")}
+
+    def grads(m):
+        return {f"grad.{k}": (p.grad if p.grad is not None else torch.zeros_like(p)).clone()
+                for k, p in m.named_parameters()}
+
+    sims, loss = run(model, images, tokens, lens)
+    t = {"images": images, "tokens": tokens, "lengths": lens, "sims": sims, "loss": loss}
+    t.update(grads(model))
+    save("vse_infty_small.safetensors", t)
+    save("vse_infty_small.weights.safetensors", weights)
+
+    model.load_state_dict(weights, strict=False)
+    model.txt_enc.dropout.p = 0.0
+    m64 = copy.deepcopy(model).double()
+
+    sims, loss = run(model, images, tokens, lens, train=True)
+    run(m64, images.double(), tokens, lens, train=True)
+    t = {"sims": sims.detach(), "loss": loss.detach().reshape(1)}
+    t.update(grads(model))
+    t.update({"grad64" + k[len("grad"):]: v for k, v in grads(m64).items()})
+    for k, b in model.named_buffers():
+        if "running" in k:
+            t[k] = b.clone()
+    save("vse_infty_train.safetensors", t)
+
+
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     if sys.argv[1:] == ["sgraf"]:
         main_sgraf()
+        return
+    if sys.argv[1:] == ["vse_infty"]:
+        vse_infty()
         return
     scan = small("scan_small", lambda: models.ScanAve(50, img_dim=64, word_dim=16,
                                                        embed_size=32, sim_dim=16), 1)
@@ -264,6 +323,7 @@ def main():
     vse_real()
     checkpoint(scan)
     main_sgraf()
+    vse_infty()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 //! `txt_enc.cap_rnn.*`, `sim_enc.sim_tran_w.*`, `sim_enc.sim_eval_w.*`.
 
 pub mod explain;
+pub mod flops;
 pub mod matcher;
 pub mod scorer;
 

@@ -9,6 +9,7 @@
 
 pub mod attention_filtration;
 pub mod explain;
+pub mod flops;
 pub mod global_attn;
 pub mod graph_reasoning;
 pub mod head;

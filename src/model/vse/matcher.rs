@@ -1,6 +1,8 @@
 //! Inference for vse: pooled, L2-normalised image and caption embeddings
 //! (`[n, 1, d]` and one row per caption); score = cosine = dot product
-//! ([`DotScorer`]). f32 only (no similarity head).
+//! ([`DotScorer`]). f32 only (no similarity head). vse-infty encodes its
+//! images through the region encoder (eval mode: the MLP's batch norm on its
+//! running statistics).
 
 use crate::eval::dot::DotScorer;
 use crate::eval::sharded::BlockScorer;
@@ -17,6 +19,9 @@ impl Matcher for Vse {
     }
     fn image_rows(&self, _n_regions: usize) -> usize {
         1
+    }
+    fn encode_images(&self, x: &[f32], n_regions: usize) -> Vec<f32> {
+        Vse::encode_images(self, x.to_vec(), n_regions, false).0
     }
     fn caption_rows(&self, _n_tokens: usize) -> usize {
         1

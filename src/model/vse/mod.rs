@@ -4,9 +4,17 @@
 //! normalised; score = cosine = one GEMM `img·capᵀ`. PyTorch: `Vse` in
 //! `tools/reference/dbl_ref/models.py` (parameters `img_enc.fc.*`,
 //! `txt_enc.embed.weight`, `txt_enc.cap_rnn.*`).
+//!
+//! The backbone "vse-infty" is this network with VSE∞'s precomp region
+//! encoder (`precomp_enc_type basic`, docs/method.md §13.7): the region MLP
+//! `img_enc.mlp` added to the image FC before pooling, GPO on both sides
+//! always (VSE∞'s; `vse_pool` is not read).
 
 pub mod explain;
+pub mod flops;
 pub mod matcher;
+pub mod region_encoder;
+pub mod region_mlp;
 
 use std::ops::Range;
 
@@ -18,18 +26,23 @@ use crate::engine::param::{Module, Param};
 use crate::engine::rng::{EngineRng, seeded};
 use crate::model::config::{Backbone, ConfigError, ModelConfig, VsePool};
 use crate::model::encode::EncodedCaptions;
-use crate::model::image_encoder::{ImageCache, ImageEncoder};
+use crate::model::image_encoder::ImageEncoder;
 use crate::model::precision::HeadPrecision;
 use crate::model::split::score_split_checked;
 use crate::model::text_encoder::{TextCache, TextEncoder};
+use crate::model::vse::region_encoder::VseImageCache;
+use crate::model::vse::region_mlp::RegionMlp;
 use crate::model::weights::TensorShapes;
 use crate::model::{ENCODER_PAR, Trainable};
 
-/// vse: the scan-ave encoders with pooling, no similarity head.
+/// vse: the scan-ave encoders with pooling, no similarity head (vse-infty:
+/// and the region MLP).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vse {
     /// `img_enc` (pooled).
     pub img_enc: ImageEncoder,
+    /// `img_enc.mlp`: vse-infty's region MLP (`None`: vse).
+    pub mlp: Option<RegionMlp>,
     /// `txt_enc` (mean-pooled).
     pub txt_enc: TextEncoder,
 }
@@ -37,7 +50,8 @@ pub struct Vse {
 /// What [`Vse::backward`] needs (or one rank's shard of it).
 #[derive(Debug)]
 pub struct VseCache {
-    img_cache: ImageCache,
+    /// Taken by the image side's backward.
+    img_cache: Option<VseImageCache>,
     txt_cache: TextCache,
     /// The shard's image embeddings. [b, d]
     img: Vec<f32>,
@@ -46,16 +60,21 @@ pub struct VseCache {
 }
 
 impl Vse {
-    /// A freshly initialised model, all draws from `seed`: `img_enc`, then `txt_enc`.
+    /// A freshly initialised model, all draws from `seed`: `img_enc`, then
+    /// (vse-infty) `img_enc.mlp`, then `txt_enc`.
     pub fn new(cfg: &ModelConfig, seed: u64) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let mut rng = seeded(seed);
+        let infty = cfg.backbone == Backbone::VseInfty;
+        let pool = if infty { VsePool::Gpo } else { cfg.vse_pool };
+        let img_enc = ImageEncoder::new(cfg.img_dim, cfg.embed, Some(pool), &mut rng);
         Ok(Vse {
-            img_enc: ImageEncoder::new(cfg.img_dim, cfg.embed, Some(cfg.vse_pool), &mut rng),
+            img_enc,
+            mlp: infty.then(|| RegionMlp::new(cfg.img_dim, cfg.embed, &mut rng)),
             txt_enc: {
                 let drop =
                     Dropout::new(cfg.dropout).map_err(|_| ConfigError::Dropout(cfg.dropout))?;
-                if cfg.vse_pool == VsePool::Gpo {
+                if pool == VsePool::Gpo {
                     TextEncoder::with_gpo(cfg.vocab_size, cfg.word_dim, cfg.embed, drop, &mut rng)
                 } else {
                     TextEncoder::new(
@@ -78,13 +97,15 @@ impl Vse {
 
 impl Vse {
     /// Its configuration read from a weights file's tensors (`None`: not
-    /// vse's layout, which has no similarity head `sim_enc.*`; GPO pooling
-    /// when `img_enc.gpool.*` is there).
+    /// `backbone`'s layout, which has no similarity head `sim_enc.*`, and the
+    /// region MLP `img_enc.mlp.*` exactly for vse-infty; GPO pooling when
+    /// `img_enc.gpool.*` is there).
     pub fn from_tensors(
         backbone: Backbone,
         t: &TensorShapes,
     ) -> Option<Result<ModelConfig, String>> {
-        (!t.has_prefix("sim_enc.") && !t.has_prefix("img_enc.mlp.")).then(|| {
+        let mlp = t.has_prefix("img_enc.mlp.");
+        (!t.has_prefix("sim_enc.") && mlp == (backbone == Backbone::VseInfty)).then(|| {
             let pool = if t.has_prefix("img_enc.gpool.") {
                 VsePool::Gpo
             } else {
@@ -119,6 +140,11 @@ impl Trainable for Vse {
         train: bool,
         rng: &mut EngineRng,
     ) -> Option<(EncodedCaptions, VseCache)> {
+        // The region MLP's batch statistics are the whole batch's: no split
+        // in training mode.
+        if train && self.mlp.is_some() {
+            return None;
+        }
         Some(self.encode_rows(batch, rows, train, rng))
     }
 
@@ -158,10 +184,10 @@ impl Vse {
         train: bool,
         rng: &mut EngineRng,
     ) -> (EncodedCaptions, VseCache) {
-        let (img, img_cache) = self.img_enc.forward(
+        let (img, img_cache) = self.encode_images(
             batch.image_rows(rows.clone()).to_vec(),
             batch.n_regions,
-            ENCODER_PAR,
+            train,
         );
         let (cap, txt_cache) = self.txt_enc.forward_rows(
             batch.token_rows(rows.clone()),
@@ -175,7 +201,7 @@ impl Vse {
             ENCODER_PAR,
         );
         let cache = VseCache {
-            img_cache,
+            img_cache: Some(img_cache),
             txt_cache,
             img,
             cap: Vec::new(),
@@ -225,20 +251,79 @@ impl Vse {
             0.0,
             ENCODER_PAR,
         );
-        self.img_enc.backward(&cache.img_cache, dimg, ENCODER_PAR);
+        let img_cache = cache
+            .img_cache
+            .take()
+            .expect("one image backward per forward");
+        match (img_cache, &mut self.mlp) {
+            (VseImageCache::Plain(c), _) => self.img_enc.backward(&c, dimg, ENCODER_PAR),
+            (VseImageCache::Mlp(c), Some(mlp)) => {
+                region_encoder::backward(&mut self.img_enc, mlp, c, dimg, ENCODER_PAR)
+            }
+            (VseImageCache::Mlp(_), None) => unreachable!("a region-MLP cache without the MLP"),
+        }
         dcap
+    }
+
+    /// Pooled, normalised image embeddings: x: [n, R, img_dim] → ([n, d],
+    /// cache); vse-infty through its region encoder (`train`: the MLP's
+    /// batch norm on the batch's statistics).
+    pub fn encode_images(
+        &self,
+        x: Vec<f32>,
+        n_regions: usize,
+        train: bool,
+    ) -> (Vec<f32>, VseImageCache) {
+        match &self.mlp {
+            None => {
+                let (y, c) = self.img_enc.forward(x, n_regions, ENCODER_PAR);
+                (y, VseImageCache::Plain(c))
+            }
+            Some(mlp) => {
+                let (y, c) =
+                    region_encoder::forward(&self.img_enc, mlp, x, n_regions, train, ENCODER_PAR);
+                (y, VseImageCache::Mlp(c))
+            }
+        }
     }
 }
 
 impl Module for Vse {
     fn params(&self) -> Vec<&Param> {
         let mut v = self.img_enc.params();
+        v.extend(self.mlp.iter().flat_map(|m| m.params()));
         v.extend(self.txt_enc.params());
         v
     }
     fn params_mut(&mut self) -> Vec<&mut Param> {
         let mut v = self.img_enc.params_mut();
+        v.extend(self.mlp.iter_mut().flat_map(|m| m.params_mut()));
         v.extend(self.txt_enc.params_mut());
         v
+    }
+    fn buffers(&self) -> Vec<&Param> {
+        self.mlp.iter().flat_map(|m| m.buffers()).collect()
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        self.mlp.iter_mut().flat_map(|m| m.buffers_mut()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::param::Module;
+    use crate::model::{Backbone, Model, ModelConfig, VsePool};
+
+    /// docs/method.md §13.7: VSE∞'s region MLP adds 1,577,472 parameters at
+    /// img_dim 2048, d 1024 to vse with GPO pooling.
+    #[test]
+    fn vse_infty_adds_the_region_mlp_s_parameters() {
+        let gpo = ModelConfig {
+            vse_pool: VsePool::Gpo,
+            ..ModelConfig::new(Backbone::Vse, 8481)
+        };
+        let vse = Model::new(&gpo, 0).unwrap();
+        let infty = Model::new(&ModelConfig::new(Backbone::VseInfty, 8481), 0).unwrap();
+        assert_eq!(infty.num_params() - vse.num_params(), 1_577_472);
     }
 }

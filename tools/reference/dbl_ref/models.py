@@ -6,6 +6,9 @@
   caption scored against every image, f32), so that it is a fair benchmark peer.
 - `Vse` ("vse"): an embedding model; FC image encoder with mean (or max) pooling over
   regions, BiGRU text encoder with mean pooling over valid words, cosine score = one GEMM.
+- `Vse(..., precomp_enc_type="basic")` ("vse-infty", docs/method.md section 13.7): VSE-infinity's
+  precomp model: the region MLP (`RegionMlp`) added to the image FC before pooling, GPO on
+  both sides.
 
 Both return scores as [n_image, n_caption] (rows = images, spec section 2).
 
@@ -15,6 +18,7 @@ map 1:1 after stripping the `module.` prefix nn.DataParallel adds:
   txt_enc.embed.weight
   txt_enc.cap_rnn.{weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0}{,_reverse}
   sim_enc.sim_tran_w.{weight,bias}, sim_enc.sim_eval_w.{weight,bias}   (scan-ave only)
+  img_enc.mlp.layers.{0,1}.*, img_enc.mlp.bns.{0,1}.*                   (vse-infty only)
 """
 
 import math
@@ -41,20 +45,45 @@ def xavier_uniform_(linear):
         linear.bias.zero_()
 
 
+class RegionMlp(nn.Module):
+    """VSE-infinity's region MLP for `precomp_enc_type basic` (docs/method.md section 13.7),
+    on every region: Linear(img_dim -> d/2) -> BatchNorm1d(d/2) -> ReLU -> Linear(d/2 -> d).
+
+    A second BatchNorm1d(d) (`bns.1`, the last layer's) is built but never applied, as in
+    VSE-infinity; it counts in the parameters (1,577,472 in all at img_dim 2048, d 1024).
+    The batch norm normalises over every region of the batch in training mode.
+    """
+
+    def __init__(self, img_dim, embed_size):
+        super().__init__()
+        hidden = embed_size // 2
+        self.layers = nn.ModuleList([nn.Linear(img_dim, hidden), nn.Linear(hidden, embed_size)])
+        self.bns = nn.ModuleList([nn.BatchNorm1d(hidden), nn.BatchNorm1d(embed_size)])
+
+    def forward(self, x):
+        """x: [B, R, img_dim] -> [B, R, d]."""
+        b, r, _ = x.shape
+        h = F.relu(self.bns[0](self.layers[0](x.reshape(b * r, -1))))
+        return self.layers[1](h).view(b, r, -1)
+
+
 class ImageEncoder(nn.Module):
-    """Region features [B, R, img_dim] -> Linear -> (pool over regions) -> L2.
+    """Region features [B, R, img_dim] -> Linear (+ region MLP) -> (pool over regions) -> L2.
 
     pool=None keeps one embedding per region ([B, R, d], scan-ave);
     pool="mean" | "max" returns one embedding per image ([B, d], vse).
+    mlp=True adds `RegionMlp` to the Linear's output (vse-infty).
     """
 
-    def __init__(self, img_dim=2048, embed_size=1024, pool=None):
+    def __init__(self, img_dim=2048, embed_size=1024, pool=None, mlp=False):
         super().__init__()
         if pool not in (None, "mean", "max", "gpo"):
             raise ValueError(f"image pooling must be None, 'mean', 'max' or 'gpo', got {pool!r}")
         self.pool = pool
         self.fc = nn.Linear(img_dim, embed_size)
         xavier_uniform_(self.fc)
+        if mlp:
+            self.mlp = RegionMlp(img_dim, embed_size)
         if pool == "gpo":
             from .gpo import Gpo
 
@@ -62,6 +91,8 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images):
         x = self.fc(images)
+        if hasattr(self, "mlp"):
+            x = x + self.mlp(images)
         if self.pool == "gpo":
             x = self.gpool(x, torch.full((x.size(0),), x.size(1), dtype=torch.int64))
         elif self.pool == "mean":
@@ -171,9 +202,15 @@ class ScanAve(nn.Module):
 class Vse(nn.Module):
     """Embedding backbone ("vse"): cosine score of pooled, L2-normalised embeddings."""
 
-    def __init__(self, vocab_size, img_dim=2048, word_dim=300, embed_size=1024, img_pool="mean"):
+    def __init__(self, vocab_size, img_dim=2048, word_dim=300, embed_size=1024, img_pool="mean",
+                 precomp_enc_type=None):
         super().__init__()
-        self.img_enc = ImageEncoder(img_dim, embed_size, pool=img_pool)
+        if precomp_enc_type not in (None, "basic"):
+            raise ValueError(f"precomp_enc_type must be None or 'basic', got {precomp_enc_type!r}")
+        if precomp_enc_type == "basic":
+            img_pool = "gpo"  # VSE-infinity pools with GPO
+        self.img_enc = ImageEncoder(img_dim, embed_size, pool=img_pool,
+                                    mlp=precomp_enc_type == "basic")
         # GPO (VSE-infinity) pools both sides; otherwise captions are mean-pooled.
         self.txt_enc = TextEncoder(vocab_size, word_dim, embed_size,
                                    pool="gpo" if img_pool == "gpo" else "mean")
@@ -184,12 +221,14 @@ class Vse(nn.Module):
 
 
 def build(name, vocab_size, **kw):
-    """`scan-ave` or `vse` (kwargs go to the constructor)."""
+    """`scan-ave`, `vse` or `vse-infty` (kwargs go to the constructor)."""
     if name == "scan-ave":
         return ScanAve(vocab_size, **kw)
     if name == "vse":
         return Vse(vocab_size, **kw)
-    raise ValueError(f"unknown backbone {name!r}; expected 'scan-ave' or 'vse'")
+    if name == "vse-infty":
+        return Vse(vocab_size, precomp_enc_type="basic", **kw)
+    raise ValueError(f"unknown backbone {name!r}; expected 'scan-ave', 'vse' or 'vse-infty'")
 
 
 def n_params(model):
