@@ -350,15 +350,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "test rSum (of 600), best-on-dev checkpoint of each branch; epochs trained, what \
          stopped the seed (patience, or the cap of {} epochs) and each branch's best-dev epoch:\n\
-         {:<6} {:>8} {:>8} {:>16}  {:>6}  {:<8}  {}",
-        st.epochs,
-        "seed",
-        "anchor",
-        "target",
-        "target − anchor",
-        "epochs",
-        "stop",
-        "best (anchor / target)"
+         {:<6} {:>8} {:>8} {:>16}  {:>6}  {:<8}  best (anchor / target)",
+        st.epochs, "seed", "anchor", "target", "target − anchor", "epochs", "stop"
     );
     let mut per_seed = Vec::new();
     for (r, e) in results.iter().zip(&endings) {
