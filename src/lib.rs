@@ -6,7 +6,8 @@
 //! - [`os_error`]: operating-system errors in words.
 //! - [`watch`]: progress reports and stop requests of long calls (training,
 //!   scoring), for callers such as the Python binding.
-//! - [`progress`]: progress of long phases (a bar on a terminal, periodic lines otherwise).
+//! - [`progress`]: progress of long phases (a bar on a terminal, periodic lines
+//!   otherwise), fed as a [`watch`] observer.
 //! - [`engine`]: parameters, GEMM, layers with hand-written forward/backward,
 //!   Adam, clipping, EMA, the CUDA backend.
 //! - [`data`]: SCAN precomp reader (mmap `.npy`), vocabulary, NLTK-identical

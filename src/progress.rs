@@ -4,10 +4,11 @@
 //! one line every [`LINE_EVERY`] (or `$DBL_PROGRESS_SECS`) with the work
 //! done, its rate and the ETA.
 //!
-//! The code doing the work does not know who shows it: it reports into the
-//! *current* phase with [`add_total`] and [`advance`] (no-ops outside a
-//! phase); the command that starts the work opens the phase with [`begin`]
-//! and closes it by dropping the returned [`Phase`].
+//! The code doing the work does not know who shows it: it reports to a
+//! [`Watch`] ([`crate::watch`], the one progress path), and [`Display`], the
+//! observer that scoring always adds, counts the reports into the *current*
+//! phase (nothing outside a phase); the command that starts the work opens
+//! the phase with [`begin`] and closes it by dropping the returned [`Phase`].
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::watch::{Event, Watch};
 
 /// Interval between two progress lines when stderr is not a terminal.
 pub const LINE_EVERY: Duration = Duration::from_secs(10);
@@ -62,17 +65,28 @@ fn current() -> Option<Arc<State>> {
     CURRENT.lock().ok().and_then(|c| c.clone())
 }
 
-/// Adds `n` units to the current phase's total (no-op outside a phase).
-pub fn add_total(n: u64) {
-    if let Some(s) = current() {
-        s.add_total(n);
-    }
-}
+/// The display as an observer: a matrix's pairs go to the current phase's
+/// total, each scored block's pairs to its work done (nothing outside a
+/// phase). It never asks to stop and is not a progress display in the
+/// sense of [`Watch::shows_progress`] (training still draws its own bars).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Display;
 
-/// Adds `n` units of finished work to the current phase (no-op outside a phase).
-pub fn advance(n: u64) {
-    if let Some(s) = current() {
-        s.advance(n);
+impl Watch for Display {
+    fn report(&self, event: &Event) {
+        match *event {
+            Event::Matrix { pairs } => {
+                if let Some(s) = current() {
+                    s.add_total(pairs);
+                }
+            }
+            Event::Blocks { pairs, .. } => {
+                if let Some(s) = current() {
+                    s.advance(pairs);
+                }
+            }
+            Event::Step { .. } | Event::Eval { .. } => {}
+        }
     }
 }
 
@@ -125,17 +139,6 @@ impl Drop for Phase {
             *c = self.outer.take();
         }
         self.state.finish();
-    }
-}
-
-impl Phase {
-    /// Adds `n` units to this phase's total.
-    pub fn add_total(&self, n: u64) {
-        self.state.add_total(n);
-    }
-    /// Adds `n` finished units to this phase.
-    pub fn advance(&self, n: u64) {
-        self.state.advance(n);
     }
 }
 

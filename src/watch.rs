@@ -1,7 +1,11 @@
 //! [`Watch`]: what a long call (training, scoring) reports while it runs and
-//! asks whether it should stop. The CLI runs unwatched ([`Unwatched`]: its
-//! progress bars are its own); the Python binding forwards the reports to a
-//! callback or a tqdm bar and sets the stop request on Ctrl-C.
+//! asks whether it should stop: the one path progress takes. Scoring reports
+//! every matrix and block to the watch it is given *and* to the CLI's
+//! display of the open progress phase (`crate::progress::Display`, itself a
+//! [`Watch`]), joined by [`Tee`]. The CLI passes [`Unwatched`] (its display
+//! is the only observer; its training bars are its own); the Python binding
+//! forwards the reports to a callback or a tqdm bar and sets the stop
+//! request on Ctrl-C.
 //!
 //! A stopped call returns an `Interrupted` error of its module. Training
 //! checks between steps and writes nothing when it stops, so the run folder
@@ -35,12 +39,20 @@ pub enum Event {
         /// Dev rSum of each branch.
         rsum: Vec<f64>,
     },
-    /// Blocks of a similarity matrix scored so far.
+    /// A similarity matrix starts scoring (once per matrix, before its
+    /// blocks).
+    Matrix {
+        /// Image–caption pairs of the matrix.
+        pairs: u64,
+    },
+    /// A block of a similarity matrix was scored.
     Blocks {
         /// Blocks done.
         done: usize,
         /// Blocks in all.
         total: usize,
+        /// Image–caption pairs of the block just scored.
+        pairs: u64,
     },
 }
 
@@ -65,3 +77,21 @@ pub trait Watch: Sync {
 pub struct Unwatched;
 
 impl Watch for Unwatched {}
+
+/// Two observers as one: both receive every report; a stop requested by
+/// either stops the call; progress is shown when either shows it.
+#[derive(Clone, Copy)]
+pub struct Tee<'a>(pub &'a dyn Watch, pub &'a dyn Watch);
+
+impl Watch for Tee<'_> {
+    fn report(&self, event: &Event) {
+        self.0.report(event);
+        self.1.report(event);
+    }
+    fn stop_requested(&self) -> bool {
+        self.0.stop_requested() || self.1.stop_requested()
+    }
+    fn shows_progress(&self) -> bool {
+        self.0.shows_progress() || self.1.shows_progress()
+    }
+}

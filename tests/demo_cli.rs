@@ -38,7 +38,11 @@ fn demo_prints_seeds_means_and_paired_difference() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        // The last line is the invocation's wall time, which differs between runs.
+        let (table, wall) = out.trim_end().rsplit_once('\n').unwrap();
+        assert!(wall.starts_with("demo wall time: "), "{out}");
+        table.to_string()
     };
     let stdout = run();
     let res: serde_json::Value =
@@ -57,8 +61,21 @@ fn demo_prints_seeds_means_and_paired_difference() {
         );
         assert_eq!(s["anchor"]["rsum"].as_f64().unwrap(), a);
         assert_eq!(s["target"]["rsum"].as_f64().unwrap(), t);
+        // 2 epochs, the cap: patience (2) had no epoch left to stop it.
+        let best = s["best_dev_epoch"].as_array().unwrap();
+        assert_eq!(best.len(), 2);
+        assert_eq!(
+            (s["epochs"].as_u64(), s["stopped_by"].as_str()),
+            (Some(2), Some("cap"))
+        );
         assert!(
-            stdout.contains(&format!("{:<6} {a:>8.1} {t:>8.1} {:>+16.1}", i, t - a)),
+            stdout.contains(&format!(
+                "{:<6} {a:>8.1} {t:>8.1} {:>+16.1}       2  cap       {} / {}",
+                i,
+                t - a,
+                best[0],
+                best[1]
+            )),
             "{stdout}"
         );
         diffs.push(t - a);
@@ -67,6 +84,10 @@ fn demo_prints_seeds_means_and_paired_difference() {
     assert!((res["paired_rsum"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9);
     assert!(
         stdout.contains("mean ") && stdout.contains("95 % CI"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 of 2 seeds reached the 2-epoch cap"),
         "{stdout}"
     );
     // One sentence on what the interval supports, matching its position.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Lower layers first, as in `src/lib.rs`.
 const LAYERS: [&str; 17] = [
-    "os_error", "progress", "watch", "engine", "data", "dist", "eval", "loss", "plot", "model",
+    "os_error", "watch", "progress", "engine", "data", "dist", "eval", "loss", "plot", "model",
     "store", "infer", "train", "serve", "sweep", "bench", "cli",
 ];
 

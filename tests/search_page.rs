@@ -6,8 +6,12 @@
 //!   from `--image-dir`, and the token still guards the API;
 //! - in a real headless browser (Debian's Chromium through chromedriver, spoken
 //!   to over WebDriver's HTTP/JSON): type a query, submit with the keyboard,
-//!   check the hits appear in score order, open a hit's explanation, and save
-//!   a screenshot (`DBL_PAGE_SCREENSHOT=FILE` keeps it, e.g. for the README).
+//!   check the hits appear in score order, that every hit's thumbnail loads
+//!   (`--image-dir` with one small PNG per id, written here), open a hit's
+//!   explanation, save a screenshot (into the target folder, or
+//!   `DBL_PAGE_SCREENSHOT=FILE`), and search captions by `#row` and by id;
+//! - an ignored test takes the same screenshot over a trained run's index for
+//!   the README (`tools/page/screenshot.sh`).
 //!
 //! Without Chromium the browser test is skipped with a message, unless
 //! `DBL_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes its absence a failure.
@@ -121,10 +125,23 @@ fn json_call(
     (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
-/// Test data, an (untrained) scan-ave run and its index over the test split.
+/// Test images (the synthetic test split's).
+const N_IMAGES: usize = 12;
+/// Captions per test image.
+const PER_IMAGE: usize = 5;
+
+/// The fixture's id of gallery row `row`: the row numbers backwards, so that
+/// an id that is a number names another row than that number.
+fn id_of(row: usize) -> String {
+    (N_IMAGES - 1 - row).to_string()
+}
+
+/// Test data, an (untrained) scan-ave run and its index over the test split
+/// with ids [`id_of`].
 struct Fix {
     tmp: tempfile::TempDir,
     data: PathBuf,
+    run: PathBuf,
     idx: PathBuf,
 }
 
@@ -132,9 +149,35 @@ fn fix() -> Fix {
     let tmp = tempfile::tempdir().unwrap();
     let data = support::synth(tmp.path());
     let run = support::run(tmp.path(), &data, "run", Backbone::ScanAve, 3);
+    let ids = tmp.path().join("ids.txt");
+    let lines: Vec<String> = (0..N_IMAGES).map(id_of).collect();
+    std::fs::write(&ids, lines.join("\n") + "\n").unwrap();
     let idx = tmp.path().join("idx");
-    ok(&build_index(&run, &data, &idx, &[]));
-    Fix { tmp, data, idx }
+    ok(&build_index(
+        &run,
+        &data,
+        &idx,
+        &["--ids", ids.to_str().unwrap()],
+    ));
+    Fix {
+        tmp,
+        data,
+        run,
+        idx,
+    }
+}
+
+/// Writes a small PNG named by each gallery id into `dir` (one colour per
+/// row) → `dir`.
+fn thumbnails(dir: PathBuf) -> PathBuf {
+    std::fs::create_dir_all(&dir).unwrap();
+    for row in 0..N_IMAGES {
+        let c = (row * 20) as u8;
+        image::RgbImage::from_pixel(24, 16, image::Rgb([c, 200 - c, 90]))
+            .save(dir.join(format!("{}.png", id_of(row))))
+            .unwrap();
+    }
+    dir
 }
 
 /// `dbl serve` on an ephemeral loopback port with `extra` arguments.
@@ -161,23 +204,23 @@ fn serve(idx: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
     (Proc(child), addr)
 }
 
-fn first_caption(data: &Path) -> String {
+fn captions(data: &Path) -> Vec<String> {
     std::fs::read_to_string(data.join("test_caps.txt"))
         .unwrap()
         .lines()
-        .next()
-        .unwrap()
-        .to_string()
+        .map(str::to_string)
+        .collect()
+}
+
+fn first_caption(data: &Path) -> String {
+    captions(data).swap_remove(0)
 }
 
 #[test]
 fn page_explain_thumbnails_and_token_over_http() {
     let f = fix();
-    let thumbs = f.tmp.path().join("thumbs");
-    std::fs::create_dir_all(&thumbs).unwrap();
-    image::RgbImage::from_pixel(8, 6, image::Rgb([10, 200, 30]))
-        .save(thumbs.join("3.png"))
-        .unwrap();
+    let thumbs = thumbnails(f.tmp.path().join("thumbs"));
+    std::fs::remove_file(thumbs.join("4.png")).unwrap();
     let token = f.tmp.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
     let (_srv, a) = serve(
@@ -207,6 +250,14 @@ fn page_explain_thumbnails_and_token_over_http() {
     assert_eq!(s, 200, "{v}");
     let hits = v["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 5);
+    // Image hits carry the image's id and its first gallery caption.
+    let caps = captions(&f.data);
+    for h in hits {
+        let row = h["row"].as_u64().unwrap() as usize;
+        assert_eq!(h["id"], json!(id_of(row)), "{h}");
+        assert_eq!(h["first_caption"], json!(caps[row * PER_IMAGE]), "{h}");
+        assert!(h.get("caption").is_none(), "{h}");
+    }
     // Each hit's explanation has the hit's score, bit for bit (scan-ave).
     for h in hits {
         let row = h["row"].as_u64().unwrap();
@@ -232,6 +283,39 @@ fn page_explain_thumbnails_and_token_over_http() {
         Some(&json!({"image_row": 4, "k": 3})),
     );
     assert_eq!(s, 200, "{v}");
+    assert_eq!(v["image"], json!({"id": id_of(4), "row": 4}));
+    assert!(v["hits"][0].get("first_caption").is_none(), "{v}");
+    // The same image by its id; an id that is a number is an id, not a row.
+    let (s, w) = json_call(
+        a,
+        "POST",
+        "/v1/search/captions",
+        &auth,
+        Some(&json!({"image_id": id_of(4), "k": 3})),
+    );
+    assert_eq!(s, 200, "{w}");
+    assert_eq!((&w["image"], &w["hits"]), (&v["image"], &v["hits"]));
+    let (s, w) = json_call(
+        a,
+        "POST",
+        "/v1/search/captions",
+        &auth,
+        Some(&json!({"image_id": "4", "k": 3})),
+    );
+    assert_eq!(s, 200, "{w}");
+    assert_eq!(w["image"], json!({"id": "4", "row": 7}));
+    for (body, needle) in [
+        (
+            json!({"image_id": "zz"}),
+            "image_id \"zz\": no gallery image has this id",
+        ),
+        (json!({"image_id": "4", "image_row": 4}), "exactly one of"),
+        (json!({}), "exactly one of"),
+    ] {
+        let (s, v) = json_call(a, "POST", "/v1/search/captions", &auth, Some(&body));
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{body}: {v}");
+    }
     let h = &v["hits"][0];
     let e = json!({"image_row": 4, "caption_row": h["row"]});
     let (s, ex) = json_call(a, "POST", "/v1/explain", &auth, Some(&e));
@@ -265,6 +349,31 @@ fn page_explain_thumbnails_and_token_over_http() {
     assert_eq!(http(a, "GET", "/images/3", &[], b"").0, 401);
     assert_eq!(http(a, "GET", "/images/4", &auth, b"").0, 404);
     assert_eq!(http(a, "GET", "/images/..%2Ftoken", &auth, b"").0, 400);
+}
+
+/// Without `--ids` an image's id is its row number, written as the hits
+/// write it (`7`, never `07`).
+#[test]
+fn without_ids_an_image_id_is_its_row_number() {
+    let f = fix();
+    let idx = f.tmp.path().join("idx-no-ids");
+    ok(&build_index(&f.run, &f.data, &idx, &[]));
+    let (_srv, a) = serve(&idx, &[]);
+    let search = |body: Value| json_call(a, "POST", "/v1/search/captions", &[], Some(&body));
+    let (s, v) = search(json!({"image_id": "7", "k": 2}));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["image"], json!({"id": "7", "row": 7}));
+    let (s, w) = search(json!({"image_row": 7, "k": 2}));
+    assert_eq!((s, &w["hits"]), (200, &v["hits"]));
+    for id in ["07", "12", "-1", "seven"] {
+        let (s, v) = search(json!({"image_id": id}));
+        assert_eq!(s, 400, "{id}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(
+            e.contains("built without --ids") && e.contains("0..12"),
+            "{e}"
+        );
+    }
 }
 
 /// WebDriver over HTTP to chromedriver.
@@ -337,8 +446,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn browser_searches_orders_hits_and_opens_an_explanation() {
+/// Chromium driven over WebDriver, or None (with a message) when it is not
+/// installed and `DBL_REQUIRE_BROWSER` is not 1. `profile`: a fresh folder.
+fn browser(profile: &Path) -> Option<(Proc, Driver)> {
     let required = std::env::var("DBL_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
         assert!(
@@ -350,12 +460,10 @@ fn browser_searches_orders_hits_and_opens_an_explanation() {
             "SKIPPED: the browser test needs {CHROMIUM} and {CHROMEDRIVER} \
              (Debian: apt-get install chromium chromium-driver)"
         );
-        return;
+        return None;
     }
-    let f = fix();
-    let (_srv, app) = serve(&f.idx, &[]);
     let port = free_port();
-    let _driver = Proc(
+    let driver = Proc(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -372,7 +480,6 @@ fn browser_searches_orders_hits_and_opens_an_explanation() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let profile = f.tmp.path().join("chromium-profile");
     let args = [
         "--headless",
         "--no-sandbox",
@@ -398,6 +505,67 @@ fn browser_searches_orders_hits_and_opens_an_explanation() {
         addr: daddr,
         session: v["value"]["sessionId"].as_str().unwrap().to_string(),
     };
+    Some((driver, d))
+}
+
+impl Driver {
+    /// Types `keys` into the element matching `css` (after clearing it when
+    /// `clear`); `\u{E007}` is Enter.
+    fn type_into(&self, css: &str, keys: &str, clear: bool) {
+        let el = &self.find_all(css)[0];
+        if clear {
+            self.call("POST", &format!("/element/{el}/clear"), Some(json!({})));
+        }
+        self.call(
+            "POST",
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": keys })),
+        );
+    }
+
+    /// Runs `script` in the page → its return value.
+    fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    /// Waits up to 60 s until `#status` starts with `prefix` → its text.
+    fn wait_status(&self, prefix: &str) -> String {
+        let t = Instant::now();
+        loop {
+            let status = self.text(&self.find_all("#status")[0]);
+            if status.starts_with(prefix) {
+                return status;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "status {status:?} never started with {prefix:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ends the session.
+    fn quit(self) {
+        let (s, _) = json_call(
+            self.addr,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            &[],
+            None,
+        );
+        assert_eq!(s, 200);
+    }
+}
+
+/// The page at `app`: types `text`, submits it from the keyboard (Enter in
+/// the text box), checks that K = 10 hits appear in score order with the
+/// status line, opens the first hit's explanation and checks that it
+/// explains that hit's score → the scores shown, best first.
+fn search_and_explain(d: &Driver, app: SocketAddr, text: &str) -> Vec<f64> {
     d.call(
         "POST",
         "/url",
@@ -405,31 +573,20 @@ fn browser_searches_orders_hits_and_opens_an_explanation() {
     );
     // The index list loads from /healthz.
     d.wait_for("#index option");
-    // Type a query and submit it from the keyboard (Enter in the text box).
-    let text = first_caption(&f.data);
-    let input = &d.find_all("#text")[0];
-    d.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        Some(json!({"text": format!("{text}\u{E007}")})),
-    );
-    let scores: Vec<f64> = {
-        d.wait_for("#results tr.hit");
-        d.find_all("#results td.score")
-            .iter()
-            .map(|e| d.text(e).parse().unwrap())
-            .collect()
-    };
+    d.type_into("#text", &format!("{text}\u{E007}"), false);
+    d.wait_for("#results tr.hit");
+    let scores: Vec<f64> = d
+        .find_all("#results td.score")
+        .iter()
+        .map(|e| d.text(e).parse().unwrap())
+        .collect();
     assert_eq!(scores.len(), 10, "K = 10 hits");
     assert!(
         scores.windows(2).all(|w| w[0] >= w[1]),
         "hits not in score order: {scores:?}"
     );
-    let status = d.text(&d.find_all("#status")[0]);
-    assert!(
-        status.starts_with("10 hits in ") && status.contains(" ms"),
-        "{status}"
-    );
+    let status = d.wait_status("10 hits in ");
+    assert!(status.contains(" ms"), "{status}");
     // Open the first hit's explanation.
     let why = &d.find_all("#results button.why")[0];
     d.call("POST", &format!("/element/{why}/click"), Some(json!({})));
@@ -442,22 +599,115 @@ fn browser_searches_orders_hits_and_opens_an_explanation() {
         "{sum} vs {}",
         scores[0]
     );
+    scores
+}
+
+/// Saves the browser's screenshot to `path` (a PNG of at least 800 × 600).
+fn screenshot(d: &Driver, path: &Path) {
     let png = d.call("GET", "/screenshot", None);
     let png = base64_decode(png.as_str().unwrap());
     assert_eq!(&png[..4], b"\x89PNG");
-    let keep = std::env::var_os("DBL_PAGE_SCREENSHOT").map(PathBuf::from);
-    let path = keep.unwrap_or_else(|| f.tmp.path().join("page.png"));
-    std::fs::write(&path, &png).unwrap();
-    let img = image::open(&path).unwrap();
+    std::fs::write(path, &png).unwrap();
+    let img = image::open(path).unwrap();
     assert!(img.width() >= 800 && img.height() >= 600);
-    let (s, _) = json_call(
-        daddr,
-        "DELETE",
-        &format!("/session/{}", d.session),
-        &[],
-        None,
+}
+
+#[test]
+fn browser_searches_orders_hits_and_opens_an_explanation() {
+    let f = fix();
+    let Some((_driver, d)) = browser(&f.tmp.path().join("chromium-profile")) else {
+        return;
+    };
+    let thumbs = thumbnails(f.tmp.path().join("thumbs"));
+    let (_srv, app) = serve(&f.idx, &["--image-dir", thumbs.to_str().unwrap()]);
+    search_and_explain(&d, app, &first_caption(&f.data));
+    // Every hit's thumbnail loads (the test wrote one image per id), and
+    // each hit shows its image's first caption.
+    let t = Instant::now();
+    loop {
+        let widths = d.script(
+            "return Array.from(document.querySelectorAll('#results tr.hit img'))\
+             .map((i) => i.complete ? i.naturalWidth : 0);",
+        );
+        let widths: Vec<u64> = widths
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap())
+            .collect();
+        if widths.len() == 10 && widths.iter().all(|&w| w == 24) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "thumbnails not all loaded: natural widths {widths:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let caps = captions(&f.data);
+    let firsts: Vec<String> = d
+        .find_all("#results td.first")
+        .iter()
+        .map(|e| d.text(e))
+        .collect();
+    assert_eq!(firsts.len(), 10);
+    assert!(firsts.iter().all(|c| caps.contains(c)), "{firsts:?}");
+    // The screenshot: DBL_PAGE_SCREENSHOT=FILE, or the target folder.
+    let path = std::env::var_os("DBL_PAGE_SCREENSHOT").map_or_else(
+        || Path::new(env!("CARGO_TARGET_TMPDIR")).join("search-page.png"),
+        PathBuf::from,
     );
-    assert_eq!(s, 200);
+    screenshot(&d, &path);
+    // The image box: `#4` is row 4, `4` the id 4 (row 7 here), from the keyboard.
+    d.type_into("#image", "#4\u{E007}", true);
+    let status = d.wait_status("Image ");
+    assert!(
+        status.starts_with(&format!("Image {} (row 4): 10 hits in ", id_of(4))),
+        "{status}"
+    );
+    d.type_into("#image", "4\u{E007}", true);
+    let status = d.wait_status("Image 4 ");
+    assert!(
+        status.starts_with("Image 4 (row 7): 10 hits in "),
+        "{status}"
+    );
+    let why = &d.find_all("#results button.why")[0];
+    d.call("POST", &format!("/element/{why}/click"), Some(json!({})));
+    d.wait_for("#explain:not([hidden]) table.heat td");
+    let title = d.text(&d.find_all("#explaintitle")[0]);
+    assert!(title.starts_with("Why image 4 × "), "{title}");
+    // An id the index does not have: the server's error, in words.
+    d.type_into("#image", "zz\u{E007}", true);
+    d.wait_for("#error:not(:empty)");
+    let err = d.text(&d.find_all("#error")[0]);
+    assert!(
+        err.starts_with("The server did not accept the request: image_id \"zz\""),
+        "{err}"
+    );
+    d.quit();
+}
+
+/// `tools/page/screenshot.sh`'s screenshot of the page over a trained
+/// run's index: the same search and explanation as the test above, on
+/// `DBL_PAGE_INDEX` with the query `DBL_PAGE_QUERY`, saved to
+/// `DBL_PAGE_SCREENSHOT`.
+#[test]
+#[ignore = "run by tools/page/screenshot.sh with a trained run's index"]
+fn screenshot_of_a_trained_index() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("set {k}"));
+    let (idx, query, out) = (
+        var("DBL_PAGE_INDEX"),
+        var("DBL_PAGE_QUERY"),
+        var("DBL_PAGE_SCREENSHOT"),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((_driver, d)) = browser(&tmp.path().join("chromium-profile")) else {
+        panic!("the screenshot needs {CHROMIUM} and {CHROMEDRIVER}");
+    };
+    let (_srv, app) = serve(Path::new(&idx), &[]);
+    search_and_explain(&d, app, &query);
+    screenshot(&d, Path::new(&out));
+    d.quit();
 }
 
 /// Standard base64 (WebDriver's screenshot encoding).

@@ -30,6 +30,10 @@ struct PyWatch {
 
 impl Watch for PyWatch {
     fn report(&self, event: &Event) {
+        // A matrix's start feeds the CLI's display only; Python sees its blocks.
+        if matches!(event, Event::Matrix { .. }) {
+            return;
+        }
         if let Some(q) = &self.events {
             let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
             // Only the latest block count matters.
@@ -49,7 +53,8 @@ impl Watch for PyWatch {
 
 /// One report as a dict: `{"kind": "step", "stage", "epoch", "epochs",
 /// "step", "steps", "loss"}`, `{"kind": "eval", "stage", "epoch", "rsum":
-/// [per branch]}` or `{"kind": "blocks", "done", "total"}`.
+/// [per branch]}` or `{"kind": "blocks", "done", "total"}` (a matrix's
+/// start is never queued: [`PyWatch::report`]).
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     match e {
@@ -75,10 +80,14 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("epoch", epoch)?;
             d.set_item("rsum", rsum.clone())?;
         }
-        Event::Blocks { done, total } => {
+        Event::Blocks { done, total, .. } => {
             d.set_item("kind", "blocks")?;
             d.set_item("done", done)?;
             d.set_item("total", total)?;
+        }
+        Event::Matrix { pairs } => {
+            d.set_item("kind", "matrix")?;
+            d.set_item("pairs", pairs)?;
         }
     }
     Ok(d)

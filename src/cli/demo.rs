@@ -30,7 +30,7 @@ use crate::sweep::seeds::parse_seeds;
 use crate::sweep::stats::Paired;
 use crate::sweep::summary::{self, paired_text};
 use crate::train::config::BackboneName;
-use crate::train::report::report;
+use crate::train::report::{Curve, report};
 
 /// Arguments of `dbl demo`. Options left out take the full demo's value, or
 /// with `--quick` the smoke run's.
@@ -74,7 +74,8 @@ pub struct Args {
     /// Boosting form of the target (`relative` = Relative Max; `absolute` = Absolute Max).
     #[arg(long, value_enum, default_value = "relative")]
     pub boost: BoostForm,
-    /// Most epochs per seed [full: 12; quick: 2].
+    /// Most epochs per seed [full: 24; quick: 2]. The full cap is what the
+    /// 10-minute budget allows when every seed runs to it (see [`FULL_EPOCHS`]).
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
     /// Stop a seed once no branch improved its dev rSum for this many epochs
@@ -91,6 +92,14 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 }
+
+/// The full demo's epoch cap, set from cost alone (never from results): a
+/// seed-epoch of the full demo (400 training images, both branches, dev
+/// scoring) costs about 12.3 CPU-s (407 CPU-s for 33 seed-epochs at
+/// `f30cbea`), 10 minutes on 2 cores at the 184 % share the demo gets on a
+/// quiet machine is about 1,100 CPU-s, and 3 seeds all running to the cap
+/// with a 15 % margin allow 3 × 24 × 12.3 ≈ 890 CPU-s.
+pub const FULL_EPOCHS: usize = 24;
 
 /// Which synthetic data set the demo trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -125,7 +134,7 @@ impl Settings {
                 .data
                 .unwrap_or(if q { DataKind::Easy } else { DataKind::Hard }),
             embed: a.embed.unwrap_or(if q { 256 } else { 128 }),
-            epochs: a.epochs.unwrap_or(if q { 2 } else { 12 }),
+            epochs: a.epochs.unwrap_or(if q { 2 } else { FULL_EPOCHS }),
             patience: a.patience.unwrap_or(if q { 0 } else { 2 }),
             train_images: a.train_images.unwrap_or(if q { 1_000 } else { 400 }),
             dev_images: a.dev_images.unwrap_or(if q { 200 } else { 100 }),
@@ -210,8 +219,62 @@ fn reading(p: &Paired) -> String {
     }
 }
 
+/// How one seed's training ended, read from its dev rSum curves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ending {
+    /// Epochs trained (the last evaluated epoch, 1-based).
+    epochs: usize,
+    /// Each branch's best-dev epoch (1-based; the first of equal maxima, as
+    /// patience counts it).
+    best: Vec<usize>,
+    /// True when patience stopped the seed before the epoch cap.
+    by_patience: bool,
+}
+
+impl Ending {
+    /// From a seed's dev rSum curves (x = 1-based epoch), its epoch cap and
+    /// whether patience was on.
+    fn of(rsum: &[Curve], cap: usize, patience: bool) -> Self {
+        let epochs = rsum
+            .iter()
+            .filter_map(|c| c.points.last())
+            .map(|p| p.0 as usize)
+            .max()
+            .unwrap_or(0);
+        let best = rsum
+            .iter()
+            .map(|c| {
+                c.points
+                    .iter()
+                    .fold(None::<(f64, f64)>, |b, &(x, y)| match b {
+                        Some((_, by)) if by >= y => b,
+                        _ => Some((x, y)),
+                    })
+                    .map_or(0, |(x, _)| x as usize)
+            })
+            .collect();
+        Ending {
+            epochs,
+            best,
+            by_patience: patience && epochs < cap,
+        }
+    }
+
+    /// `14 epochs, patience; best dev at 12 / 10` (anchor / target).
+    fn text(&self) -> String {
+        let best: Vec<String> = self.best.iter().map(usize::to_string).collect();
+        format!(
+            "{:>6}  {:<8}  {}",
+            self.epochs,
+            if self.by_patience { "patience" } else { "cap" },
+            best.join(" / ")
+        )
+    }
+}
+
 /// Runs `dbl demo`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
     let st = Settings::of(&args);
     let seeds = parse_seeds(&st.seeds)?;
     let data = args.out.join("data");
@@ -259,6 +322,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the worker threads")?;
     let mut results = Vec::new();
+    let mut endings = Vec::new();
     for cfg in &cfgs {
         eprintln!(
             "seed {}: training anchor + target (at most {} epochs{}) into {}",
@@ -275,29 +339,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .install(|| run_seed(cfg))?
             .ok_or_else(|| anyhow!("seed {} stopped before its last epoch", cfg.seed))?;
         let rep = report(&seed_dir(&sweep_dir, cfg.seed)).map_err(|m| anyhow!(m))?;
-        for f in rep.files {
+        for f in &rep.files {
             eprintln!("wrote {}", f.display());
         }
+        endings.push(Ending::of(&rep.rsum, cfg.epochs, st.patience > 0));
         results.push(r);
     }
     let s = summary::summarize("demo", &results).map_err(|m| anyhow!(m))?;
     let files = summary::write(&sweep_dir, &s)?;
     println!(
-        "test rSum (of 600), best-on-dev checkpoint of each branch:\n{:<6} {:>8} {:>8} {:>16}",
-        "seed", "anchor", "target", "target − anchor"
+        "test rSum (of 600), best-on-dev checkpoint of each branch; epochs trained, what \
+         stopped the seed (patience, or the cap of {} epochs) and each branch's best-dev epoch:\n\
+         {:<6} {:>8} {:>8} {:>16}  {:>6}  {:<8}  best (anchor / target)",
+        st.epochs, "seed", "anchor", "target", "target − anchor", "epochs", "stop"
     );
     let mut per_seed = Vec::new();
-    for r in &results {
+    for (r, e) in results.iter().zip(&endings) {
         let (a, t) = (&r.branches[0].test, &r.branches[1].test);
         println!(
-            "{:<6} {:>8.1} {:>8.1} {:>+16.1}",
+            "{:<6} {:>8.1} {:>8.1} {:>+16.1}  {}",
             r.seed,
             a.rsum,
             t.rsum,
-            t.rsum - a.rsum
+            t.rsum - a.rsum,
+            e.text()
         );
         per_seed.push(json!({"seed": r.seed, "anchor": a, "target": t,
-            "target_minus_anchor_rsum": t.rsum - a.rsum, "wall_seconds": r.wall_seconds}));
+            "target_minus_anchor_rsum": t.rsum - a.rsum, "wall_seconds": r.wall_seconds,
+            "epochs": e.epochs, "epoch_cap": st.epochs,
+            "stopped_by": if e.by_patience { "patience" } else { "cap" },
+            "best_dev_epoch": e.best}));
+    }
+    let capped = endings.iter().filter(|e| !e.by_patience).count();
+    if st.patience > 0 && capped > 0 {
+        println!(
+            "{capped} of {} seeds reached the {}-epoch cap before patience stopped them: \
+             they may not have converged.",
+            endings.len(),
+            st.epochs
+        );
     }
     let (a, t) = (&s.branches[0].rsum, &s.branches[1].rsum);
     println!(
@@ -346,5 +426,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("wrote {}", f.display());
     }
     println!("wrote {}", path.display());
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "demo wall time: {secs:.0} s ({}:{:02} min; this invocation, including data generation)",
+        secs as u64 / 60,
+        secs as u64 % 60
+    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Curve, Ending};
+
+    fn curve(points: &[(f64, f64)]) -> Curve {
+        Curve {
+            branch: 0,
+            label: String::new(),
+            points: points.to_vec(),
+        }
+    }
+
+    /// Epochs run are the last evaluated epoch; the best epoch is the first
+    /// of equal maxima; patience is read from stopping before the cap.
+    #[test]
+    fn ending_reads_epochs_best_and_stop() {
+        let a = curve(&[(1.0, 100.0), (2.0, 300.0), (3.0, 300.0), (4.0, 250.0)]);
+        let t = curve(&[(1.0, 120.0), (2.0, 200.0), (3.0, 310.0), (4.0, 290.0)]);
+        let e = Ending::of(&[a.clone(), t.clone()], 24, true);
+        assert_eq!(
+            e,
+            Ending {
+                epochs: 4,
+                best: vec![2, 3],
+                by_patience: true
+            }
+        );
+        assert!(!Ending::of(&[a.clone(), t.clone()], 4, true).by_patience);
+        assert!(!Ending::of(&[a, t], 24, false).by_patience);
+    }
 }

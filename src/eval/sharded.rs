@@ -7,8 +7,10 @@
 //!
 //! Block sizes never change results as long as the scorer is block-invariant
 //! (every score depends only on its image and caption), which the property
-//! tests check for the dot-product scorer. Both drivers report the pairs they
-//! score to the open [`crate::progress`] phase, if any.
+//! tests check for the dot-product scorer. Both drivers report each matrix
+//! ([`Event::Matrix`]) and each scored block ([`Event::Blocks`]) to the
+//! caller's [`Watch`] and to [`Display`], the open [`crate::progress`]
+//! phase's observer, through one [`Tee`]: the one progress path.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::error::EvalError;
-use crate::watch::{Event, Watch};
+use crate::progress::Display;
+use crate::watch::{Event, Tee, Unwatched, Watch};
 
 /// Something that scores blocks of the image x caption similarity matrix.
 ///
@@ -91,20 +94,28 @@ fn check<S: BlockScorer + ?Sized>(
     Ok((n_img, n_cap))
 }
 
-/// [`check`], then announces the `n_img × n_cap` pairs to the open progress
-/// phase (once per matrix: the drivers call this, wrappers call [`check`]).
-fn check_and_announce<S: BlockScorer + ?Sized>(
-    scorer: &S,
+/// [`check`], then `scorer` observed by `watch` and the progress display:
+/// the matrix is announced to both ([`Event::Matrix`], once per matrix) and
+/// each block is reported as it is scored.
+fn observed<'a, S: BlockScorer + ?Sized>(
+    scorer: &'a S,
     block: BlockSize,
-) -> Result<(usize, usize), EvalError> {
+    watch: &'a Tee<'a>,
+) -> Result<Watched<'a, S>, EvalError> {
     let (n_img, n_cap) = check(scorer, block)?;
-    crate::progress::add_total((n_img * n_cap) as u64);
-    Ok((n_img, n_cap))
+    watch.report(&Event::Matrix {
+        pairs: (n_img * n_cap) as u64,
+    });
+    Ok(Watched {
+        inner: scorer,
+        watch,
+        done: AtomicUsize::new(0),
+        total: n_img.div_ceil(block.images) * n_cap.div_ceil(block.captions),
+    })
 }
 
 /// Scores one block into `scratch` (resized; pre-filled with NaN so a scorer
-/// that skips values is caught by the finiteness checks downstream), and
-/// reports its pairs to the open progress phase ([`crate::progress`]).
+/// that skips values is caught by the finiteness checks downstream).
 fn score_into<S: BlockScorer + ?Sized>(
     scorer: &S,
     images: Range<usize>,
@@ -114,7 +125,6 @@ fn score_into<S: BlockScorer + ?Sized>(
     scratch.clear();
     scratch.resize(images.len() * captions.len(), f32::NAN);
     scorer.score_block(images, captions, scratch);
-    crate::progress::advance(scratch.len() as u64);
 }
 
 /// Scores the full matrix, rayon over all blocks. Returns `[n_img, n_cap]`,
@@ -123,7 +133,12 @@ pub fn score_full<S: BlockScorer + ?Sized>(
     scorer: &S,
     block: BlockSize,
 ) -> Result<Vec<f32>, EvalError> {
-    let (n_img, n_cap) = check_and_announce(scorer, block)?;
+    score_full_watched(scorer, block, &Unwatched)
+}
+
+/// The full matrix of a checked, observed scorer (every block, rayon).
+fn fill_full<S: BlockScorer + ?Sized>(scorer: &S, block: BlockSize) -> Vec<f32> {
+    let (n_img, n_cap) = (scorer.n_images(), scorer.n_captions());
     let mut out = vec![0.0f32; n_img * n_cap];
     let n_cb = n_cap.div_ceil(block.captions);
     let n_ib = n_img.div_ceil(block.images);
@@ -151,7 +166,7 @@ pub fn score_full<S: BlockScorer + ?Sized>(
                 dst.copy_from_slice(src);
             }
         });
-    Ok(out)
+    out
 }
 
 /// A scorer that reports each block to a [`Watch`] and, once a stop is
@@ -179,26 +194,22 @@ impl<S: BlockScorer + ?Sized> BlockScorer for Watched<'_, S> {
         self.watch.report(&Event::Blocks {
             done,
             total: self.total,
+            pairs: out.len() as u64,
         });
     }
 }
 
-/// [`score_full`] observed by `watch`: one [`Event::Blocks`] per block;
-/// when `watch` asks to stop, the remaining blocks are skipped and
-/// [`EvalError::Interrupted`] is returned.
+/// [`score_full`] observed by `watch`: one [`Event::Matrix`], then one
+/// [`Event::Blocks`] per block; when `watch` asks to stop, the remaining
+/// blocks are skipped and [`EvalError::Interrupted`] is returned.
 pub fn score_full_watched<S: BlockScorer + ?Sized>(
     scorer: &S,
     block: BlockSize,
     watch: &dyn Watch,
 ) -> Result<Vec<f32>, EvalError> {
-    let (n_img, n_cap) = check(scorer, block)?;
-    let w = Watched {
-        inner: scorer,
-        watch,
-        done: AtomicUsize::new(0),
-        total: n_img.div_ceil(block.images) * n_cap.div_ceil(block.captions),
-    };
-    let out = score_full(&w, block)?;
+    let tee = Tee(watch, &Display);
+    let w = observed(scorer, block, &tee)?;
+    let out = fill_full(&w, block);
     let done = w.done.into_inner();
     if done < w.total {
         return Err(EvalError::Interrupted {
@@ -220,7 +231,9 @@ where
     F: FnMut(Range<usize>, &[f32]) -> Result<(), E>,
     E: From<EvalError>,
 {
-    let (n_img, n_cap) = check_and_announce(scorer, block)?;
+    let tee = Tee(&Unwatched, &Display);
+    let scorer = observed(scorer, block, &tee)?;
+    let (n_img, n_cap) = (scorer.n_images(), scorer.n_captions());
     let n_cb = n_cap.div_ceil(block.captions);
     let mut band = Vec::new();
     for ib in 0..n_img.div_ceil(block.images) {
@@ -239,7 +252,7 @@ where
             .for_each_init(Vec::new, |scratch, (cb, rows)| {
                 let captions = block.caption_range(cb, n_cap);
                 let width = captions.len();
-                score_into(scorer, images.clone(), captions, scratch);
+                score_into(&scorer, images.clone(), captions, scratch);
                 for (dst, src) in rows.into_iter().zip(scratch.chunks(width)) {
                     dst.copy_from_slice(src);
                 }
@@ -312,8 +325,13 @@ mod tests {
 
     impl Watch for StopAfter {
         fn report(&self, event: &Event) {
-            assert!(matches!(event, Event::Blocks { total: 12, .. }));
-            self.seen.fetch_add(1, Ordering::Relaxed);
+            match event {
+                Event::Matrix { pairs } => assert_eq!(*pairs, 7 * 13),
+                Event::Blocks { total: 12, .. } => {
+                    self.seen.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => panic!("unexpected {event:?}"),
+            }
         }
         fn stop_requested(&self) -> bool {
             self.seen.load(Ordering::Relaxed) >= self.after

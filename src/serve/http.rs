@@ -1,7 +1,9 @@
 //! The HTTP service (axum + tokio):
 //! - `POST /v1/search/images` `{"text": "...", "k": 10}` → the best images;
-//! - `POST /v1/search/captions` `{"image_row": N | "features": [[...]], "k": 10}`
-//!   → the best captions (features: R rows of D values);
+//! - `POST /v1/search/captions` `{"image_row": N | "image_id": "ID" | "features": [[...]], "k": 10}`
+//!   → the best captions (features: R rows of D values; an id is a line of
+//!   the index's `ids.txt`, or without ids the row number,
+//!   [`Index::image_row_of`]);
 //!   both take optional `"index": NAME` (required when several are served)
 //!   and `"shortlist": K` (candidates re-ranked; default the server's);
 //! - `POST /v1/explain` `{"image_row": N, "text": "..." | "caption_row": J}`
@@ -134,6 +136,7 @@ struct ImagesQuery {
 #[serde(deny_unknown_fields)]
 struct CaptionsQuery {
     image_row: Option<usize>,
+    image_id: Option<String>,
     features: Option<Vec<Vec<f32>>>,
     #[serde(default = "default_k")]
     k: usize,
@@ -331,15 +334,21 @@ async fn search_captions(
         Err(r) => return *r,
     };
     let (q, name, sl, held) = (a.query, a.index, a.shortlist, a.held);
-    let (k, row, feats) = (q.k, q.image_row, q.features);
-    match (row, feats) {
-        (Some(row), None) => {
+    let (k, row, id, feats) = (q.k, q.image_row, q.image_id, q.features);
+    match (row, id, feats) {
+        (Some(row), None, None) => {
             on_pool(st, held, name, move |idx| {
                 idx.search_captions_by_row(row, k, sl)
             })
             .await
         }
-        (None, Some(f)) => {
+        (None, Some(id), None) => {
+            on_pool(st, held, name, move |idx| {
+                idx.search_captions_by_id(&id, k, sl)
+            })
+            .await
+        }
+        (None, None, Some(f)) => {
             let m = st.indexes[&name].manifest();
             let (r, d) = (m.regions, m.img_dim);
             if f.len() != r || f.iter().any(|row| row.len() != d) {
@@ -357,7 +366,7 @@ async fn search_captions(
         }
         _ => error(
             StatusCode::BAD_REQUEST,
-            "give exactly one of \"image_row\" and \"features\"",
+            "give exactly one of \"image_row\", \"image_id\" and \"features\"",
         ),
     }
 }

@@ -7,6 +7,7 @@
 //! With K ≥ the gallery size both stages are exact, so the result is the exact
 //! full ranking (tested).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,9 +34,23 @@ pub struct Hit {
     pub row: usize,
     /// Exact score of the run's head.
     pub score: f32,
-    /// The caption text (caption galleries only).
+    /// The caption text (caption hits only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
+    /// The image's first gallery caption (image hits, when the index holds
+    /// c captions per image: caption row `row × c`, as `--captions` of a
+    /// split lists them; otherwise absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_caption: Option<String>,
+}
+
+/// The gallery image an image → caption search was asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    /// Its id ([`Hit::id`]).
+    pub id: String,
+    /// Its gallery row.
+    pub row: usize,
 }
 
 /// A search's answer.
@@ -48,6 +63,27 @@ pub struct SearchResult {
     /// Query words not in the vocabulary (text queries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_words: Vec<String>,
+    /// The gallery image searched with (searches by row or id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRef>,
+}
+
+/// Image ids (`ids.txt`): by row, and each id's first row and how many rows
+/// carry it (an id on several rows names no single image).
+#[derive(Debug)]
+struct Ids {
+    by_row: Vec<String>,
+    rows: HashMap<String, (usize, usize)>,
+}
+
+impl Ids {
+    fn new(by_row: Vec<String>) -> Self {
+        let mut rows: HashMap<String, (usize, usize)> = HashMap::with_capacity(by_row.len());
+        for (r, id) in by_row.iter().enumerate() {
+            rows.entry(id.clone()).or_insert((r, 0)).1 += 1;
+        }
+        Ids { by_row, rows }
+    }
 }
 
 /// The caption side of an index.
@@ -71,7 +107,7 @@ pub struct Index {
     /// `[n_img, rows, d]`, on disk.
     images: RowsF32,
     img_short: Shortlist,
-    ids: Option<Vec<String>>,
+    ids: Option<Ids>,
     captions: Option<Captions>,
     /// The files read at open, to notice when they change on disk.
     watched: Watched,
@@ -259,7 +295,7 @@ impl Index {
                     ),
                 ));
             }
-            Some(ids)
+            Some(Ids::new(ids))
         } else {
             None
         };
@@ -308,9 +344,46 @@ impl Index {
 
     fn image_id(&self, row: usize) -> String {
         match &self.ids {
-            Some(ids) => ids[row].clone(),
+            Some(ids) => ids.by_row[row].clone(),
             None => row.to_string(),
         }
+    }
+
+    /// The gallery row of the image whose id is `id`: its line of `ids.txt`,
+    /// or, for an index built without `--ids`, the row whose number `id` is
+    /// (in decimal, as [`Hit::id`] writes it: `7`, not `07`).
+    pub fn image_row_of(&self, id: &str) -> Result<usize, ServeError> {
+        let n = self.manifest.n_images;
+        let found = match &self.ids {
+            Some(ids) => ids.rows.get(id).copied(),
+            None => id
+                .parse::<usize>()
+                .ok()
+                .filter(|&r| r < n && r.to_string() == id)
+                .map(|r| (r, 1)),
+        };
+        match found {
+            Some((row, 1)) => Ok(row),
+            Some((row, count)) => Err(ServeError::BadRequest(format!(
+                "image_id {id:?}: {count} gallery images carry this id (the first at row {row}); \
+                 ask by image_row"
+            ))),
+            None if self.ids.is_some() => Err(ServeError::BadRequest(format!(
+                "image_id {id:?}: no gallery image has this id (ids from the index's ids.txt)"
+            ))),
+            None => Err(ServeError::BadRequest(format!(
+                "image_id {id:?}: this index has no ids (built without --ids), so an image's id \
+                 is its row number, 0..{n}"
+            ))),
+        }
+    }
+
+    /// The first caption of gallery image `row` when the index holds c
+    /// captions per image (caption row `row × c`); None otherwise.
+    fn first_caption(&self, row: usize) -> Option<String> {
+        let c = self.captions.as_ref()?;
+        let (ni, nc) = (self.manifest.n_images, c.texts.len());
+        (ni > 0 && nc > 0 && nc % ni == 0).then(|| c.texts[row * (nc / ni)].clone())
     }
 
     /// Text → images: the `k` best images for `text`, re-ranking a shortlist
@@ -350,12 +423,14 @@ impl Index {
                 row,
                 score,
                 caption: None,
+                first_caption: self.first_caption(row),
             })
             .collect();
         Ok(SearchResult {
             hits,
             candidates: cand.len(),
             unknown_words: unknown.into_iter().flatten().collect(),
+            image: None,
         })
     }
 
@@ -375,7 +450,22 @@ impl Index {
         let g = self.img_short.global(row).to_vec();
         let mut rep = Vec::new();
         self.images.read_rows(row..row + 1, &mut rep)?;
-        self.rank_captions(&rep, &g, k, shortlist)
+        let mut res = self.rank_captions(&rep, &g, k, shortlist)?;
+        res.image = Some(ImageRef {
+            id: self.image_id(row),
+            row,
+        });
+        Ok(res)
+    }
+
+    /// Image (the gallery image with id `id`, [`Index::image_row_of`]) → captions.
+    pub fn search_captions_by_id(
+        &self,
+        id: &str,
+        k: usize,
+        shortlist: usize,
+    ) -> Result<SearchResult, ServeError> {
+        self.search_captions_by_row(self.image_row_of(id)?, k, shortlist)
     }
 
     /// Image (region features `[R, D]`, flattened) → captions.
@@ -447,12 +537,14 @@ impl Index {
                 row,
                 score,
                 caption: Some(c.texts[row].clone()),
+                first_caption: None,
             })
             .collect();
         Ok(SearchResult {
             hits,
             candidates: cand.len(),
             unknown_words: Vec::new(),
+            image: None,
         })
     }
 

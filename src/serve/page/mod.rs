@@ -1,8 +1,10 @@
 //! The search page, `GET /` of `dbl serve` (issue 27 §1): one HTML file with
 //! its script and styles inline ([`HTML`], embedded in the binary; no
-//! external scripts, fonts or CDNs). Text → image and image row → caption
-//! search over `/v1/search/*`, K, the index when several are served, each
-//! hit's id, row, score and caption, the query's latency, thumbnails from
+//! external scripts, fonts or CDNs). Text → image and image → caption
+//! search over `/v1/search/*` (the image box takes an id, or `#` and a row:
+//! `#12`), K, the index when several are served, each hit's id, row, score
+//! and caption (for image hits the image's first gallery caption, when the
+//! index has c captions per image), the query's latency, thumbnails from
 //! `/images/{id}` when the server has `--image-dir`, the access token when
 //! one is required, the server's errors in words, and per hit a "why?"
 //! button showing `/v1/explain`'s attention and word contributions.
