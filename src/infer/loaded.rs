@@ -136,17 +136,25 @@ impl LoadedMatcher {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let config: ModelConfig = serde_json::from_value(Value::Object(section)).map_err(|e| {
-            if e.to_string().contains("unknown variant") {
-                InferError::Unregistered {
-                    path: config_path.to_path_buf(),
-                    name: name.clone(),
-                    registered: registry::names(),
+        let mut config: ModelConfig =
+            serde_json::from_value(Value::Object(section)).map_err(|e| {
+                if e.to_string().contains("unknown variant") {
+                    InferError::Unregistered {
+                        path: config_path.to_path_buf(),
+                        name: name.clone(),
+                        registered: registry::names(),
+                    }
+                } else {
+                    format(config_path, format!("`model`: {e}"))
                 }
-            } else {
-                format(config_path, format!("`model`: {e}"))
-            }
-        })?;
+            })?;
+        if config.regions == 0 {
+            // Not recorded (runs record the model section without the data's
+            // sizes): the weights say it where it matters (sgr/saf's visual
+            // batch norm); otherwise the authors' 36, which nothing reads.
+            config.regions = registry::detect(&weights::TensorShapes::of(&st))
+                .map_or(ModelConfig::new(config.backbone, 1).regions, |c| c.regions);
+        }
         config.validate().map_err(|source| InferError::Config {
             path: config_path.to_path_buf(),
             source,
