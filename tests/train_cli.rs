@@ -272,6 +272,21 @@ fn bad_config_fails_early() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("model") && err.contains("dropout"), "{err}");
     assert!(!run.join("branch0").exists());
+    // A size the data decides, given and contradicting the data (2048-wide features).
+    let o = train(
+        &d,
+        &run,
+        "oss",
+        &["model.backbone=vse", "model.img_dim=512"],
+        None,
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`model.img_dim` is 512 but the data gives 2048"),
+        "{err}"
+    );
+    assert!(!run.join("branch0").exists());
 }
 
 /// Resuming with a backbone that does not match the checkpoint (here another
