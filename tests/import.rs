@@ -412,10 +412,16 @@ fn an_imported_run_is_the_frozen_anchor_of_oas() {
         "the target did not train away from its anchor"
     );
     // With caption augmentation (the default) the anchor lacks the `<mask>` row: said so.
-    let o = train(&tmp.path().join("oas_aug"), &[]);
+    // Nothing is written then.
+    let refused = tmp.path().join("oas_aug");
+    let o = train(&refused, &[]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && e.contains("oas.anchor") && e.contains("oas.augment = false"),
         "{e}"
+    );
+    assert!(
+        !refused.join("config.json").exists(),
+        "a refused anchor wrote a run"
     );
 }

@@ -257,16 +257,14 @@ pub(crate) fn given_weights(
     dir.weights(k, "best").map_err(bad)
 }
 
-/// Commits the frozen OAS anchor `cfg.oas.anchor` names as branch 0's
-/// `best` and `last` (stage 1, epoch 0, no optimiser state), in place of a
-/// trained stage 1 (docs/method.md §4.1). `build` makes the run's network,
-/// which must have the anchor's tensors and shapes.
-pub(crate) fn commit_given_anchor<M: Trainable>(
+/// The frozen OAS anchor `spec` (`cfg.oas.anchor`) names, loaded into the
+/// run's network (`build`), which must have its tensors and shapes; errors
+/// name `oas.anchor`.
+pub(crate) fn given_anchor<M: Trainable>(
     cfg: &TrainConfig,
     spec: &str,
     build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
-    store: &mut Store,
-) -> Result<(), TrainError> {
+) -> Result<M, TrainError> {
     let (path, bytes) = given_weights("oas.anchor", spec)?;
     let mut m = build(&mut init_rng(cfg.seed, 0))?;
     crate::model::weights::load_bytes(&mut m, &bytes, &path).map_err(|e| {
@@ -283,6 +281,17 @@ pub(crate) fn commit_given_anchor<M: Trainable>(
             ),
         })
     })?;
+    Ok(m)
+}
+
+/// Commits `anchor` ([`given_anchor`]) as branch 0's `best` and `last`
+/// (stage 1, epoch 0, no optimiser state), in place of a trained stage 1
+/// (docs/method.md §4.1).
+pub(crate) fn commit_given_anchor<M: Trainable>(
+    cfg: &TrainConfig,
+    anchor: &M,
+    store: &mut Store,
+) -> Result<(), TrainError> {
     let dir = branch_dir(&cfg.out, 0);
     std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
         path: dir.clone(),
@@ -291,7 +300,7 @@ pub(crate) fn commit_given_anchor<M: Trainable>(
     let state = fresh_state(1, &dropout_rng(cfg.seed, 0));
     let save = BranchSave {
         k: 0,
-        files: checkpoint::encode_branch(&m, None, &state)?,
+        files: checkpoint::encode_branch(anchor, None, &state)?,
         best: true,
     };
     store.commit(&[save], &[])?;

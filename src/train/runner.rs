@@ -58,7 +58,7 @@ use crate::train::config::{Regime, TrainConfig};
 use crate::train::run_lock::RunLock;
 use crate::train::run_store::{
     BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, commit_given_anchor,
-    fresh_state, load_best_metrics, load_branch, write_config,
+    fresh_state, given_anchor, load_best_metrics, load_branch, write_config,
 };
 use crate::train::schedule::loss_for_epoch;
 use crate::train::step::{StepKind, anchored_step, cohort_step};
@@ -439,6 +439,11 @@ pub fn train<M: Trainable>(
         }
         None => None,
     };
+    // A given OAS anchor is read and checked before anything is written.
+    let mut anchor = match (&cfg.oas.anchor, cfg.regime, resume) {
+        (Some(spec), Regime::Oas, false) => Some(given_anchor(cfg, spec, build)?),
+        _ => None,
+    };
     let probe = build(&mut init_rng(cfg.seed, 0))?;
     let params: usize = probe.params().iter().map(|p| p.value.len()).sum();
     drop(probe);
@@ -561,7 +566,11 @@ pub fn train<M: Trainable>(
                 // A given anchor replaces stage 1 (committed once, by rank 0;
                 // a resumed run keeps its committed copy).
                 if lead && !store.has(0, Tag::Best) {
-                    commit_given_anchor(cfg, spec, build, &mut store)?;
+                    let m = match anchor.take() {
+                        Some(m) => m,
+                        None => given_anchor(cfg, spec, build)?,
+                    };
+                    commit_given_anchor(cfg, &m, &mut store)?;
                 }
             } else if !in_stage2 {
                 let m = build(&mut init_rng(cfg.seed, 0))?;
