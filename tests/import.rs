@@ -344,3 +344,135 @@ fn pth_checkpoints_import_through_python() {
     );
     assert!(e.contains("no state_dict found"), "{e}");
 }
+
+/// Adds `{train,dev,test}` splits to the fixtures' dataset folder `data`:
+/// `n` images of 4 regions × 64 features (the fixtures' `img_dim`) and five
+/// captions each over the fixtures' words, deterministic.
+fn add_splits(data: &Path) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u32
+    };
+    for (split, n) in [("train", 16), ("dev", 5), ("test", 5)] {
+        let feats: Vec<f32> = (0..n * 4 * 64)
+            .map(|_| (next() % 1000) as f32 / 1000.0)
+            .collect();
+        dbl::data::npy::write_f32(data.join(format!("{split}_ims.npy")), &[n, 4, 64], &feats)
+            .unwrap();
+        let caps: Vec<String> = (0..n * 5)
+            .map(|_| {
+                let len = 3 + next() as usize % 5;
+                let words: Vec<String> =
+                    (0..len).map(|_| format!("w{}", 4 + next() % 46)).collect();
+                words.join(" ")
+            })
+            .collect();
+        std::fs::write(
+            data.join(format!("{split}_caps.txt")),
+            caps.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+}
+
+/// `dbl score --run RUN --branch K` of the test split at 1 thread → the
+/// similarity matrix's bytes.
+fn score_bytes(run: &Path, branch: usize, out: &Path) -> Vec<u8> {
+    let o = Command::new(env!("CARGO_BIN_EXE_dbl"))
+        .args(["score", "--run"])
+        .arg(run)
+        .args(["--branch", &branch.to_string(), "--threads", "1", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read(out).unwrap()
+}
+
+/// An imported checkpoint (the port's DBL layout) is the frozen anchor of
+/// an OAS run given by `oas.anchor`: stage 1 is skipped, the target trains
+/// against it, and the anchor scores exactly as the imported run does.
+#[test]
+fn an_imported_run_is_the_frozen_anchor_of_oas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (o, imported) = import_converted("dbl_oss", tmp.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = tmp.path().join("data");
+    add_splits(&data);
+    let train = |out: &Path, extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dbl"));
+        c.args(["train", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .args(["--regime", "oas", "--epochs", "3", "--seed", "1"]);
+        let anchor = format!(
+            "oas.anchor={}",
+            toml::Value::String(imported.display().to_string())
+        );
+        for s in [
+            anchor.as_str(),
+            "model.embed=32",
+            "model.word_dim=16",
+            "model.sim_dim=16",
+            "oas.epochs=1",
+            "batch_size=8",
+            "max_steps_per_epoch=2",
+            "threads=1",
+            "lr=0.01",
+            "log_every=1",
+        ]
+        .iter()
+        .chain(extra)
+        {
+            c.args(["--set", s]);
+        }
+        c.output().unwrap()
+    };
+    let run = tmp.path().join("oas");
+    let o = train(&run, &["oas.augment=false"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Stage 1 never ran (its 3 epochs would have logged steps); stage 2 did.
+    let log = |k: usize| {
+        std::fs::read_to_string(run.join(format!("branch{k}/metrics.jsonl"))).unwrap_or_default()
+    };
+    assert!(
+        !log(0).contains("\"stage\":1"),
+        "stage 1 trained: {}",
+        log(0)
+    );
+    assert_eq!(
+        log(1).matches("\"kind\":\"step\"").count(),
+        2,
+        "stage 2 took two steps: {}",
+        log(1)
+    );
+    // The anchor stayed frozen: it scores as the imported run, bit for bit.
+    let given = score_bytes(&imported, 0, &tmp.path().join("imported.npy"));
+    let anchor = score_bytes(&run, 0, &tmp.path().join("anchor.npy"));
+    assert!(
+        given == anchor,
+        "the anchor's scores differ from the imported run's"
+    );
+    let target = score_bytes(&run, 1, &tmp.path().join("target.npy"));
+    assert!(
+        target != given,
+        "the target did not train away from its anchor"
+    );
+    // With caption augmentation (the default) the anchor lacks the `<mask>` row: said so.
+    // Nothing is written then.
+    let refused = tmp.path().join("oas_aug");
+    let o = train(&refused, &[]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("oas.anchor") && e.contains("oas.augment = false"),
+        "{e}"
+    );
+    assert!(
+        !refused.join("config.json").exists(),
+        "a refused anchor wrote a run"
+    );
+}

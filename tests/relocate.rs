@@ -136,3 +136,53 @@ fn runs_and_indexes_work_after_a_move() {
     ok(dbl(top, &build), "index build from the moved run");
     assert_eq!(search(&c, "idx")["hits"].as_array().map(Vec::len), Some(3));
 }
+
+/// `config.json` as dbl wrote it before the one `ModelConfig`
+/// (`tests/fixtures/runs/`): today's `dbl train` writes the same file for the
+/// same command, and a run folder holding the old file scores and resumes.
+#[test]
+fn a_run_config_written_before_the_one_model_config_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    support::synth(tmp.path());
+    let sets = [
+        "oas.epochs=1",
+        "model.backbone=sgr",
+        "model.embed=16",
+        "model.word_dim=8",
+        "model.sim_dim=8",
+        "max_steps_per_epoch=1",
+        "batch_size=8",
+        "threads=1",
+        "oas.augment=false",
+    ];
+    let mut args = vec![
+        "train", "--data", "data", "--out", "run", "--regime", "oas", "--epochs", "1",
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    ok(dbl(tmp.path(), &args), "train");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/config_fb51c74.json");
+    let old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let config = tmp.path().join("run/config.json");
+    let mut now: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    // The one key added since (unset here); every other key as before.
+    let anchor = now["oas"].as_object_mut().unwrap().remove("anchor");
+    assert_eq!(anchor, Some(serde_json::Value::Null));
+    assert_eq!(now, old, "config.json's format changed");
+    std::fs::copy(&fixture, &config).unwrap();
+    ok(
+        dbl(tmp.path(), &["score", "--run", "run", "--branch", "0"]),
+        "score of the old config",
+    );
+    ok(
+        dbl(
+            tmp.path(),
+            &["train", "--resume", "run", "--set", "oas.epochs=2"],
+        ),
+        "resume of the old config",
+    );
+}

@@ -261,17 +261,24 @@ fn bad_config_fails_early() {
     let o = train(&d, &run, "oss", &["loss.margn=0.1"], None);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("margn"));
-    let o = train(
-        &d,
-        &run,
-        "oss",
-        &["model.backbone=vse", "model.dropout=1.5"],
-        None,
-    );
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("model") && err.contains("dropout"), "{err}");
-    assert!(!run.join("branch0").exists());
+    // An invalid backbone option, and a size the data decides given and
+    // contradicting the data (2048-wide features).
+    for (set, says) in [
+        (
+            "model.dropout=1.5",
+            "`model.dropout` must lie in [0, 1), got 1.5",
+        ),
+        (
+            "model.img_dim=512",
+            "`model.img_dim` is 512 but the data gives 2048",
+        ),
+    ] {
+        let o = train(&d, &run, "oss", &["model.backbone=vse", set], None);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{err}");
+        assert!(!run.join("branch0").exists());
+    }
 }
 
 /// Resuming with a backbone that does not match the checkpoint (here another

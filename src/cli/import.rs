@@ -25,7 +25,7 @@ use crate::data::vocab::Vocab;
 use crate::engine::param::Module;
 use crate::infer::LoadedMatcher;
 use crate::model::{Backbone, Model, ModelConfig, weights};
-use crate::train::config::{BackboneName, ModelConfig as ModelSection, Regime, TrainConfig};
+use crate::train::config::{BackboneName, ModelSection, Regime, TrainConfig};
 
 /// Arguments of `dbl import`.
 #[derive(Debug, clap::Args)]
@@ -231,14 +231,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         data,
         vocab,
         out: args.out.clone(),
+        // The data's sizes stay unrecorded, as `dbl train` records them:
+        // inference reads them from the weights.
         model: ModelSection {
-            backbone: BackboneName::Net(cfg.backbone),
-            embed: cfg.embed,
-            word_dim: cfg.word_dim,
-            sim_dim: cfg.sim_dim,
-            smooth: cfg.smooth,
-            vse_pool: cfg.vse_pool,
-            ..ModelSection::default()
+            vocab_size: 0,
+            img_dim: 0,
+            regions: 0,
+            ..cfg.clone().with_backbone(BackboneName::Net(cfg.backbone))
         },
         regime: if branches.len() == 1 {
             Regime::Baseline

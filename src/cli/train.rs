@@ -91,7 +91,6 @@ pub fn config(args: &Args) -> anyhow::Result<TrainConfig> {
         cfg.vocab = Some(cfg.vocab_path());
     }
     cfg.validate()?;
-    backbone_select::check_available(&cfg)?;
     Ok(cfg)
 }
 

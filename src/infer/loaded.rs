@@ -1,8 +1,10 @@
 //! [`LoadedMatcher`]: a backbone with its weights and vocabulary, loaded from
 //! a run folder (or from a backbone config + weights file), ready to encode
 //! raw caption text and region features and to score them. No training
-//! types: the backbone config is `config.json`'s `model` section completed
-//! with the vocabulary size and feature width read from the weights' shapes.
+//! types: the backbone config is `config.json`'s `model` section (the model
+//! layer's `ModelConfig`, which the training config embeds) completed with
+//! the vocabulary size, feature width and (when unrecorded) regions per image
+//! read from the weights' shapes.
 
 use std::path::{Path, PathBuf};
 
@@ -136,17 +138,25 @@ impl LoadedMatcher {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let config: ModelConfig = serde_json::from_value(Value::Object(section)).map_err(|e| {
-            if e.to_string().contains("unknown variant") {
-                InferError::Unregistered {
-                    path: config_path.to_path_buf(),
-                    name: name.clone(),
-                    registered: registry::names(),
+        let mut config: ModelConfig =
+            serde_json::from_value(Value::Object(section)).map_err(|e| {
+                if e.to_string().contains("unknown variant") {
+                    InferError::Unregistered {
+                        path: config_path.to_path_buf(),
+                        name: name.clone(),
+                        registered: registry::names(),
+                    }
+                } else {
+                    format(config_path, format!("`model`: {e}"))
                 }
-            } else {
-                format(config_path, format!("`model`: {e}"))
-            }
-        })?;
+            })?;
+        if config.regions == 0 {
+            // Not recorded (runs record the model section without the data's
+            // sizes): the weights say it where it matters (sgr/saf's visual
+            // batch norm); otherwise the authors' 36, which nothing reads.
+            config.regions = registry::detect(&weights::TensorShapes::of(&st))
+                .map_or(ModelConfig::new(config.backbone, 1).regions, |c| c.regions);
+        }
         config.validate().map_err(|source| InferError::Config {
             path: config_path.to_path_buf(),
             source,
@@ -295,5 +305,45 @@ impl LoadedMatcher {
             )));
         }
         Ok(x.len() / (regions * dim))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::vocab::SPECIALS;
+    use crate::model::{Backbone, Model};
+
+    /// A `model` section without the data's sizes (as runs record it) loads
+    /// weights of any region count: sgr's visual batch norm has one channel
+    /// per region, read from the weights.
+    #[test]
+    fn unrecorded_sizes_come_from_the_weights() {
+        let words: Vec<String> = SPECIALS
+            .iter()
+            .map(|s| s.to_string())
+            .chain((0..5).map(|i| format!("w{i}")))
+            .collect();
+        let cfg = ModelConfig {
+            embed: 8,
+            word_dim: 4,
+            sim_dim: 3,
+            img_dim: 5,
+            regions: 7,
+            ..ModelConfig::new(Backbone::Sgr, words.len())
+        };
+        let bytes = weights::to_bytes(&Model::new(&cfg, 0).unwrap()).unwrap();
+        let section =
+            serde_json::json!({"backbone": "sgr", "embed": 8, "word_dim": 4, "sim_dim": 3});
+        let m = LoadedMatcher::load(
+            section.as_object().unwrap(),
+            Path::new("config.json"),
+            Path::new("model.safetensors"),
+            &bytes,
+            Vocab::from_words(words).unwrap(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(m.config(), &cfg);
     }
 }

@@ -162,7 +162,6 @@ pub fn seed_config(
         cfg.vocab = Some(cfg.vocab_path());
     }
     cfg.validate()?;
-    backbone_select::check_available(&cfg)?;
     Ok(cfg)
 }
 

@@ -8,10 +8,11 @@ use crate::data::precomp::{Precomp, Split};
 use crate::data::vocab::Vocab;
 use crate::engine::device::{Device, DeviceError};
 use crate::eval::metrics::Metrics;
-use crate::model::Model;
 use crate::model::precision::HeadPrecision;
+use crate::model::{Model, ModelConfig};
 use crate::train::TrainError;
 use crate::train::config::{BackboneName, ConfigError, TrainConfig};
+use crate::train::run_store::given_weights;
 use crate::train::runner::{self, RunSummary};
 use crate::train::test_model::TinyModel;
 use crate::watch::{Unwatched, Watch};
@@ -42,31 +43,31 @@ pub fn dims(cfg: &TrainConfig) -> Result<Dims, TrainError> {
     })
 }
 
-/// Fails early (before any work) when the backbone is not wired in this build
-/// or its configuration is invalid for the data.
-pub fn check_available(cfg: &TrainConfig) -> Result<(), TrainError> {
-    if let Some(bc) = cfg.model.backbone_config(1, 1) {
-        bc.validate().map_err(|e| {
+/// The complete configuration of the registered backbone `cfg.model`
+/// names, for data of dims `d` (`None` for the test-only `tiny`); a size the
+/// config gives that the data contradicts is an error naming it.
+pub fn model_config(cfg: &TrainConfig, d: Dims) -> Result<Option<ModelConfig>, TrainError> {
+    let m = cfg
+        .model
+        .clone()
+        .with_data(d.vocab, d.img_dim, d.regions)
+        .map_err(|e| {
             TrainError::Config(ConfigError::Invalid {
                 key: "model",
                 message: e.to_string(),
             })
         })?;
-    }
-    Ok(())
+    Ok(match m.backbone {
+        BackboneName::Net(backbone) => Some(m.with_backbone(backbone)),
+        BackboneName::Tiny => None,
+    })
 }
 
-/// The constructor of a registered backbone's [`Model`] for data of dims `d`
-/// (its seed drawn from the run's init stream).
+/// The constructor of the registered backbone `bc` (see [`model_config`]),
+/// its seed drawn from the run's init stream.
 fn model_builder(
-    m: &crate::train::config::ModelConfig,
-    d: Dims,
+    bc: ModelConfig,
 ) -> impl Fn(&mut crate::engine::rng::EngineRng) -> Result<Model, TrainError> + use<> {
-    let bc = crate::model::ModelConfig {
-        regions: d.regions,
-        ..m.backbone_config(d.vocab, d.img_dim)
-            .expect("every backbone but tiny has a backbone config")
-    };
     move |rng: &mut crate::engine::rng::EngineRng| {
         use rand::Rng as _;
         Model::new(&bc, rng.next_u64()).map_err(|e| {
@@ -78,21 +79,12 @@ fn model_builder(
     }
 }
 
-/// The weights `cfg.init` names (`RUN[:BRANCH]`, its `best` checkpoint,
-/// checksums verified), read once: → (file, safetensors bytes).
+/// The weights `cfg.init` names ([`given_weights`]).
 fn init_weights(cfg: &TrainConfig) -> Result<Option<(std::path::PathBuf, Vec<u8>)>, TrainError> {
-    let Some((run, branch)) = cfg.init_source() else {
-        return Ok(None);
-    };
-    let bad = |e: crate::infer::InferError| {
-        TrainError::Config(ConfigError::Invalid {
-            key: "init",
-            message: e.to_string(),
-        })
-    };
-    let dir = crate::infer::run::RunDir::open(&run).map_err(bad)?;
-    let k = dir.branch(branch).map_err(bad)?;
-    Ok(Some(dir.weights(k, "best").map_err(bad)?))
+    cfg.init
+        .as_deref()
+        .map(|spec| given_weights("init", spec))
+        .transpose()
 }
 
 /// `build`, then (with `init`) the given weights loaded over the fresh
@@ -122,12 +114,11 @@ fn with_init<M: crate::engine::param::Module>(
 macro_rules! with_backbone {
     ($cfg:expr, $init:expr, $build:ident => $body:expr) => {{
         let cfg: &TrainConfig = $cfg;
-        check_available(cfg)?;
         let d = dims(cfg)?;
         let m = cfg.model.clone();
         let init = $init;
-        match cfg.model.backbone {
-            BackboneName::Tiny => {
+        match model_config(cfg, d)? {
+            None => {
                 let f = with_init(init, move |rng: &mut crate::engine::rng::EngineRng| {
                     Ok(TinyModel::new(
                         d.img_dim, d.vocab, m.word_dim, m.embed, m.dropout, rng,
@@ -138,8 +129,8 @@ macro_rules! with_backbone {
                 ) -> Result<TinyModel, TrainError> = &f;
                 $body
             }
-            BackboneName::Net(_) => {
-                let f = with_init(init, model_builder(&m, d));
+            Some(bc) => {
+                let f = with_init(init, model_builder(bc));
                 let $build: &dyn Fn(
                     &mut crate::engine::rng::EngineRng,
                 ) -> Result<Model, TrainError> = &f;
@@ -212,12 +203,10 @@ fn score_cuda(
     tag: &str,
     split: Split,
 ) -> Result<(Vec<f32>, usize), TrainError> {
-    check_available(cfg)?;
-    if cfg.model.backbone == BackboneName::Tiny {
+    let Some(bc) = model_config(cfg, dims(cfg)?)? else {
         return Err(DeviceError::Unsupported("the test-only backbone `tiny`").into());
-    }
-    let d = dims(cfg)?;
-    let m = crate::train::run_store::load_branch(cfg, k, tag, &model_builder(&cfg.model, d))?;
+    };
+    let m = crate::train::run_store::load_branch(cfg, k, tag, &model_builder(bc))?;
     let vocab = Vocab::load(cfg.vocab_path())?;
     let ds = Precomp::open(&cfg.data, split, &vocab)?;
     let scorer = crate::model::cuda::CudaScorer::new(&m).map_err(DeviceError::from)?;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
-use crate::model::config::{Backbone, ModelConfig as BackboneConfig, VsePool};
+use crate::model::config::{Backbone, ModelConfig};
 use crate::store::paths::resolve;
 use crate::train::schedule::LrSchedule;
 
@@ -134,61 +134,17 @@ impl clap::ValueEnum for BackboneName {
     }
 }
 
-/// Backbone options (docs/method.md §7 dims).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Backbone (scan-ave, the released DBL backbone).
-    pub backbone: BackboneName,
-    /// Joint embedding size (1024).
-    pub embed: usize,
-    /// Word embedding size (300).
-    pub word_dim: usize,
-    /// Similarity vector size of the SGRAF head (256).
-    pub sim_dim: usize,
-    /// Dropout on the word embeddings (0.4).
-    pub dropout: f32,
-    /// Attention softmax smoothing λ of scan-ave (9.0).
-    pub smooth: f32,
-    /// Region pooling of vse (mean).
-    pub vse_pool: VsePool,
-}
-
-impl ModelConfig {
-    /// The backbone configuration for data with `vocab_size` words and
-    /// `img_dim`-wide region features (`None` for the test-only `tiny`).
-    pub fn backbone_config(&self, vocab_size: usize, img_dim: usize) -> Option<BackboneConfig> {
-        let BackboneName::Net(backbone) = self.backbone else {
-            return None;
-        };
-        Some(BackboneConfig {
-            backbone,
-            vocab_size,
-            word_dim: self.word_dim,
-            embed: self.embed,
-            sim_dim: self.sim_dim,
-            img_dim,
-            smooth: self.smooth,
-            dropout: self.dropout,
-            vse_pool: self.vse_pool,
-            ..BackboneConfig::new(backbone, vocab_size)
-        })
-    }
-}
-
-impl Default for ModelConfig {
+impl Default for BackboneName {
     fn default() -> Self {
-        ModelConfig {
-            backbone: BackboneName::Net(Backbone::ScanAve),
-            embed: 1024,
-            word_dim: 300,
-            sim_dim: 256,
-            dropout: 0.4,
-            smooth: 9.0,
-            vse_pool: VsePool::Mean,
-        }
+        BackboneName::Net(Backbone::default())
     }
 }
+
+/// The `[model]` section: the model layer's [`ModelConfig`] with the
+/// trainer's backbone choice (a registered backbone or `tiny`). The sizes
+/// the data decides (`vocab_size`, `img_dim`, `regions`) are normally left
+/// out: the trainer reads them from the data ([`ModelConfig::with_data`]).
+pub type ModelSection = ModelConfig<BackboneName>;
 
 /// MSS options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,6 +173,12 @@ pub struct OasConfig {
     /// replaced or dropped) on the training batches of both OAS stages
     /// (true, as the authors' OAS code; docs/method.md §6.4).
     pub augment: bool,
+    /// A frozen anchor given instead of trained: `RUN` or `RUN:BRANCH` (a
+    /// run folder, e.g. written by `dbl import`; default branch: its last),
+    /// its `best` checkpoint. Stage 1 is then skipped: branch 0 of the run
+    /// holds these weights, and stage 2 warm-starts the target from them
+    /// (none: stage 1 trains the anchor; docs/method.md §4.1).
+    pub anchor: Option<String>,
 }
 
 impl Default for OasConfig {
@@ -225,6 +187,7 @@ impl Default for OasConfig {
             epochs: 30,
             lr_update: 0,
             augment: true,
+            anchor: None,
         }
     }
 }
@@ -240,7 +203,7 @@ pub struct TrainConfig {
     /// Run folder: checkpoints, metrics, config (required).
     pub out: PathBuf,
     /// Backbone and its options.
-    pub model: ModelConfig,
+    pub model: ModelSection,
     /// Training regime (oss).
     pub regime: Regime,
     /// K, number of OSS branches (2); ignored by the other regimes.
@@ -307,7 +270,7 @@ impl Default for TrainConfig {
             data: PathBuf::new(),
             vocab: None,
             out: PathBuf::new(),
-            model: ModelConfig::default(),
+            model: ModelSection::default(),
             regime: Regime::Oss,
             branches: 2,
             loss: LossConfig::default(),
@@ -364,6 +327,18 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigE
     }
     cur.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())
+}
+
+/// `RUN` or `RUN:BRANCH` (`init`, `oas.anchor`) split into the run folder
+/// and the branch (`None`: the run's last): a trailing `:K` with K all
+/// digits names the branch.
+pub fn run_source(s: &str) -> (PathBuf, Option<usize>) {
+    match s.rsplit_once(':') {
+        Some((run, k)) if !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()) => {
+            (PathBuf::from(run), k.parse().ok())
+        }
+        _ => (PathBuf::from(s), None),
+    }
 }
 
 impl TrainConfig {
@@ -434,16 +409,9 @@ impl TrainConfig {
             .unwrap_or_else(|| self.data.join("vocab.json"))
     }
 
-    /// [`Self::init`] split into the run folder and the branch (`None`: the
-    /// run's last): a trailing `:K` with K all digits names the branch.
+    /// [`Self::init`] split into the run folder and the branch ([`run_source`]).
     pub fn init_source(&self) -> Option<(PathBuf, Option<usize>)> {
-        let s = self.init.as_deref()?;
-        Some(match s.rsplit_once(':') {
-            Some((run, k)) if !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()) => {
-                (PathBuf::from(run), k.parse().ok())
-            }
-            _ => (PathBuf::from(s), None),
-        })
+        self.init.as_deref().map(run_source)
     }
 
     /// The OAS caption augmentation, when this run uses it (`vocab_len` = V).
@@ -540,6 +508,22 @@ impl TrainConfig {
                 format!("{}: expected a momentum in [0, 1]", self.mss.m0),
             );
         }
+        if self.oas.anchor.is_some() && self.regime != Regime::Oas {
+            return inv(
+                "oas.anchor",
+                format!(
+                    "a given frozen anchor is an OAS run's (regime = \"oas\"), not {}'s",
+                    self.regime.name()
+                ),
+            );
+        }
+        if self.oas.anchor.is_some() && self.init.is_some() {
+            return inv(
+                "oas.anchor",
+                "give `init` or `oas.anchor`, not both: the OAS target starts from its anchor"
+                    .into(),
+            );
+        }
         if self.regime == Regime::Oas && self.oas.epochs < 1 {
             return inv("oas.epochs", "must be at least 1".into());
         }
@@ -558,15 +542,8 @@ impl TrainConfig {
         if self.stop_after == Some(0) {
             return inv("stop_after", "must be at least 1 when set".into());
         }
-        let m = &self.model;
-        if m.embed == 0 || m.word_dim == 0 || m.sim_dim == 0 {
-            return inv("model", "embed, word_dim and sim_dim must be > 0".into());
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return inv(
-                "model.dropout",
-                format!("{}: expected a probability in [0, 1)", m.dropout),
-            );
+        if let Err(e) = self.model.validate_choices() {
+            return inv("model", e.to_string());
         }
         Ok(())
     }
@@ -630,6 +607,15 @@ mod tests {
             ("", &["vocab=\"/nonexistent/v.json\""], "`vocab`"),
             ("", &["regime=\"boost\""], "boost"),
             ("[model]\nbackbon = \"vse\"\n", &[], "backbon"),
+            ("", &["model.smooth=0"], "model.smooth"),
+            ("", &["model.embed=0"], "model.embed"),
+            ("", &["model.backbone=\"nope\""], "unknown backbone `nope`"),
+            ("", &["oas.anchor=\"runs/a\""], "oas.anchor"),
+            (
+                "",
+                &["regime=oas", "oas.anchor=\"runs/a\"", "init=\"runs/b\""],
+                "oas.anchor",
+            ),
         ];
         for (extra, o, key) in cases {
             let e = err(&format!("{base}{extra}"), o);

@@ -238,6 +238,75 @@ pub fn load_branch<M: Trainable>(
     Ok(m)
 }
 
+/// The weights `spec` (`RUN` or `RUN:BRANCH`, [`crate::train::config::run_source`])
+/// names: that run's `best` checkpoint, checksums verified, read once; errors
+/// name the config key `key` (`init`, `oas.anchor`): → (file, safetensors bytes).
+pub(crate) fn given_weights(
+    key: &'static str,
+    spec: &str,
+) -> Result<(PathBuf, Vec<u8>), TrainError> {
+    let (run, branch) = crate::train::config::run_source(spec);
+    let bad = |e: crate::infer::InferError| {
+        TrainError::Config(crate::train::config::ConfigError::Invalid {
+            key,
+            message: e.to_string(),
+        })
+    };
+    let dir = crate::infer::run::RunDir::open(&run).map_err(bad)?;
+    let k = dir.branch(branch).map_err(bad)?;
+    dir.weights(k, "best").map_err(bad)
+}
+
+/// The frozen OAS anchor `spec` (`cfg.oas.anchor`) names, loaded into the
+/// run's network (`build`), which must have its tensors and shapes; errors
+/// name `oas.anchor`.
+pub(crate) fn given_anchor<M: Trainable>(
+    cfg: &TrainConfig,
+    spec: &str,
+    build: &dyn Fn(&mut EngineRng) -> Result<M, TrainError>,
+) -> Result<M, TrainError> {
+    let (path, bytes) = given_weights("oas.anchor", spec)?;
+    let mut m = build(&mut init_rng(cfg.seed, 0))?;
+    crate::model::weights::load_bytes(&mut m, &bytes, &path).map_err(|e| {
+        let hint = if cfg.oas.augment {
+            " (OAS caption augmentation adds a `<mask>` row to the word embedding that a run \
+             trained without it lacks: set oas.augment = false to use it as the anchor)"
+        } else {
+            ""
+        };
+        TrainError::Config(crate::train::config::ConfigError::Invalid {
+            key: "oas.anchor",
+            message: format!(
+                "{e}; the run's [model] section must describe the anchor's network{hint}"
+            ),
+        })
+    })?;
+    Ok(m)
+}
+
+/// Commits `anchor` ([`given_anchor`]) as branch 0's `best` and `last`
+/// (stage 1, epoch 0, no optimiser state), in place of a trained stage 1
+/// (docs/method.md §4.1).
+pub(crate) fn commit_given_anchor<M: Trainable>(
+    cfg: &TrainConfig,
+    anchor: &M,
+    store: &mut Store,
+) -> Result<(), TrainError> {
+    let dir = branch_dir(&cfg.out, 0);
+    std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let state = fresh_state(1, &dropout_rng(cfg.seed, 0));
+    let save = BranchSave {
+        k: 0,
+        files: checkpoint::encode_branch(anchor, None, &state)?,
+        best: true,
+    };
+    store.commit(&[save], &[])?;
+    Ok(())
+}
+
 /// Writes `cfg` as the run's `config.json` with the run's copy of its
 /// vocabulary ([`crate::train::run_config::write`]: paths recorded relative
 /// to the run folder, so the run can be moved).

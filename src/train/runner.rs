@@ -7,7 +7,8 @@
 //!   L_raw(S_k) + α·(1/k)·Σ_{n<k} L_peer(S_k, sg(S_n)) (`LossConfig::branch_loss`),
 //!   with its own backward, grad-norm clip and Adam step.
 //! - [`StepKind::Anchored`] (OAS stage 2, MSS): branch 0 is the anchor (eval
-//!   mode, no gradient), branch 1 the target (train mode),
+//!   mode, no gradient; for OAS stage 1's best, or the weights `oas.anchor`
+//!   gives, committed in place of stage 1), branch 1 the target (train mode),
 //!   L = L_raw(S^t) + α·L_peer(S^t, sg(S^a)); for MSS the anchor then takes an
 //!   EMA step toward the target with the cosine momentum at global step t.
 //!
@@ -56,8 +57,8 @@ use crate::train::TrainError;
 use crate::train::config::{Regime, TrainConfig};
 use crate::train::run_lock::RunLock;
 use crate::train::run_store::{
-    BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, fresh_state,
-    load_best_metrics, load_branch, write_config,
+    BranchRun, best_metrics, branch_dir, check_cohort, check_foreign_files, commit_given_anchor,
+    fresh_state, given_anchor, load_best_metrics, load_branch, write_config,
 };
 use crate::train::schedule::loss_for_epoch;
 use crate::train::step::{StepKind, anchored_step, cohort_step};
@@ -438,6 +439,11 @@ pub fn train<M: Trainable>(
         }
         None => None,
     };
+    // A given OAS anchor is read and checked before anything is written.
+    let mut anchor = match (&cfg.oas.anchor, cfg.regime, resume) {
+        (Some(spec), Regime::Oas, false) => Some(given_anchor(cfg, spec, build)?),
+        _ => None,
+    };
     let probe = build(&mut init_rng(cfg.seed, 0))?;
     let params: usize = probe.params().iter().map(|p| p.value.len()).sum();
     drop(probe);
@@ -556,7 +562,17 @@ pub fn train<M: Trainable>(
         Regime::Oas => {
             let in_stage2 = resume && store.has(1, Tag::Last);
             let mut done = true;
-            if !in_stage2 {
+            if let Some(spec) = &cfg.oas.anchor {
+                // A given anchor replaces stage 1 (committed once, by rank 0;
+                // a resumed run keeps its committed copy).
+                if lead && !store.has(0, Tag::Best) {
+                    let m = match anchor.take() {
+                        Some(m) => m,
+                        None => given_anchor(cfg, spec, build)?,
+                    };
+                    commit_given_anchor(cfg, &m, &mut store)?;
+                }
+            } else if !in_stage2 {
                 let m = build(&mut init_rng(cfg.seed, 0))?;
                 let opt = adam(cfg, &m)?;
                 let mut b = if resume {
