@@ -11,8 +11,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{BIN, ok};
 use support::sweep::{json, tiny_config};
+use support::{BIN, ok};
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
