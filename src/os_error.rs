@@ -3,7 +3,11 @@
 //! "Too many levels of symbolic links") become what is wrong and what to
 //! check. The CLI rewrites every `std::io::Error` in an error chain with
 //! [`in_words`]; [`check_file`] and [`check_dir`] name the problem with a
-//! path before any work; [`describe`] is the whole `error:` line.
+//! path before any work, and [`check_out_file`] / [`check_out_dir`] do the
+//! same for where a command will write (an `--out`), so that a file given
+//! for a folder or a missing folder is named as the user wrote it, before
+//! any work and never under a temporary name; [`describe`] is the whole
+//! `error:` line.
 
 use std::io;
 use std::path::Path;
@@ -57,6 +61,50 @@ pub fn check_dir(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err("is a file, where a folder was expected".into()),
+        Err(e) => Err(in_words(&e)),
+    }
+}
+
+/// `Err(words)` unless a file can be created at `path`: its folder exists
+/// (the folder is not created for a file output) and `path` is not itself a
+/// folder. An existing file at `path` is fine (it is replaced).
+pub fn check_out_file(path: &Path) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(format!(
+                "its folder {} is a file, where a folder was expected",
+                parent.display()
+            ));
+        }
+        Err(e) => return Err(format!("its folder {} {}", parent.display(), in_words(&e))),
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err("is a folder, where a file was expected".into()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(in_words(&e)),
+    }
+}
+
+/// `Err(words)` unless `path` is a folder or does not exist yet (a command
+/// creates its output folder, parents included): an existing file, a
+/// symbolic link loop or an unreadable path is named.
+pub fn check_out_dir(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err("is a file, not a folder (an output folder was expected here)".into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // A dangling link, or an ancestor that is a file, is not "missing".
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err("is a symbolic link to a path that does not exist".into());
+            }
+            Ok(())
+        }
         Err(e) => Err(in_words(&e)),
     }
 }
@@ -121,5 +169,25 @@ mod tests {
         );
         std::fs::write(d.join("f"), "x").unwrap();
         assert!(check_dir(&d.join("f")).unwrap_err().contains("is a file"));
+        // Outputs: a file where a folder belongs, a missing folder, a loop.
+        assert_eq!(check_out_dir(&d.join("new/sub")), Ok(()));
+        assert_eq!(check_out_dir(d), Ok(()));
+        assert!(
+            check_out_dir(&d.join("f"))
+                .unwrap_err()
+                .contains("is a file, not a folder")
+        );
+        assert!(
+            check_out_dir(&a)
+                .unwrap_err()
+                .contains("symbolic link loop")
+        );
+        assert_eq!(check_out_file(&d.join("f")), Ok(()));
+        assert_eq!(check_out_file(&d.join("new.npy")), Ok(()));
+        let e = check_out_file(&d.join("none/x.npy")).unwrap_err();
+        assert!(e.contains("none") && e.contains("does not exist"), "{e}");
+        let e = check_out_file(&d.join("f/x.npy")).unwrap_err();
+        assert!(e.contains("is a file, where a folder"), "{e}");
+        assert!(check_out_file(d).unwrap_err().contains("is a folder"));
     }
 }

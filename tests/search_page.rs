@@ -18,7 +18,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use dbl::model::Backbone;
 use serde_json::{Value, json};
+use support::http::{http, served_addr};
 use support::{BIN, build_index, ok};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -38,74 +38,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// One HTTP/1.1 exchange → (status, headers in lower case, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    // Read the head, then exactly the body (chromedriver keeps connections
-    // open despite `Connection: close`, so reading to the end would wait).
-    let mut r = BufReader::new(s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-            break;
-        }
-        head.push_str(&line.to_ascii_lowercase());
-    }
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse::<usize>().unwrap());
-    let body = match len {
-        Some(n) => {
-            let mut b = vec![0u8; n];
-            r.read_exact(&mut b).unwrap();
-            b
-        }
-        None if head.contains("transfer-encoding: chunked") => read_chunked(&mut r),
-        None => {
-            let mut b = Vec::new();
-            let _ = r.read_to_end(&mut b);
-            b
-        }
-    };
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, body)
-}
-
-/// Reads a chunked body up to its last (empty) chunk.
-fn read_chunked(r: &mut impl BufRead) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut size = String::new();
-        r.read_line(&mut size).unwrap();
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        let mut chunk = vec![0u8; n + 2];
-        r.read_exact(&mut chunk).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -190,17 +122,7 @@ fn serve(idx: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = served_addr(&mut child);
     (Proc(child), addr)
 }
 

@@ -7,8 +7,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -16,7 +14,7 @@ use dbl::data::npy::NpyF32;
 use dbl::serve::http::ServeConfig;
 use dbl::serve::{Index, Models};
 use serde_json::{Value, json};
-use support::http::{post, request, start};
+use support::http::{post, request, served_addr, start};
 use support::{BIN, build_index, ok};
 
 struct Fix {
@@ -298,17 +296,7 @@ fn serve_binary_exits_zero_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = served_addr(&mut child);
     let (s, _) = post(addr, "/v1/search/images", &json!({"text": "a dog"}));
     assert_eq!(s, 200);
     let kill = Command::new("kill")

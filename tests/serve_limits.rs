@@ -19,7 +19,7 @@ use dbl::serve::http::{ServeConfig, router};
 use dbl::serve::{Index, Models};
 use serde_json::json;
 use support::BIN;
-use support::http::{exchange, head, post, request, start};
+use support::http::{exchange, head, post, request, served_addr, start};
 
 const IMG: &str = "/v1/search/images";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -309,17 +309,7 @@ fn serve_bin(idx: &Path, prefix: &str, args: &[&str]) -> Served {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = served_addr(&mut child);
     Served { child, addr }
 }
 

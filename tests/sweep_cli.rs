@@ -4,60 +4,26 @@
 //! numbers), finished seeds are skipped, a changed configuration is refused,
 //! and the summaries agree with the per-seed results.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbl");
+use support::sweep::{json, tiny_config};
+use support::{BIN, ok};
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+/// The seeds every sweep of this file runs.
+const SEEDS: &str = "0..2";
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().join("data");
-    ok(&Command::new(BIN)
-        .args(["synth", "--out"])
-        .arg(&d)
-        .args(["--train", "40", "--dev", "12", "--test", "12"])
-        .output()
-        .unwrap());
-    let cfg = tmp.path().join("run.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data = {}\nregime = \"oss\"\nepochs = 3\nbatch_size = 8\nthreads = 1\n\
-             [model]\nbackbone = \"tiny\"\nembed = 16\n",
-            toml_str(&d)
-        ),
-    )
-    .unwrap();
+    let d = support::synth_sized(tmp.path(), 40, 12, 12);
+    let cfg = tiny_config(&tmp.path().join("run.toml"), &d, "oss", 3, "");
     (tmp, cfg)
 }
 
-fn toml_str(p: &Path) -> String {
-    format!("{:?}", p.display().to_string())
-}
-
-fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["sweep", "--config"])
-        .arg(cfg)
-        .args(["--seeds", "0..2", "--out"])
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+fn sweep(cfg: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Output {
+    support::sweep::sweep(cfg, SEEDS, out, extra)
 }
 
 #[test]

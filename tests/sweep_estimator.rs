@@ -6,56 +6,24 @@
 //! cohort that stops within the burn-in is scored at its last epoch, to the
 //! same number the per-epoch records give for that epoch.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbl");
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use support::sweep::{json, tiny_config};
+use support::{BIN, ok};
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().join("data");
-    ok(&Command::new(BIN)
-        .args(["synth", "--out"])
-        .arg(&d)
-        .args(["--train", "40", "--dev", "12", "--test", "16"])
-        .output()
-        .unwrap());
-    let cfg = tmp.path().join("run.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data = {:?}\nregime = \"oss\"\nepochs = 4\nbatch_size = 8\nthreads = 1\n\
-             lr = 0.01\n[model]\nbackbone = \"tiny\"\nembed = 16\n",
-            d.display().to_string()
-        ),
-    )
-    .unwrap();
+    let d = support::synth_sized(tmp.path(), 40, 12, 16);
+    let cfg = tiny_config(&tmp.path().join("run.toml"), &d, "oss", 4, "lr = 0.01\n");
     (tmp, cfg)
 }
 
+/// Seeds 0..3 into `out`; asserts success → stdout.
 fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> String {
-    ok(&Command::new(BIN)
-        .args(["sweep", "--config"])
-        .arg(cfg)
-        .args(["--seeds", "0..3", "--out"])
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap())
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    ok(&support::sweep::sweep(cfg, "0..3", out, extra))
 }
 
 /// (kind, 0-based epoch, the record's dev or test metrics) of a branch's log.

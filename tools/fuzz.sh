@@ -25,7 +25,7 @@ if [[ " ${targets[*]} " == *" http_request "* ]] && [ -z "${DBL_FUZZ_INDEX:-}" ]
     if [ ! -f "$w/idx/manifest.json" ]; then
         rm -rf "$w" && mkdir -p "$w"
         cargo build --release --quiet
-        dbl=target/release/dbl
+        dbl="${CARGO_TARGET_DIR:-target}/release/dbl"
         "$dbl" synth --out "$w/data" --train 20 --dev 12 --test 12 --seed 0
         printf '%s\n' "data = \"$w/data\"" "out = \"$w/run\"" "epochs = 1" \
             "max_steps_per_epoch = 2" "batch_size = 8" "threads = 1" \

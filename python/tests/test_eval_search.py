@@ -7,24 +7,24 @@ import dbl
 from conftest import cli, cli_error, cli_json
 
 
-@pytest.mark.parametrize("protocol", ["f30k", "coco5k"])
-def test_evaluate_is_dbl_eval(run, tmp_path, protocol):
+def test_evaluate_is_dbl_eval(run, tmp_path):
     out = tmp_path / "s.npy"
     cli("score", "--run", run, "--split", "test", "--threads", 1, "--out", out)
-    want = cli_json("eval", "--sims", out, "--protocol", protocol, "--json")
-    got = dbl.evaluate(np.load(out), protocol)
+    want = cli_json("eval", "--sims", out, "--protocol", "f30k", "--json")
+    got = dbl.evaluate(np.load(out), "f30k")
     assert got.pop("folds") == []
     assert got == want
 
 
-def test_evaluate_coco1k_folds(tmp_path):
-    # A 5,000 x 25,000 matrix is 500 MB; the fold logic is checked on the
-    # CLI's refusal of anything else, with the same message.
+@pytest.mark.parametrize("protocol", ["coco1k", "coco5k"])
+def test_evaluate_coco_needs_testall(tmp_path, protocol):
+    # A 5,000 x 25,000 matrix is 500 MB; the COCO protocols are checked on
+    # the CLI's refusal of any other shape, with the same message.
     sims = np.random.default_rng(0).standard_normal((10, 50)).astype(np.float32)
     np.save(tmp_path / "s.npy", sims)
     with pytest.raises(dbl.BadInputError) as e:
-        dbl.evaluate(sims, "coco1k")
-    assert str(e.value) in cli_error("eval", "--sims", tmp_path / "s.npy", "--protocol", "coco1k")
+        dbl.evaluate(sims, protocol)
+    assert str(e.value) in cli_error("eval", "--sims", tmp_path / "s.npy", "--protocol", protocol)
 
 
 def test_evaluate_bad_matrices():

@@ -277,6 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let st = Settings::of(&args);
     let seeds = parse_seeds(&st.seeds)?;
+    super::out_path::dir("--out", &args.out)?;
     let data = args.out.join("data");
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     if !data.join("vocab.json").is_file() {

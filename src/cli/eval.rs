@@ -24,9 +24,10 @@ pub struct Args {
     #[arg(long, value_name = "NPY", num_args = 1.., required = true)]
     pub sims: Vec<PathBuf>,
 
-    /// Evaluation protocol: `f30k` and `coco5k` score the whole matrix;
-    /// `coco1k` needs the 5,000 x 25,000 MSCOCO testall matrix and averages the
-    /// metrics of its five 1,000-image diagonal folds.
+    /// Evaluation protocol: `f30k` scores the whole matrix (of any shape);
+    /// `coco5k` scores the whole 5,000 x 25,000 MSCOCO testall matrix and
+    /// `coco1k` averages the metrics of its five 1,000-image diagonal folds
+    /// (both refuse any other shape).
     #[arg(long, value_enum)]
     pub protocol: Protocol,
 

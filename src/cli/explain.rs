@@ -109,6 +109,9 @@ fn read_boxes(path: &Path, row: Option<usize>, regions: usize) -> anyhow::Result
 
 /// Runs `dbl explain`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(d) = &args.out {
+        super::out_path::dir("--out", d)?;
+    }
     let run = RunDir::open(&args.ck.run)?;
     let m = LoadedMatcher::from_run(&args.ck.run, args.ck.branch, &args.ck.tag)?;
     let split = Split::from(args.split);

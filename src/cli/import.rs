@@ -191,6 +191,10 @@ fn load(cfg: &ModelConfig, c: &Converted) -> anyhow::Result<Model> {
 
 /// Runs `dbl import`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::out_path::dir("--out", &args.out)?;
+    for p in &args.checkpoints {
+        crate::os_error::check_file(p).map_err(|w| anyhow::anyhow!("{}: {w}", p.display()))?;
+    }
     let converted = args
         .checkpoints
         .iter()

@@ -64,6 +64,9 @@ pub fn convert_with_python(
     output: &Path,
     options: Option<&Path>,
 ) -> anyhow::Result<()> {
+    // The input is named before Python is looked for (a missing torch must
+    // not hide a mistyped path).
+    crate::os_error::check_file(input).map_err(|w| anyhow::anyhow!("{}: {w}", input.display()))?;
     let probe = Command::new(python)
         .args(["-c", "import torch, safetensors"])
         .output();
@@ -100,6 +103,7 @@ pub fn convert_with_python(
 
 /// Runs `dbl import-torch`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::out_path::file("OUTPUT", &args.output)?;
     convert_with_python(&args.python, &args.input, &args.output, None)?;
     let model = load_imported(&args.output)
         .with_context(|| format!("validating {}", args.output.display()))?;

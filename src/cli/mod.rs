@@ -11,6 +11,7 @@ pub mod import_torch;
 pub mod index;
 pub mod inspect;
 pub mod model;
+pub mod out_path;
 pub mod report;
 pub mod score;
 pub mod search;

@@ -84,6 +84,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn score(args: &Args, comm: &dyn crate::dist::Comm) -> anyhow::Result<()> {
+    if let Some(p) = &args.out {
+        super::out_path::file("--out", p)?;
+    }
     let mut run = RunDir::open(&args.ck.run)?;
     if let Some(d) = &args.data {
         run.data = d.clone();

@@ -102,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(SweepCommand::Compare(c)) = args.command {
+        super::out_path::dir("--out", &c.out)?;
         let sums = compare::load(&c.dirs)?;
         let base = match &c.baseline {
             Some(b) => compare::load(std::slice::from_ref(b))?.pop(),

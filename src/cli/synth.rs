@@ -92,10 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.validate()?;
 
     let out = &args.out;
+    super::out_path::dir("--out", out)?;
     if out.exists() {
-        if !out.is_dir() {
-            bail!("--out {}: exists and is not a directory", out.display());
-        }
         let non_empty = std::fs::read_dir(out)
             .with_context(|| format!("--out {}: cannot list the folder", out.display()))?
             .next()

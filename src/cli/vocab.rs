@@ -145,6 +145,7 @@ fn progress(len: u64) -> ProgressBar {
 }
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
+    super::out_path::file("--out", &a.out)?;
     let mut captions = Vec::new();
     for path in &a.captions {
         captions.extend(read_captions(path)?);

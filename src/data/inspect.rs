@@ -18,8 +18,8 @@ const TOP_UNKNOWN: usize = 8;
 /// Everything that can go wrong inspecting a dataset folder.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("{dir}: not a directory")]
-    NotADirectory { dir: PathBuf },
+    #[error("{dir}: {words} (a dataset is a folder)")]
+    NotADirectory { dir: PathBuf, words: String },
     #[error(
         "{dir}: no dataset split found (expected a pair such as train_ims.npy + train_caps.txt \
          for train, dev, test or testall)"
@@ -27,6 +27,10 @@ pub enum InspectError {
     NoSplits { dir: PathBuf },
     #[error("{present} exists but {missing} is missing (a split needs both files)")]
     HalfSplit { present: PathBuf, missing: PathBuf },
+    /// A split file that is there but cannot be reached: a symbolic link
+    /// loop, a dangling link, a permission problem.
+    #[error("{path}: {words}")]
+    Unreachable { path: PathBuf, words: String },
     #[error("vocabulary: {0}")]
     Vocab(#[from] VocabError),
     #[error(transparent)]
@@ -36,16 +40,17 @@ pub enum InspectError {
 /// The splits whose two files are present in `dir`, in [`Split::ALL`] order.
 /// A split with only one of its files is an error; so is a folder without any.
 pub fn present_splits(dir: &Path) -> Result<Vec<Split>, InspectError> {
-    if !dir.is_dir() {
+    if let Err(words) = crate::os_error::check_dir(dir) {
         return Err(InspectError::NotADirectory {
             dir: dir.to_path_buf(),
+            words,
         });
     }
     let mut out = Vec::new();
     for s in Split::ALL {
         let ims = dir.join(s.ims_file());
         let caps = dir.join(s.caps_file());
-        match (ims.exists(), caps.exists()) {
+        match (present(&ims)?, present(&caps)?) {
             (true, true) => out.push(s),
             (false, false) => {}
             (true, false) => {
@@ -70,12 +75,45 @@ pub fn present_splits(dir: &Path) -> Result<Vec<Split>, InspectError> {
     Ok(out)
 }
 
-/// Opens every present split of `dir` with `vocab`.
+/// Whether a split file is there: `false` only when nothing is at `path`.
+/// A name that is there but leads nowhere (a symbolic link loop, a link to
+/// nothing, a folder that cannot be searched) is an error naming it, never
+/// "missing" (`Path::exists` says `false` for all of those).
+fn present(path: &Path) -> Result<bool, InspectError> {
+    let unreachable = |words: String| InspectError::Unreachable {
+        path: path.to_path_buf(),
+        words,
+    };
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::symlink_metadata(path)
+        {
+            Ok(_) => Err(unreachable(format!(
+                "is a symbolic link to {}, which does not exist",
+                std::fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "a path".into())
+            ))),
+            Err(_) => Ok(false),
+        },
+        Err(e) => Err(unreachable(crate::os_error::in_words(&e))),
+    }
+}
+
+/// Opens every present split of `dir` with `vocab`. Every split's features
+/// must have the first split's shape `[_, R, D]` (the training split's when
+/// it is there): a model is built for one width.
 pub fn open_all(dir: &Path, vocab: &Vocab) -> Result<Vec<Precomp>, InspectError> {
-    present_splits(dir)?
+    let splits = present_splits(dir)?
         .into_iter()
         .map(|s| Precomp::open(dir, s, vocab).map_err(InspectError::from))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some((first, rest)) = splits.split_first() {
+        for s in rest {
+            s.check_features_like(first.images(), first.split())?;
+        }
+    }
+    Ok(splits)
 }
 
 /// Caption length statistics in tokens, `<start>`/`<end>` included.

@@ -38,6 +38,8 @@ pub enum NpyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: cannot be written: {words}")]
+    Create { path: PathBuf, words: String },
     #[error("{path}: not a .npy file ({what})")]
     NotNpy { path: PathBuf, what: String },
     #[error("{path}: malformed .npy header: {what}")]
@@ -450,9 +452,21 @@ impl NpyWriter {
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self, NpyError> {
         let path = path.as_ref().to_path_buf();
         let tmp = tmp_path(&path);
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        // Errors name `path` as the caller gave it, never the temp file.
+        let file =
+            File::create(&tmp).map_err(|e| match crate::os_error::check_out_file(&path) {
+                Err(words) => NpyError::Create {
+                    path: path.clone(),
+                    words,
+                },
+                Ok(()) => NpyError::Io {
+                    path: path.clone(),
+                    source: e,
+                },
+            })?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&encode_header(shape)).map_err(io_err(&tmp))?;
+        out.write_all(&encode_header(shape))
+            .map_err(io_err(&path))?;
         Ok(Self {
             path,
             tmp,
@@ -467,7 +481,7 @@ impl NpyWriter {
         self.written += values.len() as u64;
         self.out
             .write_all(bytemuck::cast_slice(values))
-            .map_err(io_err(&self.tmp))
+            .map_err(io_err(&self.path))
     }
 
     /// Flushes, checks the element count, syncs and renames into place.
@@ -480,9 +494,9 @@ impl NpyWriter {
                 actual: self.written,
             });
         }
-        self.out.flush().map_err(io_err(&self.tmp))?;
+        self.out.flush().map_err(io_err(&self.path))?;
         let file = self.out.get_ref();
-        file.sync_all().map_err(io_err(&self.tmp))?;
+        file.sync_all().map_err(io_err(&self.path))?;
         std::fs::rename(&self.tmp, &self.path).map_err(io_err(&self.path))
     }
 }
@@ -544,6 +558,20 @@ mod tests {
         // Sane shapes with the matching payload still open.
         let p = hostile(dir.path(), "(2, 3)", 24);
         assert_eq!(NpyF32::open(&p).unwrap().shape(), &[2, 3]);
+    }
+
+    /// Errors name the path the caller gave, never the temp file, and say
+    /// what is wrong with its folder.
+    #[test]
+    fn writer_errors_name_the_given_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing").join("x.npy");
+        let e = write_f32(&p, &[1], &[0.0]).unwrap_err().to_string();
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains("missing does not exist"),
+            "{e}"
+        );
+        assert!(!e.contains("x.npy.tmp"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,14 @@ impl Split {
         }
     }
 
+    /// The split in words: "training" for train, else its name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Split::Train => "training",
+            s => s.name(),
+        }
+    }
+
     /// `{name}_ims.npy`.
     pub fn ims_file(self) -> String {
         format!("{}_ims.npy", self.name())
@@ -134,14 +142,16 @@ pub enum PrecompError {
     )]
     EmptyShape { path: PathBuf, shape: Vec<usize> },
     #[error(
-        "{path}: features are {n_regions} regions x {dim} dims but {reference} (the training \
-         split) has {ref_regions} x {ref_dim}; every split must have the training split's shape"
+        "{path}: features are {n_regions} regions x {dim} dims but {reference} (the {} \
+         split) has {ref_regions} x {ref_dim}; every split must have the {0} split's shape",
+        .ref_split.describe()
     )]
     FeatureMismatch {
         path: PathBuf,
         n_regions: usize,
         dim: usize,
         reference: PathBuf,
+        ref_split: Split,
         ref_regions: usize,
         ref_dim: usize,
     },
@@ -424,8 +434,13 @@ impl Precomp {
     }
 
     /// Checks that this split's features have the shape `[_, R, D]` of
-    /// `reference` (the training split's `_ims.npy`), naming both files.
-    pub fn check_features_like(&self, reference: &NpyF32) -> Result<(), PrecompError> {
+    /// `reference` (split `ref_split`'s `_ims.npy`, normally the training
+    /// split's), naming both files.
+    pub fn check_features_like(
+        &self,
+        reference: &NpyF32,
+        ref_split: Split,
+    ) -> Result<(), PrecompError> {
         let (r, d) = (
             reference.shape()[1..].to_vec(),
             self.images.shape()[1..].to_vec(),
@@ -436,6 +451,7 @@ impl Precomp {
                 n_regions: self.n_regions(),
                 dim: self.dim(),
                 reference: reference.path().to_path_buf(),
+                ref_split,
                 ref_regions: r.first().copied().unwrap_or(0),
                 ref_dim: r.get(1).copied().unwrap_or(0),
             });

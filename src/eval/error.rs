@@ -46,12 +46,20 @@ pub enum EvalError {
     )]
     NonFinite { row: usize, col: usize, value: f32 },
 
-    /// The COCO 1K protocol was asked for on a matrix that is not COCO `testall`.
+    /// A fixed-size protocol (COCO 1K and 5K: the MSCOCO `testall` split)
+    /// was asked for on a matrix of another shape.
     #[error(
-        "protocol coco1k needs exactly {expected} images (5 folds of 1,000, the MSCOCO \
-         testall split), found {n_img}; use coco5k or f30k to score the whole matrix"
+        "protocol {protocol} needs the MSCOCO testall matrix: exactly {images} images x \
+         {captions} captions, found {n_img} x {n_cap}; use f30k to score the whole matrix of \
+         another split"
     )]
-    Coco1kImages { expected: usize, n_img: usize },
+    ProtocolShape {
+        protocol: &'static str,
+        images: usize,
+        captions: usize,
+        n_img: usize,
+        n_cap: usize,
+    },
 
     /// A fold count that does not divide the image count.
     #[error("{n_img} images cannot be cut into {n_folds} equal folds")]

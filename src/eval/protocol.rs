@@ -17,6 +17,10 @@ use super::ranks::ranks;
 pub const COCO1K_FOLDS: usize = 5;
 /// Images per MSCOCO 1K fold.
 pub const COCO1K_FOLD_IMAGES: usize = 1000;
+/// Images of the MSCOCO `testall` split (COCO 1K and 5K).
+pub const COCO_TESTALL_IMAGES: usize = COCO1K_FOLDS * COCO1K_FOLD_IMAGES;
+/// Captions of the MSCOCO `testall` split (5 per image).
+pub const COCO_TESTALL_CAPTIONS: usize = 5 * COCO_TESTALL_IMAGES;
 
 /// Which evaluation protocol to apply to a similarity matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -36,11 +40,7 @@ pub enum Protocol {
 
 impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::F30k => "f30k",
-            Protocol::Coco1k => "coco1k",
-            Protocol::Coco5k => "coco5k",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -86,23 +86,48 @@ pub fn evaluate_folds(m: &SimMatrix<'_>, n_folds: usize) -> Result<Evaluation, E
 }
 
 impl Protocol {
-    /// Applies the protocol. COCO 1K requires exactly 5,000 images.
+    /// The `[images, captions]` shape the protocol is defined on, if fixed:
+    /// COCO 1K and 5K score MSCOCO `testall` (5,000 x 25,000); f30k scores a
+    /// whole matrix of any shape (Flickr30K's test split is 1,000 x 5,000,
+    /// and dbl also uses it for dev and synthetic splits).
+    pub fn shape(self) -> Option<(usize, usize)> {
+        match self {
+            Protocol::F30k => None,
+            Protocol::Coco1k | Protocol::Coco5k => {
+                Some((COCO_TESTALL_IMAGES, COCO_TESTALL_CAPTIONS))
+            }
+        }
+    }
+
+    /// Applies the protocol; a matrix of another shape than the protocol's
+    /// fixed one ([`Protocol::shape`]) is refused.
     pub fn evaluate(self, m: &SimMatrix<'_>) -> Result<Evaluation, EvalError> {
+        if let Some((images, captions)) = self.shape()
+            && (m.n_img(), m.n_cap()) != (images, captions)
+        {
+            return Err(EvalError::ProtocolShape {
+                protocol: self.name(),
+                images,
+                captions,
+                n_img: m.n_img(),
+                n_cap: m.n_cap(),
+            });
+        }
         match self {
             Protocol::F30k | Protocol::Coco5k => Ok(Evaluation {
                 metrics: whole_metrics(m),
                 folds: Vec::new(),
             }),
-            Protocol::Coco1k => {
-                let expected = COCO1K_FOLDS * COCO1K_FOLD_IMAGES;
-                if m.n_img() != expected {
-                    return Err(EvalError::Coco1kImages {
-                        expected,
-                        n_img: m.n_img(),
-                    });
-                }
-                evaluate_folds(m, COCO1K_FOLDS)
-            }
+            Protocol::Coco1k => evaluate_folds(m, COCO1K_FOLDS),
+        }
+    }
+
+    /// The protocol's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::F30k => "f30k",
+            Protocol::Coco1k => "coco1k",
+            Protocol::Coco5k => "coco5k",
         }
     }
 }
@@ -183,16 +208,21 @@ mod tests {
     }
 
     #[test]
-    fn coco1k_requires_5000_images() {
+    fn coco_protocols_require_the_testall_shape() {
         let d = five_folds();
         let m = SimMatrix::new(&d, 10, 20).unwrap();
-        assert_eq!(
-            Protocol::Coco1k.evaluate(&m).unwrap_err(),
-            EvalError::Coco1kImages {
-                expected: 5000,
-                n_img: 10
-            }
-        );
+        for p in [Protocol::Coco1k, Protocol::Coco5k] {
+            assert_eq!(
+                p.evaluate(&m).unwrap_err(),
+                EvalError::ProtocolShape {
+                    protocol: p.name(),
+                    images: 5000,
+                    captions: 25000,
+                    n_img: 10,
+                    n_cap: 20
+                }
+            );
+        }
         assert_eq!(
             evaluate_folds(&m, 3).unwrap_err(),
             EvalError::Folds {
@@ -202,6 +232,6 @@ mod tests {
         );
         let f30k = Protocol::F30k.evaluate(&m).unwrap();
         assert!(f30k.folds.is_empty());
-        assert_eq!(f30k, Protocol::Coco5k.evaluate(&m).unwrap());
+        assert_eq!(f30k.metrics, whole_metrics(&m));
     }
 }

@@ -139,6 +139,12 @@ pub fn build(
         }
         None => None,
     };
+    crate::os_error::check_out_dir(&spec.out).map_err(|w| {
+        ServeError::Usage(format!(
+            "--out {}: {w}; an index is a folder (created when missing)",
+            spec.out.display()
+        ))
+    })?;
     if spec.out.join("manifest.json").exists() {
         return Err(ServeError::Usage(format!(
             "{}: already holds an index (manifest.json); choose a new --out",

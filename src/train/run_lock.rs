@@ -20,6 +20,8 @@ pub enum LockError {
          finish (or stop it), or choose another --out"
     )]
     Held { path: PathBuf, holder: String },
+    #[error("{path}: {words}; --out must name a folder (created when missing)")]
+    NotAFolder { path: PathBuf, words: String },
     #[error("{path}: cannot lock the run folder: {source}")]
     Io {
         path: PathBuf,
@@ -35,7 +37,13 @@ pub struct RunLock {
 
 impl RunLock {
     /// Locks `run` (creating it), or fails at once naming the holder's PID.
+    /// A `run` that is a file (or a link loop) is named as such, not as a
+    /// lock failure.
     pub fn acquire(run: &Path) -> Result<RunLock, LockError> {
+        crate::os_error::check_out_dir(run).map_err(|words| LockError::NotAFolder {
+            path: run.to_path_buf(),
+            words,
+        })?;
         let path = run.join(LOCK_FILE);
         let io = |source| LockError::Io {
             path: path.clone(),

@@ -423,7 +423,7 @@ pub fn train<M: Trainable>(
     let train = Precomp::open(&cfg.data, Split::Train, &vocab)?;
     let dev = Precomp::open(&cfg.data, Split::Dev, &vocab)?;
     // Everything the run depends on, before any work (docs: README "Bad input").
-    dev.check_features_like(train.images())?;
+    dev.check_features_like(train.images(), Split::Train)?;
     for w in [&train, &dev].iter().filter_map(|d| d.truncation_warning()) {
         eprintln!("{w}");
     }
@@ -433,7 +433,7 @@ pub fn train<M: Trainable>(
     let test = match cfg.test_after_epoch {
         Some(_) => {
             let t = Precomp::open(&cfg.data, Split::Test, &vocab)?;
-            t.check_features_like(train.images())?;
+            t.check_features_like(train.images(), Split::Train)?;
             t.check_finite()?;
             Some(t)
         }
@@ -635,7 +635,7 @@ fn open_checked(cfg: &TrainConfig, split: Split, vocab: &Vocab) -> Result<Precom
     let train_ims = cfg.data.join(Split::Train.ims_file());
     let reference = crate::data::npy::NpyF32::open_ndim(&train_ims, 3)
         .map_err(crate::data::precomp::PrecompError::from)?;
-    ds.check_features_like(&reference)?;
+    ds.check_features_like(&reference, Split::Train)?;
     ds.check_finite()?;
     Ok(ds)
 }

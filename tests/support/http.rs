@@ -1,9 +1,11 @@
-//! An in-process `dbl serve` on an ephemeral loopback port, and a raw
-//! HTTP/1.1 client for the HTTP tests.
+//! An in-process `dbl serve` on an ephemeral loopback port, the address a
+//! `dbl serve` child process listens on, and a raw HTTP/1.1 client for the
+//! HTTP tests (also used to drive chromedriver).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +87,30 @@ pub fn parse_response(resp: &[u8]) -> (u16, Value) {
     (status, v)
 }
 
+/// The address a `dbl serve` child (stdout piped) prints on its first line
+/// (`… http://ADDR …`); takes the child's stdout.
+pub fn served_addr(child: &mut Child) -> SocketAddr {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
 /// The request head of `method path` with `Content-Length: len` and `headers`.
 pub fn head(method: &str, path: &str, headers: &[(&str, &str)], len: usize) -> String {
+    head_for("x", method, path, headers, len)
+}
+
+/// [`head`] with `Host: host`.
+fn head_for(host: &str, method: &str, path: &str, headers: &[(&str, &str)], len: usize) -> String {
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len}\r\n"
     );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -132,4 +154,66 @@ pub fn post(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
         &[("Content-Type", "application/json")],
         body.to_string().as_bytes(),
     )
+}
+
+/// One HTTP/1.1 exchange with `Host: ADDR`, the answer read by its framing
+/// (`Content-Length`, chunked, or to the end) → (status, head in lower
+/// case, body). Reading by framing matters for servers that keep the
+/// connection open despite `Connection: close` (chromedriver).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = head_for(&addr.to_string(), method, path, headers, body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    let body = match len {
+        Some(n) => {
+            let mut b = vec![0u8; n];
+            r.read_exact(&mut b).unwrap();
+            b
+        }
+        None if head.contains("transfer-encoding: chunked") => read_chunked(&mut r),
+        None => {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            b
+        }
+    };
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, body)
+}
+
+/// Reads a chunked body up to its last (empty) chunk.
+fn read_chunked(r: &mut impl BufRead) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size).unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0u8; n + 2];
+        r.read_exact(&mut chunk).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
 }

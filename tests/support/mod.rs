@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod parity;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,11 +26,17 @@ pub fn synth(dir: &Path) -> PathBuf {
 
 /// Generates the data set into `dir/data` with `train` training images.
 pub fn synth_with(dir: &Path, train: usize) -> PathBuf {
+    synth_sized(dir, train, 12, 12)
+}
+
+/// Generates the data set into `dir/data` with `train`, `dev` and `test` images.
+pub fn synth_sized(dir: &Path, train: usize, dev: usize, test: usize) -> PathBuf {
     let d = dir.join("data");
     let out = Command::new(BIN)
         .args(["synth", "--out"])
         .arg(&d)
-        .args(["--train", &train.to_string(), "--dev", "12", "--test", "12"])
+        .args(["--train", &train.to_string()])
+        .args(["--dev", &dev.to_string(), "--test", &test.to_string()])
         .output()
         .unwrap();
     assert!(

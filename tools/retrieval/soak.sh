@@ -28,7 +28,11 @@ URL=http://127.0.0.1:$PORT
 LUA=tools/retrieval/load.lua
 DEADLINE=10
 rm -rf "$W" && mkdir -p "$W"
-cp -r "$IDX" "$W/spare"
+# The spare copy sits beside IDX: an index records its run relative to its
+# own folder (`../run`), which a copy elsewhere could not resolve.
+SPARE="${IDX%/}.soak-spare"
+rm -rf "$SPARE" && cp -r "$IDX" "$SPARE"
+trap 'rm -rf "$SPARE"' EXIT
 
 # Query bodies: captions of the gallery as text queries, image rows for i2t.
 n_img=$(sed -n 's/.*"n_images": *\([0-9]*\).*/\1/p' "$IDX/manifest.json")
@@ -38,7 +42,7 @@ awk -v n="$n_img" 'BEGIN {srand(7); for (i = 0; i < 500; i++)
     printf "{\"image_row\": %d, \"k\": 10, \"index\": \"g\"}\n", int(rand() * n)}' > "$W/i2t.jsonl"
 head -c $((5 << 20)) /dev/zero | tr '\0' ' ' > "$W/big.json"
 
-"$DBL" serve --index "g=$IDX" --index "spare=$W/spare" --addr "127.0.0.1:$PORT" \
+"$DBL" serve --index "g=$IDX" --index "spare=$SPARE" --addr "127.0.0.1:$PORT" \
     --workers 2 --queue 64 --header-timeout 5 --body-timeout 5 \
     --shutdown-deadline "$DEADLINE" > "$W/serve.out" 2> "$W/serve.err" &
 SP=$!
@@ -98,8 +102,8 @@ head -c $((3900 << 10)) /dev/zero | tr '\0' ' ' > "$W/near.json"
 done ) > "$W/flood.codes" &
 # Half-way: replace a file of the spare index (a new inode, same bytes).
 ( sleep $((SECS / 2))
-  cp "$W/spare/images_global.npy" "$W/spare/images_global.npy.new"
-  mv "$W/spare/images_global.npy.new" "$W/spare/images_global.npy"
+  cp "$SPARE/images_global.npy" "$SPARE/images_global.npy.new"
+  mv "$SPARE/images_global.npy.new" "$SPARE/images_global.npy"
   sleep 2
   curl -s -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
       -d '{"text": "a dog", "k": 3, "index": "spare"}' "$URL/v1/search/images" > "$W/spare.code"
