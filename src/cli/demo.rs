@@ -212,9 +212,9 @@ fn reading(p: &Paired) -> String {
         )
     } else {
         format!(
-            "The interval includes zero: these {n} seeds show no difference between target and \
-             anchor in either direction; they do not show that there is none (more seeds or \
-             longer training could)."
+            "The interval includes zero: these {n} seeds do not establish a difference between \
+             target and anchor in either direction, whatever the win count; nor do they show \
+             that there is none (more seeds could settle it)."
         )
     }
 }
