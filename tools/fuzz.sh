@@ -43,7 +43,9 @@ cd fuzz
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     echo "== $t: ${secs}s"
-    nice -n 15 cargo fuzz run -s none --jobs 1 "$t" "corpus/$t" -- \
+    # Its own target dir (fuzz/target): a CARGO_TARGET_DIR in the environment
+    # would send the instrumented build elsewhere and rebuild everything.
+    env -u CARGO_TARGET_DIR nice -n 15 cargo fuzz run -s none --jobs 1 "$t" "corpus/$t" -- \
         -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 \
         -print_final_stats=1 2>&1 | tail -n 25 || echo "== $t: stopped with a finding (see fuzz/artifacts/$t)"
 done
