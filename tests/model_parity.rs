@@ -675,6 +675,18 @@ fn sgr_training_step_uses_batch_statistics_like_torch() {
     training_step_parity("sgr_train", "sgr_small", Backbone::Sgr, 4);
 }
 
+/// The same for saf: besides VisualSA's, SAF's `BatchNorm1d(1)` normalises
+/// each caption's gate logits with their statistics over every image of the
+/// batch and every node (so every pair's score depends on the whole batch)
+/// and takes one running-statistics step per caption. Fixture:
+/// `saf_train.safetensors` by `tools/reference/make_batchnorm_fixtures.py`
+/// (saf_small's weights and batch).
+#[test]
+fn saf_training_step_uses_batch_statistics_like_torch() {
+    // VisualSA's two running means and variances, then SAF's.
+    training_step_parity("saf_train", "saf_small", Backbone::Saf, 6);
+}
+
 /// The same for vse-infty: the region MLP's batch norm over every region of
 /// the batch (`bns.0`; `bns.1` is never applied and keeps its statistics).
 /// Fixture: `vse_infty_train.safetensors` by

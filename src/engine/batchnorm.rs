@@ -3,8 +3,7 @@
 //! ε = 1e-5 (docs/method.md §13.4). Parameters `{prefix}.weight` (γ) and
 //! `{prefix}.bias` (β), both [C]; γ starts at 1, β at 0 (the authors' init).
 //!
-//! This form never uses batch statistics: SAF's batch norm runs in it in
-//! training too (docs/method.md §13.4). A checkpoint's running statistics are
+//! This form never uses batch statistics (docs/method.md §13.4). A checkpoint's running statistics are
 //! folded into γ and β on import (`tools/import_torch.py`:
 //! γ' = γ·√(1 + ε)/√(var + ε), β' = β − mean·γ/√(var + ε)), which reproduces
 //! PyTorch's eval-mode output exactly in real arithmetic. Training mode with

@@ -410,6 +410,12 @@ impl ScanHead {
         self.tile_words
     }
 
+    /// Tiles of at most `n` words (tests: several tiles in a small batch).
+    #[cfg(test)]
+    pub(super) fn set_tile_words(&mut self, n: usize) {
+        self.tile_words = n;
+    }
+
     /// How the backward pass walks one image's captions, from its gradient
     /// row ds: [n_cap] ([`sparse_pairs::select`], or always dense).
     pub(super) fn selection(&self, ds: &[f32]) -> Selection {

@@ -7,14 +7,16 @@ Run from the repository root:  python3 tools/reference/make_batchnorm_fixtures.p
 Needs torch (CPU), safetensors. float32 on CPU, torch.manual_seed(20261207),
 one thread. tests/batchnorm_parity.rs reads the file.
 
-Also writes tests/fixtures/model/sgr_train.safetensors: one training step of the
-port's `sgr` backbone (dbl_ref.sgraf.Sgraf) in train mode with every dropout at 0,
-from the weights and batch of sgr_small (tests/fixtures/model/sgr_small*.safetensors,
-made by make_model_fixtures.py): "sims", "loss" (triplet, hardest, margin 0.2, float64),
-"grad.<param>" for every parameter, "grad64.<param>" from the same step in float64 (a
-linear bias right before a batch norm with batch statistics has gradient 0 in exact
-arithmetic, so its float32 value is noise), and "<bn>.running_mean" / "<bn>.running_var" of
-VisualSA's two batch norms after the step. tests/model_parity.rs reads it.
+Also writes tests/fixtures/model/sgr_train.safetensors and saf_train.safetensors: one
+training step of the port's `sgr` / `saf` backbone (dbl_ref.sgraf.Sgraf) in train mode
+with every dropout at 0, from the weights and batch of sgr_small / saf_small
+(tests/fixtures/model/*_small*.safetensors, made by make_model_fixtures.py): "sims",
+"loss" (triplet, hardest, margin 0.2, float64), "grad.<param>" for every parameter,
+"grad64.<param>" from the same step in float64 (a linear bias right before a batch norm
+with batch statistics has gradient 0 in exact arithmetic, so its float32 value is
+noise), and "<bn>.running_mean" / "<bn>.running_var" of every batch norm after the step
+(VisualSA's two; for saf also SAF's BatchNorm1d(1), which takes one step per caption).
+tests/model_parity.rs reads them.
 
 Cases (prefix "<case>."): "ncl" x [6, 5, 7] (BatchNorm1d(5) over [n, C, L], as
 VisualSA's local branch and SAF apply it), "nc" x [9, 4] (as VisualSA's global
@@ -70,10 +72,10 @@ def case(name, shape, out):
         out[f"{name}.y_eval"] = bn(x.detach())
 
 
-def sgr_train_step():
-    fx = load_file(os.path.join(MODEL, "sgr_small.safetensors"))
-    weights = load_file(os.path.join(MODEL, "sgr_small.weights.safetensors"))
-    model = sgraf.Sgraf(50, "sgr", img_dim=64, word_dim=16, embed_size=32, sim_dim=16)
+def sgraf_train_step(module):
+    fx = load_file(os.path.join(MODEL, f"{module}_small.safetensors"))
+    weights = load_file(os.path.join(MODEL, f"{module}_small.weights.safetensors"))
+    model = sgraf.Sgraf(50, module, img_dim=64, word_dim=16, embed_size=32, sim_dim=16)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     assert not unexpected and all("running" in k or "num_batches" in k for k in missing), missing
     for m in model.modules():
@@ -99,7 +101,7 @@ def sgr_train_step():
     for k, b in model.named_buffers():
         if "running" in k:
             t[k] = b.clone()
-    path = os.path.join(MODEL, "sgr_train.safetensors")
+    path = os.path.join(MODEL, f"{module}_train.safetensors")
     save_file({k: v.contiguous() for k, v in t.items()}, path,
               metadata={"script": "tools/reference/make_batchnorm_fixtures.py"})
     print(f"wrote {path}: {len(t)} tensors, loss {loss.item():.9f}")
@@ -117,7 +119,8 @@ def main():
               metadata={"script": "tools/reference/make_batchnorm_fixtures.py",
                         "torch": torch.__version__})
     print(f"wrote {path}: {len(out)} tensors")
-    sgr_train_step()
+    sgraf_train_step("sgr")
+    sgraf_train_step("saf")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,20 @@
 //! output `L2(Σ_k α_k x_k)` [S].
 //!
 //! Pairs are stacked (pair j owns rows `offsets[j]..offsets[j+1]`).
+//!
+//! The batch norm runs in eval mode here ([`AttentionFiltration::forward`]:
+//! the running statistics). In training mode its statistics are each
+//! caption's over every image of the batch (docs/method.md §13.4), which no
+//! single pair sees: the head then calls the stages one by one
+//! ([`AttentionFiltration::logits`], its own batch norm over the batch,
+//! [`AttentionFiltration::finish`]; backward [`AttentionFiltration::gate_grad`],
+//! the batch norm's backward, [`AttentionFiltration::logits_backward`]).
 
 use rand::Rng;
 
 use crate::engine::activation::sigmoid;
 use crate::engine::batchnorm::BatchNorm;
+use crate::engine::batchnorm_train::RunningStats;
 use crate::engine::gemm::Par;
 use crate::engine::l2norm;
 use crate::engine::linear::Linear;
@@ -26,19 +35,21 @@ const L1_EPS: f64 = 1e-8;
 pub struct AttentionFiltration {
     /// `{prefix}.attn_sim_w`: S → 1.
     pub attn: Linear,
-    /// `{prefix}.bn`: `BatchNorm1d(1)` (inference form).
+    /// `{prefix}.bn`: `BatchNorm1d(1)`'s γ and β.
     pub bn: BatchNorm,
+    /// `{prefix}.bn`'s running statistics (buffers).
+    pub running: RunningStats,
 }
 
 /// Forward state (buffers reused across calls).
 #[derive(Debug, Default, Clone)]
 pub struct SafState {
     /// Gate logits before the batch norm. [M]
-    z: Vec<f32>,
+    pub z: Vec<f32>,
     /// α. [M]
     alpha: Vec<f32>,
-    /// σ(bn(z)). [M]
-    a: Vec<f32>,
+    /// bn(z), then σ(bn(z)) (after [`AttentionFiltration::finish`]). [M]
+    pub a: Vec<f32>,
     /// Σ_k a_k + eps per pair. [n]
     den: Vec<f64>,
     /// Output (normalised) and norms. [n, S], [n]
@@ -64,6 +75,7 @@ impl AttentionFiltration {
         AttentionFiltration {
             attn: Linear::xavier(&format!("{prefix}.attn_sim_w"), sim_dim, 1, true, rng),
             bn: BatchNorm::new(&format!("{prefix}.bn"), 1),
+            running: RunningStats::new(&format!("{prefix}.bn"), 1),
         }
     }
 
@@ -71,15 +83,27 @@ impl AttentionFiltration {
         self.attn.in_dim()
     }
 
-    /// x: [M, S] stacked nodes (offsets[0] = 0) → `st.v`: [n, S].
+    /// Eval mode (the running statistics): x: [M, S] stacked nodes
+    /// (offsets[0] = 0) → `st.v`: [n, S].
     pub fn forward(&self, x: &[f32], offsets: &[usize], st: &mut SafState) {
+        self.logits(x, st);
+        st.a.clone_from(&st.z);
+        self.running.forward_eval(&self.bn, &mut st.a, 1);
+        self.finish(x, offsets, st);
+    }
+
+    /// The gate logits `st.z = w_a·x_k + b_a`: [M] of x: [M, S].
+    pub fn logits(&self, x: &[f32], st: &mut SafState) {
+        st.z.resize(x.len() / self.dim(), 0.0);
+        self.attn.forward_into(x, &mut st.z, Par::Seq);
+    }
+
+    /// From the batch-normalised logits in `st.a` ([M]): the gates, their L1
+    /// normalisation and the weighted sum → `st.v`: [n, S]. x: [M, S].
+    pub fn finish(&self, x: &[f32], offsets: &[usize], st: &mut SafState) {
         let s = self.dim();
         let m_all = x.len() / s;
         let n = offsets.len() - 1;
-        st.z.resize(m_all, 0.0);
-        self.attn.forward_into(x, &mut st.z, Par::Seq);
-        st.a.clone_from(&st.z);
-        self.bn.forward(&mut st.a, 1);
         st.a.iter_mut().for_each(|v| *v = sigmoid(*v));
         st.alpha.resize(m_all, 0.0);
         st.den.resize(n, 0.0);
@@ -105,8 +129,9 @@ impl AttentionFiltration {
         st.vnorm = l2norm::forward(&mut st.v, s);
     }
 
-    /// From dv: [n, S] (consumed) → dx: [M, S] (overwritten); accumulates
-    /// `attn_sim_w` and `bn` gradients. x: the forward input.
+    /// Backward of [`Self::forward`] (eval mode) from dv: [n, S] (consumed)
+    /// → dx: [M, S] (overwritten); accumulates `attn_sim_w` and `bn`
+    /// gradients. x: the forward input.
     pub fn backward(
         &mut self,
         x: &[f32],
@@ -115,11 +140,30 @@ impl AttentionFiltration {
         dv: &mut [f32],
         dx: &mut Vec<f32>,
     ) {
+        let mut du = self.gate_grad(x, offsets, st, dv, Some(dx));
+        self.running.backward_eval(&mut self.bn, &st.z, &mut du, 1);
+        self.logits_backward(x, &du, dx);
+    }
+
+    /// Backward of [`Self::finish`] from dv: [n, S] (consumed): the gradient
+    /// at the batch norm's output [M]; with `dx`, also the part of the
+    /// input gradient that does not pass through the gates (dx: [M, S],
+    /// overwritten). x: the forward input.
+    pub fn gate_grad(
+        &self,
+        x: &[f32],
+        offsets: &[usize],
+        st: &SafState,
+        dv: &mut [f32],
+        mut dx: Option<&mut Vec<f32>>,
+    ) -> Vec<f32> {
         let s = self.dim();
         let m_all = x.len() / s;
         l2norm::backward(&st.v, &st.vnorm, dv, s);
-        dx.clear();
-        dx.resize(m_all * s, 0.0);
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.clear();
+            dx.resize(m_all * s, 0.0);
+        }
         let mut du = vec![0.0f32; m_all];
         let mut dalpha = vec![0.0f64; m_all];
         for j in 0..offsets.len() - 1 {
@@ -130,10 +174,12 @@ impl AttentionFiltration {
                 let dal = dot_f64(ds, &x[k * s..(k + 1) * s]);
                 dalpha[k] = dal;
                 dot += dal * st.alpha[k] as f64;
-                dx[k * s..(k + 1) * s]
-                    .iter_mut()
-                    .zip(ds)
-                    .for_each(|(g, &v)| *g = st.alpha[k] * v);
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx[k * s..(k + 1) * s]
+                        .iter_mut()
+                        .zip(ds)
+                        .for_each(|(g, &v)| *g = st.alpha[k] * v);
+                }
             }
             // α = a / (Σ|a| + eps), a > 0: da_k = (dα_k − Σ dα·α) / den; then σ'.
             for k in a..b {
@@ -142,9 +188,14 @@ impl AttentionFiltration {
                 du[k] = (da * ak as f64 * (1.0 - ak as f64)) as f32;
             }
         }
-        self.bn.backward(&st.z, &mut du, 1);
-        let mut tmp = vec![0.0f32; m_all * s];
-        self.attn.backward(x, &du, Some(&mut tmp), Par::Seq);
+        du
+    }
+
+    /// Backward of [`Self::logits`] from dz: [M]: adds `dz·w_a` into dx:
+    /// [M, S] and accumulates `attn_sim_w`'s gradients. x: the forward input.
+    pub fn logits_backward(&mut self, x: &[f32], dz: &[f32], dx: &mut [f32]) {
+        let mut tmp = vec![0.0f32; x.len()];
+        self.attn.backward(x, dz, Some(&mut tmp), Par::Seq);
         dx.iter_mut().zip(&tmp).for_each(|(g, &v)| *g += v);
     }
 }
@@ -159,6 +210,12 @@ impl Module for AttentionFiltration {
         let mut v = self.attn.params_mut();
         v.extend(self.bn.params_mut());
         v
+    }
+    fn buffers(&self) -> Vec<&Param> {
+        vec![&self.running.mean, &self.running.var]
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.running.mean, &mut self.running.var]
     }
 }
 

@@ -21,11 +21,19 @@
 //! against caption tiles of at most the scan kernel's tile size in words.
 //! Parameter gradients are summed per contiguous chunk of images and reduced
 //! in chunk order (bitwise deterministic for a fixed thread count).
+//!
+//! SAF in training mode normalises each caption's gate logits with their
+//! statistics over every image of the batch (docs/method.md §13.4), so the
+//! training forward runs in three passes (the logits of every pair in
+//! parallel; each caption's batch norm; the rest in parallel) and so does
+//! the backward, which is then dense: a pair the loss does not reach still
+//! gets a gradient through its caption's statistics.
 
 use rand::Rng;
 use rayon::prelude::*;
 
 use crate::engine::activation::sigmoid;
+use crate::engine::batchnorm_train::{self, BatchStats};
 use crate::engine::gemm::Par;
 use crate::engine::l2norm;
 use crate::engine::linear::Linear;
@@ -67,6 +75,19 @@ impl Module for Reasoning {
         match self {
             Reasoning::Sgr(steps) => steps.iter_mut().flat_map(|s| s.params_mut()).collect(),
             Reasoning::Saf(f) => f.params_mut(),
+        }
+    }
+    /// SAF's batch-norm running statistics; SGR has none.
+    fn buffers(&self) -> Vec<&Param> {
+        match self {
+            Reasoning::Sgr(_) => Vec::new(),
+            Reasoning::Saf(f) => f.buffers(),
+        }
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        match self {
+            Reasoning::Sgr(_) => Vec::new(),
+            Reasoning::Saf(f) => f.buffers_mut(),
         }
     }
 }
@@ -120,6 +141,9 @@ pub struct SgrafHeadCache {
     rests: Vec<PairRest>,
     /// Per image.
     glos: Vec<ImageGlo>,
+    /// SAF in training mode: each caption's batch statistics of its gate
+    /// logits over the batch's images. [n_cap]; empty otherwise.
+    gate_stats: Vec<BatchStats>,
 }
 
 /// What the scoring pass computed for one image × one caption, kept to
@@ -160,6 +184,8 @@ struct ImageState<'a> {
     saved: &'a [Saved],
     rests: &'a [PairRest],
     glo: &'a ImageGlo,
+    /// SAF in training mode: per tile, the gradient of its gate logits.
+    gate_dz: Option<&'a [Vec<f32>]>,
 }
 
 /// Where one image's backward pass adds its input gradients: dv: [R, d],
@@ -316,14 +342,19 @@ impl SgrafHead {
         r: &mut PairRest,
         out: &mut [f32],
         logits: Option<GroupLogits<'_>>,
+        batch_gates: bool,
     ) {
         let k = Kernel::F32 { wt: &prep.wt };
         self.local.local_forward(v, w, sv, sc, k, logits);
-        self.pair_rest(&prep.plans, w, gvec, sv, r, out);
+        self.pair_rest(&prep.plans, w, gvec, sv, r, out, batch_gates);
     }
 
     /// [`Self::pair_forward`] after the local alignment (whose H is in
     /// `sv.t`); gvec: the tile's global vectors G [n, S] ([`Self::glo_forward`]).
+    /// `batch_gates` (SAF in training mode): stop at the gate logits and
+    /// leave `out` alone; [`Self::forward_train`] normalises them over the
+    /// batch and calls [`Self::pair_finish`].
+    #[allow(clippy::too_many_arguments)]
     fn pair_rest(
         &self,
         plans: &[Linear],
@@ -332,6 +363,7 @@ impl SgrafHead {
         sv: &Saved,
         r: &mut PairRest,
         out: &mut [f32],
+        batch_gates: bool,
     ) {
         let s = self.local.sim_dim();
         let nc = w.n_cap();
@@ -369,11 +401,33 @@ impl SgrafHead {
                 steps[last].forward_root(&plans[last], x, &r.noffs, &mut r.root);
                 r.vec.copy_from_slice(&r.root.y);
             }
+            Reasoning::Saf(f) if batch_gates => {
+                f.logits(&r.nodes, &mut r.saf);
+                return;
+            }
             Reasoning::Saf(f) => {
                 f.forward(&r.nodes, &r.noffs, &mut r.saf);
                 r.vec.copy_from_slice(&r.saf.v);
             }
         }
+        self.eval_scores(r, out);
+    }
+
+    /// SAF in training mode, after the batch norm over the batch (its
+    /// output in `r.saf.a`): the rest of the aggregation and the scores
+    /// out: [n] of one (image, caption tile).
+    fn pair_finish(&self, r: &mut PairRest, out: &mut [f32]) {
+        let Reasoning::Saf(f) = &self.reason else {
+            unreachable!("batch gates are SAF's")
+        };
+        f.finish(&r.nodes, &r.noffs, &mut r.saf);
+        r.vec.copy_from_slice(&r.saf.v);
+        self.eval_scores(r, out);
+    }
+
+    /// `s_j = σ(w_e·v_j + b_e)` of the pair vectors `r.vec` into out: [n].
+    fn eval_scores(&self, r: &PairRest, out: &mut [f32]) {
+        let s = self.local.sim_dim();
         let we = &self.local.eval.weight.value;
         let be = self.local.eval.bias.as_ref().map_or(0.0, |b| b.value[0]);
         for (j, o) in out.iter_mut().enumerate() {
@@ -381,10 +435,55 @@ impl SgrafHead {
         }
     }
 
+    /// Backward of [`Self::eval_scores`] from the scores `sims` and
+    /// `ds` = d loss / d sims: [n] → d `r.vec` [n, S]; with `acc`, also
+    /// accumulates `sim_eval_w`'s gradients.
+    fn eval_backward(
+        &self,
+        r: &PairRest,
+        sims: &[f32],
+        ds: &[f32],
+        mut acc: Option<&mut Acc>,
+    ) -> Vec<f32> {
+        let s = self.local.sim_dim();
+        // s = σ(w_e·v + b_e).
+        let we = &self.local.eval.weight.value;
+        let mut dvec = vec![0.0f32; sims.len() * s];
+        for j in 0..sims.len() {
+            let dz = ds[j] * sims[j] * (1.0 - sims[j]);
+            if let Some(acc) = acc.as_deref_mut() {
+                acc.eval_b += dz as f64;
+                let vj = &r.vec[j * s..(j + 1) * s];
+                acc.eval_w
+                    .iter_mut()
+                    .zip(vj)
+                    .for_each(|(a, &x)| *a += dz as f64 * x as f64);
+            }
+            dvec[j * s..(j + 1) * s]
+                .iter_mut()
+                .zip(we)
+                .for_each(|(a, &x)| *a = dz * x);
+        }
+        dvec
+    }
+
+    /// SAF in training mode, first backward pass: the gradient at the
+    /// output of the gates' batch norm [M] of one (image, caption tile)
+    /// from its scores `sims` and `ds` = d loss / d sims: [n].
+    fn pair_gate_grad(&self, r: &PairRest, sims: &[f32], ds: &[f32]) -> Vec<f32> {
+        let Reasoning::Saf(f) = &self.reason else {
+            unreachable!("batch gates are SAF's")
+        };
+        let mut dvec = self.eval_backward(r, sims, ds, None);
+        f.gate_grad(&r.nodes, &r.noffs, &r.saf, &mut dvec, None)
+    }
+
     /// Backward of [`Self::pair_forward`] from its states `sv` and `r`,
     /// the scores `sims` and `ds` = d loss / d
     /// sims: [n]. Accumulates into dv: [R, d], dwords: the tile's words
     /// [N_w, d] and `gr`; writes dgvec: the gradient of the tile's G [n, S].
+    /// gate_dz: SAF in training mode, the gradient of the gate logits
+    /// [M] (through the batch's statistics, [`Self::backward`]).
     #[allow(clippy::too_many_arguments)]
     fn pair_backward(
         &self,
@@ -399,26 +498,11 @@ impl SgrafHead {
         dwords: &mut [f32],
         dgvec: &mut [f32],
         gr: &mut ChunkGrads,
+        gate_dz: Option<&[f32]>,
     ) {
         let s = self.local.sim_dim();
         let nc = w.n_cap();
-        // s = σ(w_e·v + b_e).
-        let we = &self.local.eval.weight.value;
-        let mut dvec = vec![0.0f32; nc * s];
-        for j in 0..nc {
-            let dz = ds[j] * sims[j] * (1.0 - sims[j]);
-            gr.acc.eval_b += dz as f64;
-            let vj = &r.vec[j * s..(j + 1) * s];
-            gr.acc
-                .eval_w
-                .iter_mut()
-                .zip(vj)
-                .for_each(|(a, &x)| *a += dz as f64 * x as f64);
-            dvec[j * s..(j + 1) * s]
-                .iter_mut()
-                .zip(we)
-                .for_each(|(a, &x)| *a = dz * x);
-        }
+        let mut dvec = self.eval_backward(r, sims, ds, Some(&mut gr.acc));
         // Reasoning.
         let m_all = r.noffs[nc];
         let mut dnodes = Vec::new();
@@ -441,7 +525,13 @@ impl SgrafHead {
                 }
                 dnodes = dy;
             }
-            Reasoning::Saf(f) => f.backward(&r.nodes, &r.noffs, &r.saf, &mut dvec, &mut dnodes),
+            Reasoning::Saf(f) => match gate_dz {
+                Some(dz) => {
+                    f.gate_grad(&r.nodes, &r.noffs, &r.saf, &mut dvec, Some(&mut dnodes));
+                    f.logits_backward(&r.nodes, dz, &mut dnodes);
+                }
+                None => f.backward(&r.nodes, &r.noffs, &r.saf, &mut dvec, &mut dnodes),
+            },
         }
         // Split the node gradient: G rows and the words' H rows.
         let o0 = w.offsets[0];
@@ -472,6 +562,7 @@ impl SgrafHead {
         ig: &mut ImageGlo,
         sc: &mut Scratch,
         out: &mut [f32],
+        batch_gates: bool,
     ) {
         let d = self.embed();
         let s = self.local.sim_dim();
@@ -490,6 +581,7 @@ impl SgrafHead {
                 r,
                 &mut out[t],
                 None,
+                batch_gates,
             );
         }
     }
@@ -512,7 +604,7 @@ impl SgrafHead {
         let s = self.local.sim_dim();
         let mut dgvec = vec![0.0f32; x.w.n_cap() * s];
         let tiles = x.w.tiles(self.local.tile_words());
-        for ((t, sv), r) in tiles.iter().zip(state.saved).zip(state.rests) {
+        for (k, ((t, sv), r)) in tiles.iter().zip(state.saved).zip(state.rests).enumerate() {
             let rows = x.w.word_rows(t);
             self.pair_backward(
                 x.v,
@@ -526,6 +618,7 @@ impl SgrafHead {
                 &mut out.dwords[rows.start * d..rows.end * d],
                 &mut dgvec[t.start * s..t.end * s],
                 gr,
+                state.gate_dz.map(|dz| dz[k].as_slice()),
             );
         }
         self.glo_backward(
@@ -582,11 +675,13 @@ impl SgrafHead {
             &mut glo,
             sc,
             &mut scores,
+            false,
         );
         let state = ImageState {
             saved: &saved,
             rests: &rests,
             glo: &glo,
+            gate_dz: None,
         };
         let mut dwords = vec![0.0f32; cx.w.n_words() * d];
         let mut dcap = vec![0.0f32; sel.len() * d];
@@ -609,6 +704,9 @@ impl SgrafHead {
     /// image; the `[N_w, d]` tensors are rebuilt in the backward pass) and
     /// the state after the local alignment ([`PairRest`]: for SGR about
     /// `7·(N_w + n_cap)·S` floats per image, docs/method.md §13.6).
+    /// `train`: SAF's batch norm in training mode (each caption's gate
+    /// logits normalised with their statistics over the `n_img` images);
+    /// otherwise, and always for SGR, every pair is scored on its own.
     pub fn forward_train(
         &self,
         img: &[f32],
@@ -616,15 +714,19 @@ impl SgrafHead {
         n_regions: usize,
         w: Words<'_>,
         cap_glo: &[f32],
+        train: bool,
     ) -> (Vec<f32>, SgrafHeadCache) {
         let d = self.embed();
         let nc = w.n_cap();
         let n_img = img_glo.len() / d;
-        let nt = w.tiles(self.local.tile_words()).len();
+        let tiles = w.tiles(self.local.tile_words());
+        let nt = tiles.len();
         let mut out = vec![0.0f32; n_img * nc];
         let mut saved: Vec<Saved> = (0..n_img * nt).map(|_| Saved::default()).collect();
         let mut rests: Vec<PairRest> = (0..n_img * nt).map(|_| PairRest::default()).collect();
         let mut glos: Vec<ImageGlo> = (0..n_img).map(|_| ImageGlo::default()).collect();
+        let batch_gates = train && matches!(self.reason, Reasoning::Saf(_)) && n_img > 0;
+        let mut gate_stats = Vec::new();
         if nc > 0 {
             let prep = self.prepare();
             out.par_chunks_mut(nc)
@@ -634,11 +736,105 @@ impl SgrafHead {
                 .zip(rests.par_chunks_mut(nt))
                 .zip(glos.par_iter_mut())
                 .for_each_init(Scratch::default, |sc, (((((o, v), g), sv), r), ig)| {
-                    self.image_forward(&prep, v, g, w, cap_glo, sv, r, ig, sc, o);
+                    self.image_forward(&prep, v, g, w, cap_glo, sv, r, ig, sc, o, batch_gates);
                 });
+            if batch_gates {
+                gate_stats = self.gate_norm(&tiles, &mut rests);
+                out.par_chunks_mut(nc)
+                    .zip(rests.par_chunks_mut(nt))
+                    .for_each(|(o, rs)| {
+                        for (t, r) in tiles.iter().zip(rs) {
+                            self.pair_finish(r, &mut o[t.clone()]);
+                        }
+                    });
+            }
         }
         let local = HeadCache { saved };
-        (out, SgrafHeadCache { local, rests, glos })
+        let cache = SgrafHeadCache {
+            local,
+            rests,
+            glos,
+            gate_stats,
+        };
+        (out, cache)
+    }
+
+    /// SAF's batch norm in training mode over a batch whose pairs stopped
+    /// at their gate logits (`rests`: image-major, one per caption tile of
+    /// `tiles`): for each caption in order, its logits over every image
+    /// and node, `[n_img, 1, n_j + 1]` as PyTorch's `BatchNorm1d(1)` sees
+    /// them, normalised with their own statistics into each pair's
+    /// `saf.a`. Returns the statistics, one per caption.
+    fn gate_norm(
+        &self,
+        tiles: &[std::ops::Range<usize>],
+        rests: &mut [PairRest],
+    ) -> Vec<BatchStats> {
+        let Reasoning::Saf(f) = &self.reason else {
+            unreachable!("batch gates are SAF's")
+        };
+        let nt = tiles.len();
+        for r in rests.iter_mut() {
+            r.saf.a.resize(r.saf.z.len(), 0.0);
+        }
+        let mut stats = Vec::new();
+        let mut buf = Vec::new();
+        for (t, tile) in tiles.iter().enumerate() {
+            for j in 0..tile.len() {
+                buf.clear();
+                for r in rests.iter().skip(t).step_by(nt) {
+                    buf.extend_from_slice(&r.saf.z[r.noffs[j]..r.noffs[j + 1]]);
+                }
+                // n_img·(n_j + 1) ≥ 2 values: training mode always applies.
+                stats.push(f.bn.forward_train(&mut buf, 1));
+                let mut at = 0;
+                for r in rests.iter_mut().skip(t).step_by(nt) {
+                    let rows = r.noffs[j]..r.noffs[j + 1];
+                    r.saf.a[rows.clone()].copy_from_slice(&buf[at..at + rows.len()]);
+                    at += rows.len();
+                }
+            }
+        }
+        stats
+    }
+
+    /// Backward of [`Self::gate_norm`]: turns each pair's gradient at the
+    /// batch norm's output (`du`, one per entry of `rests`) into the
+    /// gradient of its gate logits, through its caption's statistics
+    /// `stats`; accumulates γ and β's gradients and takes one
+    /// running-statistics step per caption, in caption order (as PyTorch
+    /// does in its forward).
+    fn gate_norm_backward(
+        &mut self,
+        tiles: &[std::ops::Range<usize>],
+        rests: &[PairRest],
+        stats: &[BatchStats],
+        du: &mut [Vec<f32>],
+    ) {
+        let Reasoning::Saf(f) = &mut self.reason else {
+            unreachable!("batch gates are SAF's")
+        };
+        let nt = tiles.len();
+        let (mut z, mut g) = (Vec::new(), Vec::new());
+        for (t, tile) in tiles.iter().enumerate() {
+            for j in 0..tile.len() {
+                z.clear();
+                g.clear();
+                for (r, dr) in rests.iter().zip(du.iter()).skip(t).step_by(nt) {
+                    let rows = r.noffs[j]..r.noffs[j + 1];
+                    z.extend_from_slice(&r.saf.z[rows.clone()]);
+                    g.extend_from_slice(&dr[rows]);
+                }
+                let s = &stats[tile.start + j];
+                batchnorm_train::backward(&mut f.bn, &mut f.running, &z, Some(s), &mut g, 1);
+                let mut at = 0;
+                for (r, dr) in rests.iter().zip(du.iter_mut()).skip(t).step_by(nt) {
+                    let rows = r.noffs[j]..r.noffs[j + 1];
+                    dr[rows.clone()].copy_from_slice(&g[at..at + rows.len()]);
+                    at += rows.len();
+                }
+            }
+        }
     }
 
     /// Scores images `images` of `enc` against all captions of `w`
@@ -696,6 +892,7 @@ impl SgrafHead {
                         &mut r,
                         &mut o[t.clone()],
                         Some(at),
+                        false,
                     );
                 }
             }
@@ -735,6 +932,7 @@ impl SgrafHead {
             &mut rest,
             &mut out,
             Some(at),
+            false,
         );
         let (nodes, node_weights, vector_norm) = match &self.reason {
             Reasoning::Sgr(steps) => {
@@ -788,6 +986,29 @@ impl SgrafHead {
             cache.rests.len() == cache.local.saved.len() && cache.glos.len() == n_img,
             "sgraf head cache"
         );
+        // SAF in training mode: the gradient of every pair's gate logits
+        // first (through its caption's batch statistics, which couple the
+        // images); the pass below then runs densely from it.
+        let gate_dz = (!cache.gate_stats.is_empty()).then(|| {
+            assert_eq!(
+                cache.gate_stats.len(),
+                nc,
+                "sgraf head cache: gate statistics"
+            );
+            let mut du: Vec<Vec<f32>> = cache
+                .rests
+                .par_iter()
+                .enumerate()
+                .map(|(k, r)| {
+                    let t = &tiles[k % nt];
+                    let row = (k / nt) * nc + t.start..(k / nt) * nc + t.end;
+                    self.pair_gate_grad(r, &sims[row.clone()], &d_sims[row])
+                })
+                .collect();
+            self.gate_norm_backward(&tiles, &cache.rests, &cache.gate_stats, &mut du);
+            du
+        });
+        let gate_dz = gate_dz.as_deref();
         let mut dimg = vec![0.0f32; img.len()];
         let mut dimg_glo = vec![0.0f32; img_glo.len()];
         let chunk = n_img.div_ceil(rayon::current_num_threads().max(1)).max(1);
@@ -838,12 +1059,17 @@ impl SgrafHead {
                         dwords: &mut dwords,
                         dcap: &mut dcap,
                     };
-                    match this.local.selection(ds) {
+                    let selection = match gate_dz {
+                        Some(_) => Selection::Dense,
+                        None => this.local.selection(ds),
+                    };
+                    match selection {
                         Selection::Dense => {
                             let state = ImageState {
                                 saved: svs,
                                 rests: rs,
                                 glo: ig,
+                                gate_dz: gate_dz.map(|g| &g[i * nt..(i + 1) * nt]),
                             };
                             this.image_backward(&image, &state, sims, ds, out, &mut sc, &mut gr);
                         }
@@ -896,6 +1122,12 @@ impl Module for SgrafHead {
         v.extend(self.reason.params_mut());
         v
     }
+    fn buffers(&self) -> Vec<&Param> {
+        self.reason.buffers()
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Param> {
+        self.reason.buffers_mut()
+    }
 }
 
 #[cfg(test)]
@@ -907,6 +1139,7 @@ mod tests {
 
     /// Random head inputs: `n_img` images of `r` regions and `nc` captions,
     /// caption j of `len(j)` words, width d.
+    #[derive(Clone)]
     struct Inputs {
         offsets: Vec<usize>,
         words: Vec<f32>,
@@ -940,14 +1173,20 @@ mod tests {
 
     /// Scores, input gradients and every parameter gradient of a 40-caption
     /// batch against 3 images, with the loss gradient of pair (i, j) kept
-    /// where `keep(i, j)` (zero elsewhere), the sparse backward on or off.
-    fn run(sgr: bool, sparse: bool, keep: impl Fn(usize, usize) -> bool) -> Vec<Vec<f32>> {
+    /// where `keep(i, j)` (zero elsewhere), the sparse backward on or off;
+    /// `train`: SAF's batch norm in training mode.
+    fn run(
+        sgr: bool,
+        train: bool,
+        sparse: bool,
+        keep: impl Fn(usize, usize) -> bool,
+    ) -> Vec<Vec<f32>> {
         let (d, s, r, n_img, nc) = (16, 8, 5, 3, 40);
         let mut head = SgrafHead::new(d, s, 9.0, sgr, &mut seeded(11));
         head.local.set_sparse(sparse);
         let x = Inputs::new(d, r, n_img, nc, |j| 2 + (j * 5) % 7);
         let (img, img_glo, cap_glo, w) = (&x.img, &x.img_glo, &x.cap_glo, x.words());
-        let (sims, cache) = head.forward_train(img, img_glo, r, w, cap_glo);
+        let (sims, cache) = head.forward_train(img, img_glo, r, w, cap_glo, train);
         let mut ds = rand_vec(sims.len(), 3, 1.0);
         for (k, g) in ds.iter_mut().enumerate() {
             if !keep(k / nc, k % nc) {
@@ -958,18 +1197,26 @@ mod tests {
             head.backward(img, img_glo, r, w, cap_glo, &cache, &sims, &ds);
         let mut out = vec![sims, dimg, dglo, dwords, dcap];
         out.extend(head.params().iter().map(|p| p.grad.clone()));
+        out.extend(head.buffers().iter().map(|p| p.value.clone()));
         out
     }
 
+    /// A hardest-negative-like gradient: image 1 gets none, caption 1 is
+    /// reached by no image.
+    fn sparse_keep(i: usize, j: usize) -> bool {
+        i != 1 && (j == i || j == 13 + i || j == 39 - 5 * i)
+    }
+
     /// The sparse backward ([`crate::model::sparse_pairs`]) equals the full
-    /// pass to f32 rounding, for SGR and SAF, on a hardest-negative-like
-    /// gradient (image 1 gets none); a dense gradient gives identical bits.
+    /// pass to f32 rounding, for SGR and SAF (in eval mode: each pair's
+    /// score is its own), on a hardest-negative-like gradient; a dense
+    /// gradient gives identical bits.
     #[test]
     fn sparse_backward_equals_the_full_pass() {
-        let keep = |i: usize, j: usize| i != 1 && (j == i || j == 13 + i || j == 39 - 5 * i);
+        let keep = sparse_keep;
         for sgr in [true, false] {
-            let full = run(sgr, false, keep);
-            let sparse = run(sgr, true, keep);
+            let full = run(sgr, false, false, keep);
+            let sparse = run(sgr, false, true, keep);
             assert_outputs_close(&sparse, &full, 1e-6, &format!("sgr {sgr}"));
             // Not vacuous: the input gradients and W_loc, W_glo, w_e.
             for k in [1, 2, 3, 4, 5, 7, 9] {
@@ -984,10 +1231,113 @@ mod tests {
             assert!(sparse[4][16..32].iter().all(|&x| x == 0.0));
             let all = |_: usize, _: usize| true;
             assert_eq!(
-                run(sgr, true, all),
-                run(sgr, false, all),
+                run(sgr, false, true, all),
+                run(sgr, false, false, all),
                 "sgr {sgr}: dense"
             );
+        }
+    }
+
+    /// SAF in training mode: each caption's gate statistics couple the
+    /// images, so an image the loss does not reach still gets a gradient,
+    /// the backward ignores the sparse setting (identical bits either way),
+    /// and the running statistics take one step per caption.
+    #[test]
+    fn saf_training_mode_couples_the_images() {
+        let train = run(false, true, true, sparse_keep);
+        assert_eq!(train, run(false, true, false, sparse_keep));
+        let eval = run(false, false, false, sparse_keep);
+        assert_ne!(train[0], eval[0], "batch statistics change the scores");
+        assert!(
+            train[1][5 * 16..10 * 16].iter().any(|&x| x != 0.0),
+            "image 1 gets a gradient through the statistics"
+        );
+        let (mean, var) = (&train[train.len() - 2], &train[train.len() - 1]);
+        assert!(mean[0] != 0.0 && var[0] != 1.0, "running statistics moved");
+        // Eval mode leaves them at PyTorch's initial 0 and 1.
+        assert_eq!(eval[eval.len() - 2..], [vec![0.0], vec![1.0]]);
+        // SGR has no batch norm in the head: training mode changes nothing.
+        assert_eq!(
+            run(true, true, false, sparse_keep),
+            run(true, false, false, sparse_keep)
+        );
+    }
+
+    /// SAF in training mode (and in eval mode) against central differences
+    /// of the forward's scores: every input and parameter gradient, with
+    /// captions in several tiles and a loss that reaches only some pairs
+    /// (in training mode the rest get theirs through the batch statistics).
+    #[test]
+    fn saf_backward_matches_finite_differences() {
+        for train in [true, false] {
+            saf_finite_differences(train);
+        }
+    }
+
+    fn saf_finite_differences(train: bool) {
+        use crate::engine::testutil::{assert_grad_close, dot_loss, fd_grad};
+        // Smaller than FD_EPS: the head's curvature (scan attention at λ = 9)
+        // makes FD_EPS's central differences miss by ~1e-3.
+        const EPS: f32 = 2e-3;
+        let (d, s, r, n_img, nc) = (6, 5, 3, 3, 5);
+        let mut head = SgrafHead::new(d, s, 9.0, false, &mut seeded(5));
+        head.local.set_tile_words(7);
+        if let Reasoning::Saf(f) = &mut head.reason {
+            f.bn.weight.value = vec![1.4];
+            f.bn.bias.value = vec![-0.3];
+        }
+        let mut x = Inputs::new(d, r, n_img, nc, |j| 2 + (j * 2) % 4);
+        assert!(head.local.tile_words() < x.offsets[nc], "several tiles");
+        let mut up = rand_vec(n_img * nc, 9, 1.0);
+        up.iter_mut().step_by(3).for_each(|g| *g = 0.0);
+        let loss = |h: &SgrafHead, x: &Inputs| {
+            let (sims, _) = h.forward_train(&x.img, &x.img_glo, r, x.words(), &x.cap_glo, train);
+            dot_loss(&sims, &up)
+        };
+        let mut h = head.clone();
+        let (sims, cache) = h.forward_train(&x.img, &x.img_glo, r, x.words(), &x.cap_glo, train);
+        let (dimg, dglo, dwords, dcap) = h.backward(
+            &x.img,
+            &x.img_glo,
+            r,
+            x.words(),
+            &x.cap_glo,
+            &cache,
+            &sims,
+            &up,
+        );
+        let fd = |x: &mut Inputs, which: usize| {
+            let mut v = match which {
+                0 => x.img.clone(),
+                1 => x.img_glo.clone(),
+                2 => x.words.clone(),
+                _ => x.cap_glo.clone(),
+            };
+            fd_grad(&mut v, EPS, |v| {
+                let mut y = Inputs { ..x.clone() };
+                match which {
+                    0 => y.img = v.to_vec(),
+                    1 => y.img_glo = v.to_vec(),
+                    2 => y.words = v.to_vec(),
+                    _ => y.cap_glo = v.to_vec(),
+                }
+                loss(&head, &y)
+            })
+        };
+        let m = if train { "train" } else { "eval" };
+        assert_grad_close(&format!("{m}: d img"), &dimg, &fd(&mut x, 0));
+        assert_grad_close(&format!("{m}: d img_glo"), &dglo, &fd(&mut x, 1));
+        assert_grad_close(&format!("{m}: d words"), &dwords, &fd(&mut x, 2));
+        assert_grad_close(&format!("{m}: d cap_glo"), &dcap, &fd(&mut x, 3));
+        for k in 0..head.params().len() {
+            let mut w = head.params()[k].value.clone();
+            let fw = fd_grad(&mut w, EPS, |w| {
+                let mut h2 = head.clone();
+                h2.params_mut()[k].value = w.to_vec();
+                loss(&h2, &x)
+            });
+            let name = format!("{m}: {}", head.params()[k].name);
+            assert_grad_close(&name, &h.params()[k].grad, &fw);
         }
     }
 
@@ -1002,7 +1352,7 @@ mod tests {
             let head = SgrafHead::new(d, s, 9.0, sgr, &mut seeded(3));
             let x = Inputs::new(d, r, n_img, nc, |j| 1 + (j * 3) % 8);
             let (img, img_glo, cap_glo, w) = (&x.img, &x.img_glo, &x.cap_glo, x.words());
-            let (want, _) = head.forward_train(img, img_glo, r, w, cap_glo);
+            let (want, _) = head.forward_train(img, img_glo, r, w, cap_glo, false);
             let mut enc = Vec::new();
             for i in 0..n_img {
                 enc.extend_from_slice(&img_glo[i * d..(i + 1) * d]);

@@ -197,9 +197,9 @@ impl Trainable for Sgraf {
             data: &words,
             offsets: &offsets,
         };
-        let (sims, head) = self
-            .head
-            .forward_train(&img, &img_glo, batch.n_regions, w, &cap_glo);
+        let (sims, head) =
+            self.head
+                .forward_train(&img, &img_glo, batch.n_regions, w, &cap_glo, train);
         let cache = SgrafCache {
             img_cache,
             txt_cache,
@@ -280,10 +280,16 @@ impl Module for Sgraf {
         v.extend(self.head.params_mut());
         v
     }
+    /// VisualSA's batch-norm running statistics, then SAF's (PyTorch's
+    /// `named_buffers` order).
     fn buffers(&self) -> Vec<&Param> {
-        self.v_global.buffers()
+        let mut v = self.v_global.buffers();
+        v.extend(self.head.buffers());
+        v
     }
     fn buffers_mut(&mut self) -> Vec<&mut Param> {
-        self.v_global.buffers_mut()
+        let mut v = self.v_global.buffers_mut();
+        v.extend(self.head.buffers_mut());
+        v
     }
 }
