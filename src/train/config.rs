@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
-use crate::model::config::{Backbone, ModelConfig};
+use crate::model::config::{Backbone, ModelConfig, VsePool};
 use crate::store::paths::resolve;
 use crate::train::schedule::LrSchedule;
 
@@ -341,6 +341,32 @@ pub fn run_source(s: &str) -> (PathBuf, Option<usize>) {
     }
 }
 
+/// vse-infty always pools with GPO (VSE∞'s own model): `model.vse_pool`
+/// left out becomes "gpo", so that the run records what it runs; any other
+/// value is refused.
+fn infty_pool(table: &mut toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(model)) = table.get_mut("model") else {
+        return Ok(());
+    };
+    if model.get("backbone").and_then(toml::Value::as_str) != Some(Backbone::VseInfty.name()) {
+        return Ok(());
+    }
+    match model.get("vse_pool") {
+        None => {
+            model.insert("vse_pool".into(), toml::Value::String("gpo".into()));
+            Ok(())
+        }
+        Some(toml::Value::String(p)) if p == "gpo" => Ok(()),
+        Some(v) => Err(ConfigError::Invalid {
+            key: "model.vse_pool",
+            message: format!(
+                "{v}: vse-infty always pools regions and words with GPO (VSE∞'s model); leave \
+                 vse_pool out or set it to \"gpo\" (backbone \"vse\" takes \"mean\" and \"max\")"
+            ),
+        }),
+    }
+}
+
 impl TrainConfig {
     /// The learning-rate schedule in force: `lr_schedule`, else the authors'
     /// for the regime.
@@ -363,6 +389,7 @@ impl TrainConfig {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
+        infty_pool(&mut table)?;
         table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse {
@@ -392,6 +419,11 @@ impl TrainConfig {
             message,
         };
         let mut cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        if cfg.model.backbone == BackboneName::Net(Backbone::VseInfty) {
+            // Recorded before vse-infty runs said "gpo" (they recorded the
+            // unread default "mean"; every vse-infty run pooled with GPO).
+            cfg.model.vse_pool = VsePool::Gpo;
+        }
         // Paths are recorded relative to the run folder (train::run_config);
         // overrides (`--data` given again) stay relative to the working directory.
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -572,6 +604,25 @@ mod tests {
         }
     }
 
+    /// vse-infty records the pooling it runs (GPO), from a config that
+    /// leaves `vse_pool` out and from a run recorded with the old default.
+    #[test]
+    fn vse_infty_records_gpo() {
+        let (t, base) = setup();
+        let o = ["model.backbone=\"vse-infty\"".to_string()];
+        let c = TrainConfig::from_toml_str(&base, "t", &o).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.model.vse_pool, VsePool::Gpo);
+        let vse = TrainConfig::from_toml_str(&base, "t", &["model.backbone=\"vse\"".into()]);
+        assert_eq!(vse.unwrap().model.vse_pool, VsePool::Mean);
+        let mut old = serde_json::to_value(&c).unwrap();
+        old["model"]["vse_pool"] = "mean".into();
+        let path = t.path().join("config.json");
+        std::fs::write(&path, old.to_string()).unwrap();
+        let back = TrainConfig::load_json(&path, &[]).unwrap();
+        assert_eq!(back.model.vse_pool, VsePool::Gpo);
+    }
+
     #[test]
     fn defaults_are_the_authors_and_valid() {
         let (_t, base) = setup();
@@ -611,6 +662,11 @@ mod tests {
             ("", &["model.embed=0"], "model.embed"),
             ("", &["model.backbone=\"nope\""], "unknown backbone `nope`"),
             ("", &["oas.anchor=\"runs/a\""], "oas.anchor"),
+            (
+                "",
+                &["model.backbone=\"vse-infty\"", "model.vse_pool=\"mean\""],
+                "model.vse_pool",
+            ),
             (
                 "",
                 &["regime=oas", "oas.anchor=\"runs/a\"", "init=\"runs/b\""],

@@ -8,7 +8,8 @@
 //! The backbone "vse-infty" is this network with VSE∞'s precomp region
 //! encoder (`precomp_enc_type basic`, docs/method.md §13.7): the region MLP
 //! `img_enc.mlp` added to the image FC before pooling, GPO on both sides
-//! always (VSE∞'s; `vse_pool` is not read).
+//! always (VSE∞'s; a training config records `vse_pool = "gpo"` and refuses
+//! anything else, `crate::train::config`).
 
 pub mod explain;
 pub mod flops;
