@@ -257,10 +257,14 @@ fn saf_small_matches_torch() {
 }
 
 /// An SGRAF checkpoint with non-trivial BatchNorm running statistics,
-/// converted by tools/import_torch.py (statistics folded into weight and
-/// bias), scores the sgr_small batch like the port in eval mode.
+/// converted by tools/import_torch.py (statistics kept as buffers, weight
+/// and bias unchanged), scores the sgr_small batch like the port in eval
+/// mode; and, since training mode reads the batch's statistics and the
+/// unchanged γ and β, its training step is the port's step from the same
+/// weights (`sgr_train`): a fine-tuned import starts where the original's
+/// training would.
 #[test]
-fn sgr_import_folds_batch_norm_statistics() {
+fn sgr_import_keeps_batch_norm_statistics() {
     let path = fixture_path("sgr_ckpt.safetensors");
     let mut model = dbl::cli::import_torch::load_imported(&path).unwrap();
     assert_eq!(model.config(), &small_cfg(Backbone::Sgr));
@@ -268,18 +272,43 @@ fn sgr_import_folds_batch_norm_statistics() {
     let (sims, _) = run(&mut model, &fx.batch());
     let want = Fixture::open("sgr_ckpt.sims.safetensors").f32("sims").1;
     check("imported sims", &sims, &want, TOL);
-    // The statistics matter: the un-folded parameters score differently.
-    let (plain, _) = run(
-        &mut {
-            let mut m = Model::new(&small_cfg(Backbone::Sgr), 0).unwrap();
-            weights::load(&mut m, &fixture_path("sgr_small.weights.safetensors")).unwrap();
-            m
-        },
-        &fx.batch(),
-    );
-    let r = rel(&plain, &want);
+    // The statistics matter: without them the same parameters score differently.
+    let mut plain = Model::new(&small_cfg(Backbone::Sgr), 0).unwrap();
+    weights::load(&mut plain, &fixture_path("sgr_small.weights.safetensors")).unwrap();
+    let (plain_sims, _) = run(&mut plain.clone(), &fx.batch());
+    let r = rel(&plain_sims, &want);
     println!("  without the statistics: rel {r:.3e}");
     assert!(r > 10.0 * TOL, "running statistics had no effect: {r:.3e}");
+    assert!(
+        model
+            .buffers()
+            .iter()
+            .all(|b| b.value.iter().any(|&v| v != 0.0 && v != 1.0))
+    );
+    // Parameters as in the checkpoint, statistics aside: a training step
+    // (dropout 0) is sgr_train's.
+    for (a, b) in model.params().iter().zip(plain.params()) {
+        assert!(a.name == b.name && a.value == b.value, "{}", a.name);
+    }
+    let cfg = ModelConfig {
+        dropout: 0.0,
+        ..small_cfg(Backbone::Sgr)
+    };
+    let mut tuned = Model::new(&cfg, 0).unwrap();
+    weights::load_bytes(
+        &mut tuned,
+        &weights::to_bytes(&model).unwrap(),
+        Path::new("import.safetensors"),
+    )
+    .unwrap();
+    let (step_sims, _) = step(&mut tuned, &fx.batch(), true);
+    let train = Fixture::open("sgr_train.safetensors");
+    check(
+        "imported training-step sims",
+        &step_sims,
+        &train.f32("sims").1,
+        TOL,
+    );
 }
 
 /// splitmix64-based U[-1/32, 1/32), bit-identical to the fixture script's.

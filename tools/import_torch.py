@@ -13,9 +13,11 @@ prefix), a {'state_dict': ...} dict, or a bare state_dict. VSE∞'s GRU
 float32 tensors (other entries, e.g. integer buffers, are reported and
 dropped) and writes them with their state_dict names. BatchNorm layers
 (`X.running_mean` / `X.running_var` next to `X.weight` / `X.bias`, as in the
-SGRAF backbones) are folded into dbl's inference form with running statistics
-0 / 1: weight' = weight*sqrt(1 + eps)/sqrt(var + eps), bias' = bias -
-mean*weight/sqrt(var + eps), eps = 1e-5; the statistics are then dropped. `dbl import-torch`
+SGRAF and VSE∞ backbones) keep their running statistics as they are: dbl holds
+them as buffers under the same names, uses them in eval mode, and trains with
+batch statistics from the unchanged weight and bias, as PyTorch does (so a
+fine-tuned import starts where the original's training would);
+`num_batches_tracked` (int64) is dropped. `dbl import-torch`
 runs this script and then validates the result by loading it into the Rust
 model. Exit status 2 on a checkpoint it cannot interpret.
 
@@ -94,22 +96,15 @@ def clean_name(name):
     return name
 
 
-BN_EPS = 1e-5
 
-
-def fold_batchnorm(out):
-    """Folds every BatchNorm's running statistics into its weight and bias, in place."""
-    for name in [k for k in out if k.endswith(".running_mean")]:
-        p = name[: -len(".running_mean")]
-        need = [f"{p}.weight", f"{p}.bias", f"{p}.running_var"]
-        if not all(k in out for k in need):
-            raise ValueError(f"BatchNorm `{p}`: running_mean without {', '.join(need)}")
-        mean = out.pop(name).double()
-        var = out.pop(f"{p}.running_var").double()
-        w, b = out[f"{p}.weight"].double(), out[f"{p}.bias"].double()
-        inv = 1.0 / (var + BN_EPS).sqrt()
-        out[f"{p}.weight"] = (w * inv * (1.0 + BN_EPS) ** 0.5).float().contiguous()
-        out[f"{p}.bias"] = (b - mean * w * inv).float().contiguous()
+def check_batchnorm(out):
+    """Every BatchNorm's running statistics come with its other three tensors."""
+    for name in [k for k in out if k.endswith((".running_mean", ".running_var"))]:
+        p = name.rsplit(".", 1)[0]
+        need = [f"{p}.weight", f"{p}.bias", f"{p}.running_mean", f"{p}.running_var"]
+        missing = [k for k in need if k not in out]
+        if missing:
+            raise ValueError(f"BatchNorm `{p}`: {name.rsplit('.', 1)[1]} without {', '.join(missing)}")
 
 
 def load_checkpoint(src):
@@ -135,13 +130,15 @@ def convert(src, dst, options_path=None):
     out, dropped = {}, []
     for k, v in sd.items():
         name = clean_name(k)
+        if name.endswith(".num_batches_tracked"):
+            continue  # only matters with momentum=None, which no original uses
         if v.dtype != torch.float32:
             dropped.append(f"{k} ({v.dtype})")
             continue
         if name in out:
             raise ValueError(f"two tensors map to `{name}` after stripping prefixes")
         out[name] = v.detach().contiguous().clone()
-    fold_batchnorm(out)
+    check_batchnorm(out)
     for d in dropped:
         print(f"import_torch: dropped non-float32 tensor {d}", file=sys.stderr)
     if not out:

@@ -32,8 +32,8 @@ use crate::train::config::{BackboneName, ModelSection, Regime, TrainConfig};
 #[command(
     after_help = "Layouts: the DBL authors' {'model': state_dict, 'opt': ...} (OSS/MSS/OAS, one file \
                   per branch), SGRAF's and VSE∞'s {'model': [img_enc, txt_enc(, sim_enc)], 'opt': \
-                  ...}. BatchNorm running statistics are folded into the weights (dbl's inference \
-                  form). Reading .pth files needs python3 with torch >= 2.4 and safetensors; the \
+                  ...}. BatchNorm running statistics are kept as they are (used in eval mode; \
+                  training from the run uses batch statistics, as the originals do). Reading .pth files needs python3 with torch >= 2.4 and safetensors; the \
                   file is read with torch.load(weights_only=True), never running code stored in it."
 )]
 pub struct Args {
@@ -65,7 +65,7 @@ pub struct Args {
 struct Converted {
     /// The file given.
     path: PathBuf,
-    /// Its safetensors bytes (dbl names, BatchNorm folded).
+    /// Its safetensors bytes (dbl names, BatchNorm running statistics kept).
     bytes: Vec<u8>,
     /// Its `opt` options (empty when it has none).
     opt: Map<String, Value>,

@@ -40,8 +40,8 @@ Weights:
   (dbl_ref/gpo.py), otherwise as vse_small.
 - sgr_ckpt.pth.tar / sgr_ckpt.safetensors / sgr_ckpt.sims.safetensors: sgr_small's
   model with random BatchNorm running statistics, saved in the authors' layout,
-  converted by tools/import_torch.py (which folds the statistics into weight and
-  bias), and its eval-mode `sims` on the sgr_small batch.
+  converted by tools/import_torch.py (which keeps the statistics as buffers), and
+  its eval-mode `sims` on the sgr_small batch.
 - vse_infty_small (VSE-infinity's precomp model "vse-infty": vse with the region MLP of
   `precomp_enc_type basic` and GPO; B=8, R=36, img_dim 64, embed 32 (MLP hidden 16),
   word_dim 16, V=50, lengths 12..2), eval mode: the batch norms use random running

@@ -14,8 +14,7 @@ Parameter names follow the authors' released models (state_dict order):
   sim_enc.SGR_module.{0,1,2}.{graph_query_w,graph_key_w,sim_graph_w}.*  (sgr)
   sim_enc.SAF_module.attn_sim_w.*, sim_enc.SAF_module.bn.*              (saf)
 BatchNorm layers also hold running_mean / running_var / num_batches_tracked buffers;
-dbl keeps the inference form with the running statistics folded into weight and
-bias (tools/import_torch.py does the folding).
+dbl keeps the first two under the same names (tools/import_torch.py copies them).
 """
 
 import torch
