@@ -332,6 +332,26 @@ pub(super) struct Acc {
     pub(super) eval_b: f64,
 }
 
+/// Backward of the eval projection `z_j = w_e·x_j + b_e` of one pair from
+/// dz: accumulates `w_e`'s and `b_e`'s gradients into `acc` (when given)
+/// and writes dx_j = dz·w_e. x_j, dx_j: [S].
+pub(super) fn eval_linear_backward(
+    acc: Option<&mut Acc>,
+    we: &[f32],
+    dz: f32,
+    x: &[f32],
+    dx: &mut [f32],
+) {
+    if let Some(acc) = acc {
+        acc.eval_b += dz as f64;
+        acc.eval_w
+            .iter_mut()
+            .zip(x)
+            .for_each(|(g, &v)| *g += dz as f64 * v as f64);
+    }
+    dx.iter_mut().zip(we).for_each(|(g, &w)| *g = dz * w);
+}
+
 impl Acc {
     /// Adds another chunk's sums (chunk order fixes the result).
     pub(super) fn add(&mut self, a: &Acc) {
@@ -738,16 +758,8 @@ impl ScanHead {
         resize(&mut sc.dh, nc * s);
         for j in 0..nc {
             let dz = ds[j] * (1.0 - sims[j] * sims[j]);
-            acc.eval_b += dz as f64;
             let hj = &sv.h[j * s..(j + 1) * s];
-            acc.eval_w
-                .iter_mut()
-                .zip(hj)
-                .for_each(|(g, &x)| *g += dz as f64 * x as f64);
-            sc.dh[j * s..(j + 1) * s]
-                .iter_mut()
-                .zip(we)
-                .for_each(|(g, &x)| *g = dz * x);
+            eval_linear_backward(Some(acc), we, dz, hj, &mut sc.dh[j * s..(j + 1) * s]);
         }
         l2norm::backward(&sv.h, &sv.hnorm, &mut sc.dh, s);
         resize(&mut sc.dt, w.n_words() * s);

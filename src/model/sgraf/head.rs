@@ -40,7 +40,8 @@ use crate::engine::linear::Linear;
 use crate::engine::param::{Module, Param};
 use crate::engine::reduce::dot_f64;
 use crate::model::scan_head::{
-    Acc, GroupLogits, HeadCache, Kernel, Saved, ScanHead, Scratch, Words, resize,
+    Acc, GroupLogits, HeadCache, Kernel, Saved, ScanHead, Scratch, Words, eval_linear_backward,
+    resize,
 };
 use crate::model::sgraf::attention_filtration::{AttentionFiltration, SafState};
 use crate::model::sgraf::graph_reasoning::{GraphStep, RootState, StepState};
@@ -451,18 +452,8 @@ impl SgrafHead {
         let mut dvec = vec![0.0f32; sims.len() * s];
         for j in 0..sims.len() {
             let dz = ds[j] * sims[j] * (1.0 - sims[j]);
-            if let Some(acc) = acc.as_deref_mut() {
-                acc.eval_b += dz as f64;
-                let vj = &r.vec[j * s..(j + 1) * s];
-                acc.eval_w
-                    .iter_mut()
-                    .zip(vj)
-                    .for_each(|(a, &x)| *a += dz as f64 * x as f64);
-            }
-            dvec[j * s..(j + 1) * s]
-                .iter_mut()
-                .zip(we)
-                .for_each(|(a, &x)| *a = dz * x);
+            let (vj, dj) = (&r.vec[j * s..(j + 1) * s], &mut dvec[j * s..(j + 1) * s]);
+            eval_linear_backward(acc.as_deref_mut(), we, dz, vj, dj);
         }
         dvec
     }
