@@ -33,8 +33,9 @@ use crate::train::config::{BackboneName, ModelSection, Regime, TrainConfig};
     after_help = "Layouts: the DBL authors' {'model': state_dict, 'opt': ...} (OSS/MSS/OAS, one file \
                   per branch), SGRAF's and VSE∞'s {'model': [img_enc, txt_enc(, sim_enc)], 'opt': \
                   ...}. BatchNorm running statistics are kept as they are (used in eval mode; \
-                  training from the run uses batch statistics, as the originals do). Reading .pth files needs python3 with torch >= 2.4 and safetensors; the \
-                  file is read with torch.load(weights_only=True), never running code stored in it."
+                  training from the run uses batch statistics, as the originals do). Reading \
+                  .pth files needs python3 with torch >= 2.4 and safetensors; the file is read \
+                  with torch.load(weights_only=True), never running code stored in it."
 )]
 pub struct Args {
     /// Checkpoints (`.pth` / `.pth.tar`, or `.safetensors` converted by

@@ -1,13 +1,8 @@
-//! PyTorch `nn.BatchNorm1d(C)` in its inference form with running
-//! statistics (mean 0, variance 1): `y = x·γ/√(1 + ε) + β` per channel,
-//! ε = 1e-5 (docs/method.md §13.4). Parameters `{prefix}.weight` (γ) and
+//! The parameters of PyTorch's `nn.BatchNorm1d(C)`: `{prefix}.weight` (γ) and
 //! `{prefix}.bias` (β), both [C]; γ starts at 1, β at 0 (the authors' init).
-//!
-//! This form never uses batch statistics (docs/method.md §13.4). A checkpoint's running statistics are
-//! folded into γ and β on import (`tools/import_torch.py`:
-//! γ' = γ·√(1 + ε)/√(var + ε), β' = β − mean·γ/√(var + ε)), which reproduces
-//! PyTorch's eval-mode output exactly in real arithmetic. Training mode with
-//! batch statistics and running statistics: [`crate::engine::batchnorm_train`].
+//! ε = 1e-5 (docs/method.md §13.4). The layer's two modes, training (batch
+//! statistics) and eval (running statistics, kept as buffers and imported as
+//! they are), are in [`crate::engine::batchnorm_train`].
 //!
 //! Layout as `BatchNorm1d`: x: [n, C, inner] (inner = 1 for [n, C] input),
 //! channel c scales every `inner`-long run at position c.
@@ -17,7 +12,7 @@ use crate::engine::param::{Module, Param};
 /// PyTorch's default `eps` of `BatchNorm1d`.
 pub const BN_EPS: f32 = 1e-5;
 
-/// `nn.BatchNorm1d(C)`, inference form.
+/// `nn.BatchNorm1d(C)`'s γ and β.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNorm {
     /// `{prefix}.weight`: γ [C].
@@ -42,56 +37,6 @@ impl BatchNorm {
     /// Channels C.
     pub fn channels(&self) -> usize {
         self.weight.shape[0]
-    }
-
-    /// 1/√(1 + ε) as f32 (what PyTorch divides by at running variance 1).
-    fn inv_std() -> f32 {
-        1.0 / (1.0 + BN_EPS).sqrt()
-    }
-
-    fn check(&self, len: usize, inner: usize) {
-        let c = self.channels();
-        assert!(
-            inner > 0 && len.is_multiple_of(c * inner),
-            "{}: {len} values are not [n, {c}, {inner}]",
-            self.weight.name
-        );
-    }
-
-    /// In place. x: [n, C, inner].
-    pub fn forward(&self, x: &mut [f32], inner: usize) {
-        self.check(x.len(), inner);
-        let k = Self::inv_std();
-        for blk in x.chunks_exact_mut(self.channels() * inner) {
-            for ((run, &g), &b) in blk
-                .chunks_exact_mut(inner)
-                .zip(&self.weight.value)
-                .zip(&self.bias.value)
-            {
-                // PyTorch: (x − 0)/√(1 + ε)·γ + β.
-                run.iter_mut().for_each(|v| *v = *v * k * g + b);
-            }
-        }
-    }
-
-    /// Accumulates γ and β gradients and turns `dy` into dx in place.
-    /// x: [n, C, inner] (the forward input), dy: same shape.
-    pub fn backward(&mut self, x: &[f32], dy: &mut [f32], inner: usize) {
-        self.check(x.len(), inner);
-        assert_eq!(x.len(), dy.len(), "{}: gradient length", self.weight.name);
-        let k = Self::inv_std();
-        let c = self.channels();
-        let mut dg = vec![0.0f64; c];
-        let mut db = vec![0.0f64; c];
-        let g = &self.weight.value;
-        channel_runs(x, dy, c, inner, |ch, xr, gr| {
-            for (&xv, gv) in xr.iter().zip(gr.iter_mut()) {
-                dg[ch] += *gv as f64 * (xv * k) as f64;
-                db[ch] += *gv as f64;
-                *gv *= k * g[ch];
-            }
-        });
-        self.add_grads(&dg, &db);
     }
 
     /// Adds per-channel sums to the γ and β gradients. dg, db: [C].
@@ -132,20 +77,5 @@ impl Module for BatchNorm {
     }
     fn params_mut(&mut self) -> Vec<&mut Param> {
         vec![&mut self.weight, &mut self.bias]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::engine::testutil::*;
-
-    #[test]
-    fn finite_differences() {
-        let inner = 5;
-        check_batchnorm_grads(
-            (3, 4, inner),
-            |bn, y| bn.forward(y, inner),
-            |bn, x, dy| bn.backward(x, dy, inner),
-        );
     }
 }
