@@ -5,7 +5,7 @@
 #   setsid nohup nice -n 19 tools/study/power.sh >> /work/study2/log 2>&1 < /dev/null &
 #
 # Everything heavy lives in $STUDY (default /work/study2), outside the
-# repository: a copy of dbl built from the repository's HEAD on the first run
+# repository: a copy of dbl built from the protocol's commit (DBL_COMMIT) on the first run
 # (bin/dbl, bin/commit), a copy of configs/synthetic, the data
 # (data/hard: `dbl synth --hard --train 800 --dev $DEV --test $TEST --seed 0`),
 # one `dbl sweep` folder per dbl row (sweeps/<row>) and one run folder per
@@ -31,6 +31,8 @@ TORCH_SEEDS="${TORCH_SEEDS:-5}"
 CAP="${CAP:-24}"
 BURN_IN="${BURN_IN:-5}"
 PY="${PY:-/work/venv/bin/python}"
+# The protocol's commit (EXPERIMENTS.md §4): the dbl binary of every dbl seed.
+DBL_COMMIT="${DBL_COMMIT:-fa0f1a44080b24b2742b8ac39cf00f1e6dfa5194}"
 # Smoke tests only (e.g. EXTRA_SETS="max_steps_per_epoch=2", with DEST and STUDY elsewhere).
 EXTRA_SETS="${EXTRA_SETS:-}"
 TORCH_EXTRA="${TORCH_EXTRA:-}"
@@ -43,21 +45,42 @@ fi
 log() { echo "$(date -u +%FT%TZ) $*"; }
 
 if [ ! -x "$STUDY/bin/dbl" ]; then
-    # DBL_BIN: a binary already built from this HEAD (saves a build); else build it.
+    # Every dbl seed is trained by the binary of one commit, the protocol's
+    # (DBL_COMMIT), whatever the checkout's HEAD: later commits restructured the
+    # training code, and a study must not mix binaries. A fresh machine builds
+    # that commit from a detached worktree under $STUDY. DBL_BIN: a binary
+    # already built from DBL_COMMIT (saves the build).
+    want="$(git -C "$REPO" rev-parse "$DBL_COMMIT^{commit}")"
     bin="${DBL_BIN:-}"
     if [ -z "$bin" ]; then
-        (cd "$REPO" && cargo build --release)
-        bin="${CARGO_TARGET_DIR:-$REPO/target}/release/dbl"
+        src="$STUDY/src"
+        if [ "$(git -C "$src" rev-parse HEAD 2>/dev/null)" != "$want" ]; then
+            rm -rf "$src"
+            git -C "$REPO" worktree prune
+            git -C "$REPO" worktree add --detach "$src" "$want"
+        fi
+        log "building dbl at $want in $src"
+        (cd "$src" && CARGO_TARGET_DIR="$STUDY/target" cargo build --release --bin dbl)
+        bin="$STUDY/target/release/dbl"
     fi
     mkdir -p "$STUDY/bin"
     cp "$bin" "$STUDY/bin/dbl.tmp" && mv "$STUDY/bin/dbl.tmp" "$STUDY/bin/dbl"
-    git -C "$REPO" rev-parse HEAD > "$STUDY/bin/commit"
+    echo "$want" > "$STUDY/bin/commit"
 fi
 if [ ! -d "$STUDY/configs" ]; then
     cp -r "$REPO/configs/synthetic" "$STUDY/configs.tmp" && mv "$STUDY/configs.tmp" "$STUDY/configs"
 fi
 DBL="$STUDY/bin/dbl"
 COMMIT="$(cat "$STUDY/bin/commit")"
+for rec in "$DEST"/hard-*/seed*.json; do
+    [ -f "$rec" ] || continue
+    used="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["commit"])' "$rec")"
+    if [ "$used" != "$COMMIT" ]; then
+        echo "$(date -u +%FT%TZ) $rec was trained by dbl at $used but $DBL is from $COMMIT;" \
+            "remove $STUDY/bin and rerun (it builds DBL_COMMIT)" >&2
+        exit 1
+    fi
+done
 log "power study start: dbl from commit $COMMIT, dev $DEV / test $TEST images, $SEEDS seeds"
 data="$STUDY/data/hard"
 if [ ! -f "$data/.done" ]; then
