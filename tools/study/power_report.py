@@ -100,7 +100,14 @@ def main():
     for path in sorted(glob.glob(os.path.join(args.dest, "*", "seed*.json"))):
         with open(path) as f:
             r = json.load(f)
+        missing = [k for k in ("row", "seed", "best_on_dev_diff", "late_mean_diff", "late",
+                               "best_on_dev_test_rsum", "wall_seconds") if k not in r]
+        if missing:
+            sys.exit(f"{path}: not a seed record of the power study (no {', '.join(missing)}); "
+                     "tools/study/power_extract.py writes them")
         rows.setdefault(r["row"], []).append(r)
+    if not rows:
+        sys.exit(f"{args.dest}: no seed records (<row>/seed<s>.json) to report on")
     names = [n for n in ORDER if n in rows] + sorted(n for n in rows if n not in ORDER)
     report = {}
     md = ["| row | seeds (planned) | best-on-dev: target − anchor, mean [95 % CI], wins | "
