@@ -12,6 +12,15 @@ Writes DEST/report.md, DEST/report.json and DEST/report.svg (per row, every
 seed's paired difference under each estimator as dots, with the mean and its
 95 % interval; a zero line) and prints the Markdown. Rows with fewer seeds
 than the protocol's are marked partial.
+
+The verdicts follow the protocol fixed in EXPERIMENTS.md §4 before any run: per
+dbl row, "established" when the primary (late-epoch mean) two-sided 95 %
+interval excludes 0, else "not established"; the same verdicts with Holm's
+correction over the four dbl rows (from the paired t-tests' p-values, only
+once all four rows are complete); where the best-on-dev interval reads
+otherwise, that is said; the PyTorch row replicates dbl's hard/sum OSS-RM row
+when their primary intervals overlap and their means have the same sign. A
+partial row gets no verdict.
 """
 
 import argparse
@@ -22,13 +31,17 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from power import t_quantile  # noqa: E402
+from power import t_cdf, t_quantile  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLANNED = {"pytorch-hard-sum-oss_rm": 5}
 PLANNED_DEFAULT = 10
 ORDER = ["hard-sum-oss_rm", "pytorch-hard-sum-oss_rm", "hard-main-oss_rm", "hard-sum-oss_am",
          "hard-main-oss_am"]
+# The rows Holm's correction runs over, and the replication pair (EXPERIMENTS.md §4).
+DBL_ROWS = ["hard-sum-oss_rm", "hard-main-oss_rm", "hard-sum-oss_am", "hard-main-oss_am"]
+REPLICATION = ("pytorch-hard-sum-oss_rm", "hard-sum-oss_rm")
+ALPHA = 0.05
 
 
 def paired(d):
@@ -40,7 +53,63 @@ def paired(d):
         sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1))
         h = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
         out.update(sd=sd, ci95=[m - h, m + h])
+        if sd > 0:
+            t = m / (sd / math.sqrt(n))
+            out["p"] = min(1.0, 2.0 * (1.0 - t_cdf(abs(t), n - 1)))
+        else:
+            out["p"] = 1.0 if abs(m) <= 1e-12 else 0.0
     return out
+
+
+def excludes_zero(p):
+    return "ci95" in p and (p["ci95"][0] > 0 or p["ci95"][1] < 0)
+
+
+def holm(pvalues, alpha=ALPHA):
+    """Holm's step-down procedure: {name: rejected} for {name: p}."""
+    ranked = sorted(pvalues.items(), key=lambda kv: kv[1])
+    out, going = {}, True
+    for i, (name, p) in enumerate(ranked):
+        going = going and p <= alpha / (len(ranked) - i)
+        out[name] = going
+    return out
+
+
+def verdicts(report):
+    """The protocol's verdicts (module doc) as Markdown lines."""
+    complete = lambda n: n in report and len(report[n]["seeds"]) >= report[n]["planned"]
+    word = lambda yes: "established" if yes else "not established"
+    lines = []
+    for name in [n for n in DBL_ROWS if n in report]:
+        r = report[name]
+        if not complete(name):
+            lines.append(f"- {name}: no verdict (partial: {len(r['seeds'])} of {r['planned']} seeds)")
+            continue
+        late, bod = r["late"], r["best_on_dev"]
+        line = (f"- {name}: **{word(excludes_zero(late))}** (primary {text(late)}, "
+                f"p = {late['p']:.4f})")
+        if excludes_zero(late) != excludes_zero(bod):
+            line += (f"; best-on-dev reads otherwise: {text(bod)}, p = {bod['p']:.4f}, "
+                     f"{word(excludes_zero(bod))}")
+        lines.append(line)
+    if all(complete(n) for n in DBL_ROWS):
+        rejected = holm({n: report[n]["late"]["p"] for n in DBL_ROWS})
+        lines.append("- With Holm's correction over the four dbl rows (α = 0.05): " + "; ".join(
+            f"{n} {word(rejected[n])}" for n in DBL_ROWS))
+    else:
+        lines.append("- Holm's correction over the four dbl rows: once all four are complete")
+    py, ref = REPLICATION
+    if complete(py) and complete(ref):
+        a, b = report[py]["late"], report[ref]["late"]
+        overlap = a["ci95"][0] <= b["ci95"][1] and b["ci95"][0] <= a["ci95"][1]
+        same = (a["mean"] > 0) == (b["mean"] > 0)
+        lines.append(f"- Replication ({py} against {ref}, primary): intervals "
+                     f"{'overlap' if overlap else 'do not overlap'}, means "
+                     f"{'of the same sign' if same else 'of opposite signs'}: "
+                     f"**{'replicates' if overlap and same else 'does not replicate'}**")
+    else:
+        lines.append(f"- Replication ({py} against {ref}): once both rows are complete")
+    return lines
 
 
 def text(p):
@@ -129,6 +198,10 @@ def main():
                         "wall_seconds": sum(r["wall_seconds"] for r in recs)}
         md.append(f"| {name} | {len(recs)} ({planned}){partial} | {text(bod)} | {text(late)} | "
                   f"{report[name]['epoch_wins']} of {len(ep)} | {anchor:.1f} / {target:.1f} |")
+    md.append("")
+    md.append("Verdicts (the protocol of EXPERIMENTS.md §4):")
+    md.append("")
+    md.extend(verdicts(report))
     md.append("")
     md.append("Per seed (best-on-dev difference; late-epoch mean difference over the epochs averaged):")
     md.append("")
