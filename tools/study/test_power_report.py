@@ -16,6 +16,8 @@ import power_report  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "power_report.py")
 T_975_9 = 2.2621571627  # Student t, 0.975 quantile, 9 degrees of freedom
+UP = [4.0 + (-1.0) ** s for s in range(10)]  # 10 seeds clearly above 0
+FLAT = [6.0 * (-1.0) ** s for s in range(10)]  # 10 seeds of mean 0
 
 
 def test_p_value_at_the_critical_t_is_alpha_and_the_interval_touches_zero():
@@ -62,8 +64,7 @@ def report(dest):
 
 
 def test_verdicts_of_complete_and_partial_rows(tmp_path):
-    up = [4.0 + (-1.0) ** s for s in range(10)]  # clearly above 0
-    flat = [6.0 * (-1.0) ** s for s in range(10)]  # mean 0
+    up, flat = UP, FLAT
     write_row(tmp_path, "hard-sum-oss_rm", up, flat)
     write_row(tmp_path, "hard-main-oss_rm", flat, flat)
     write_row(tmp_path, "hard-sum-oss_am", up[:4], up[:4])
@@ -80,8 +81,7 @@ def test_verdicts_of_complete_and_partial_rows(tmp_path):
 
 
 def test_holm_and_a_failed_replication_once_every_row_is_complete(tmp_path):
-    up = [4.0 + (-1.0) ** s for s in range(10)]
-    flat = [6.0 * (-1.0) ** s for s in range(10)]
+    up, flat = UP, FLAT
     for row in power_report.DBL_ROWS:
         write_row(tmp_path, row, up if row.startswith("hard-sum") else flat, up)
     write_row(tmp_path, "pytorch-hard-sum-oss_rm", [-x for x in up[:5]], up[:5])
